@@ -1,0 +1,9 @@
+/* cmd_bench_kernel.c — placeholder until the benchmark lands; says so honestly and exits 2. */
+#include "cli.h"
+
+int cmd_bench_kernel(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "gqsa bench: bench_kernel not implemented yet in this build\n");
+    return 2;
+}
