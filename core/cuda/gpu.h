@@ -1,4 +1,4 @@
-/* gpu.h — the C interface to the CUDA engine (core/cuda/*.cu). Plain C, so CPU code can call it.
+/* gpu.h — the C interface to the CUDA engine (the .cu files in core/cuda). Plain C, so CPU code can call it.
  *
  * Built only when nvcc is found (GQSA_CUDA=1); otherwise core/gpu_stub.c provides the same functions
  * returning GQ_ERR_UNSUPPORTED, so callers never need #ifdefs. gq_gpu_available() is 0 when no device
