@@ -76,5 +76,7 @@ gq_status gq_gguf_tensor_to_f32(const gq_gguf *g, const gq_gguf_tensor *t, float
 void gq_dequant_q4_0(const uint8_t *src, float *dst, uint64_t n);
 void gq_dequant_q4_1(const uint8_t *src, float *dst, uint64_t n);
 void gq_dequant_q8_0(const uint8_t *src, float *dst, uint64_t n);
+/* "F32", "Q4_1", "Q6_K", ... or "unknown" (for messages and `inspect`). */
+const char *gq_ggml_type_name(uint32_t type);
 
 #endif

@@ -103,6 +103,10 @@ size_t gq_model_n_params(const gq_model *m);
 /* Scan every tensor for NaN/Inf; GQ_ERR_NUMERIC naming the first bad tensor. */
 gq_status gq_model_check_finite(const gq_model *m);
 
+/* Print the config, every tensor's shape and the parameter count (human-readable, for `inspect`
+ * and logs). */
+void gq_model_describe(const gq_model *m, FILE *f);
+
 /* Format-specific loaders (model_llama2c.c, model_gguf.c, model_safetensors.c). */
 gq_status gq_model_load_llama2c(const char *path, const char *tokenizer_path, gq_model **out);
 gq_status gq_model_load_gguf(const char *path, gq_model **out);

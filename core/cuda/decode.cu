@@ -1,0 +1,715 @@
+/* decode.cu — the batch-1 decode engine (implements core/cuda/decode.h).
+ *
+ * One decode step at position p (all on the device, captured once as a CUDA graph):
+ *   x = emb[tokens[p]]; per block: xb = rmsnorm(x); qkv = Wqkv xb; RoPE(q, k at p); K/V[p] = fp16(k, v);
+ *   att = softmax(q K[0..p]^T / sqrt(HD)) V[0..p] (split over key chunks, then combined);
+ *   x += Wo att; xb = rmsnorm(x); gu = Wgu xb; hb = silu(g) * u; x += Wdown hb;
+ *   logits = Whead rmsnorm(x); next = argmax(logits); if p+1 >= n_prompt: tokens[p+1] = next; p += 1.
+ * The prompt goes through the same step (its argmax is discarded), so prompt + generation is one
+ * run of graph replays with no host work between tokens.
+ * Sections: random fill | fp16 GEMV | decode attention | step kernels | building | the step graph |
+ * generate | memory and bandwidth.
+ * Must not: allocate, copy to the host or synchronise inside the captured step.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels_common.cuh"
+#include "cuda_check.h"
+#include "decode.h"
+#include "gpu.h"
+
+
+#define GQD_CHUNK 128 /* keys per attention block: enough blocks at long contexts, one key per thread */
+
+namespace {
+
+/* ===========================================================================================
+ * Random fill (speed/memory runs): a counter-based hash, so any grid gives the same numbers.
+ * =========================================================================================== */
+__device__ __forceinline__ uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+__device__ __forceinline__ float unif_pm1(uint64_t seed, size_t i) { /* uniform in [-1, 1) */
+    return (float)(mix64(seed ^ mix64(i)) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+__global__ void k_rand_half(__half *p, size_t n, uint64_t seed, float scale) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = __float2half(unif_pm1(seed, i) * scale);
+}
+__global__ void k_rand_float(float *p, size_t n, uint64_t seed, float mean, float scale) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = mean + unif_pm1(seed, i) * scale;
+}
+
+/* ===========================================================================================
+ * fp16 GEMV: y [N] (+)= W [N, K] x [K], W fp16 row-major, x and y fp32, fp32 accumulation.
+ * One warp per row; 16-byte weight loads (8 halves), four in flight per lane; weights are read
+ * exactly once per token, so they bypass L1 (ld.global.nc.L1::no_allocate via __ldcs-like
+ * streaming load); x is re-read by every warp and stays in L1/L2.
+ * =========================================================================================== */
+#define GQD_GEMV_WARPS 8
+__device__ __forceinline__ float dot8(uint4 u, float4 a, float4 b) {
+    const __half2 *h = (const __half2 *)&u;
+    float2 f0 = __half22float2(h[0]), f1 = __half22float2(h[1]), f2 = __half22float2(h[2]), f3 = __half22float2(h[3]);
+    return f0.x * a.x + f0.y * a.y + f1.x * a.z + f1.y * a.w + f2.x * b.x + f2.y * b.y + f3.x * b.z + f3.y * b.w;
+}
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+template <bool ACC>
+__global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const __half *W, const float *x, int N, int K) {
+    int row = blockIdx.x * GQD_GEMV_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (row >= N) return;
+    const __half *w = W + (size_t)row * K;
+    float s = 0.f;
+    if ((K & 7) == 0) {
+        const uint4 *w4 = (const uint4 *)w;
+        const float4 *x4 = (const float4 *)x;
+        int n8 = K >> 3, i = lane;
+        for (; i + 96 < n8; i += 128) {
+            uint4 u0 = ld_stream(w4 + i), u1 = ld_stream(w4 + i + 32), u2 = ld_stream(w4 + i + 64),
+                  u3 = ld_stream(w4 + i + 96);
+            s += dot8(u0, __ldg(x4 + 2 * i), __ldg(x4 + 2 * i + 1));
+            s += dot8(u1, __ldg(x4 + 2 * (i + 32)), __ldg(x4 + 2 * (i + 32) + 1));
+            s += dot8(u2, __ldg(x4 + 2 * (i + 64)), __ldg(x4 + 2 * (i + 64) + 1));
+            s += dot8(u3, __ldg(x4 + 2 * (i + 96)), __ldg(x4 + 2 * (i + 96) + 1));
+        }
+        for (; i < n8; i += 32) s += dot8(ld_stream(w4 + i), __ldg(x4 + 2 * i), __ldg(x4 + 2 * i + 1));
+    } else { /* rows not 16-byte aligned (e.g. stories260K's hidden 172): scalar path */
+        for (int k = lane; k < K; k += 32) s += __half2float(w[k]) * x[k];
+    }
+    s = gqk::warp_sum(s);
+    if (lane == 0) y[row] = ACC ? y[row] + s : s;
+}
+
+/* ===========================================================================================
+ * Decode attention, split over key chunks (flash-decoding): block (h, c) scores keys
+ * [c*CHUNK, min((c+1)*CHUNK, p+1)) for query head h, one key per thread (the K row read as
+ * 16-byte vectors), then accumulates p_j V_j with one output dim per thread; k_attn_combine merges
+ * the chunks with their (max, sum) pairs. Blocks past the current position exit at once, so the
+ * grid can be sized for max_T and the graph stays valid at every position.
+ * =========================================================================================== */
+template <int HD>
+__global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, float *pl, const float *q,
+                                                        const __half *kc, const __half *vc, const int32_t *pos,
+                                                        int NH, int NKV, int maxc, float scale) {
+    __shared__ float qs[HD];
+    __shared__ float ps[GQD_CHUNK];
+    int h = blockIdx.x, c = blockIdx.y, tid = threadIdx.x;
+    int n = *pos + 1, j0 = c * GQD_CHUNK;
+    if (j0 >= n) return; /* whole block: uniform */
+    int nk = min(GQD_CHUNK, n - j0), kvh = h / (NH / NKV), NKVD = NKV * HD;
+    for (int d = tid; d < HD; d += blockDim.x) qs[d] = q[h * HD + d] * scale;
+    __syncthreads();
+    float s = -FLT_MAX;
+    if (tid < nk) {
+        const uint4 *kr = (const uint4 *)(kc + (size_t)(j0 + tid) * NKVD + (size_t)kvh * HD);
+        s = 0.f;
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            uint4 u = kr[i];
+            const __half2 *hh = (const __half2 *)&u;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(hh[e]);
+                s += f.x * qs[8 * i + 2 * e] + f.y * qs[8 * i + 2 * e + 1];
+            }
+        }
+    }
+    float m = gqk::block_max(s);
+    float p = tid < nk ? __expf(s - m) : 0.f;
+    ps[tid] = p;
+    float l = gqk::block_sum(p); /* its barriers also publish ps */
+    const __half *vb = vc + (size_t)j0 * NKVD + (size_t)kvh * HD;
+    for (int d = tid; d < HD; d += blockDim.x) {
+        float a = 0.f;
+#pragma unroll 8
+        for (int j = 0; j < nk; j++) a += ps[j] * __half2float(vb[(size_t)j * NKVD + d]);
+        pacc[((size_t)h * maxc + c) * HD + d] = a;
+    }
+    if (tid == 0) {
+        pm[h * maxc + c] = m;
+        pl[h * maxc + c] = l;
+    }
+}
+__global__ void k_attn_combine(float *out, const float *pacc, const float *pm, const float *pl, const int32_t *pos,
+                               int HD, int maxc) {
+    int h = blockIdx.x, nc = (*pos + 1 + GQD_CHUNK - 1) / GQD_CHUNK;
+    float M = -FLT_MAX;
+    for (int c = 0; c < nc; c++) M = fmaxf(M, pm[h * maxc + c]);
+    float L = 0.f;
+    for (int c = 0; c < nc; c++) L += __expf(pm[h * maxc + c] - M) * pl[h * maxc + c];
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        float a = 0.f;
+        for (int c = 0; c < nc; c++) a += __expf(pm[h * maxc + c] - M) * pacc[((size_t)h * maxc + c) * HD + d];
+        out[h * HD + d] = a / L;
+    }
+}
+
+/* ===========================================================================================
+ * Step kernels
+ * =========================================================================================== */
+__global__ void k_embed_dec(float *x, const __half *emb, const int32_t *tokens, const int32_t *pos, int D, int V) {
+    int id = tokens[*pos];
+    id = id < 0 ? 0 : (id >= V ? V - 1 : id); /* defensive: ids come from the host check or argmax */
+    for (int i = threadIdx.x; i < D; i += blockDim.x) x[i] = __half2float(emb[(size_t)id * D + i]);
+}
+/* K/V of the current position into the fp16 cache of one layer ([max_T, NKVD] each). */
+__global__ void k_kv_store(__half *kc, __half *vc, const float *qkv, const int32_t *pos, int NQ, int NKVD) {
+    size_t p = (size_t)*pos;
+    for (int i = threadIdx.x; i < NKVD; i += blockDim.x) {
+        kc[p * NKVD + i] = __float2half(qkv[NQ + i]);
+        vc[p * NKVD + i] = __float2half(qkv[NQ + NKVD + i]);
+    }
+}
+/* Greedy pick (lowest id among equal maxima, as the CPU's loop) and advance the position. */
+__global__ void k_argmax_advance(int32_t *tokens, int32_t *pos, const int32_t *n_prompt, const float *logits, int V) {
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+    float v = -FLT_MAX;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float x = logits[i];
+        if (x > v) { v = x; idx = i; } /* i ascends per thread: first max kept */
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (ov > v || (ov == v && oi < idx)) { v = ov; idx = oi; }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) { bv[w] = v; bi[w] = idx; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++)
+            if (bv[k] > v || (bv[k] == v && bi[k] < idx)) { v = bv[k]; idx = bi[k]; }
+        if (idx == 0x7fffffff) idx = 0; /* all NaN: keep going, the host reports non-finite logits */
+        int p = *pos;
+        if (p + 1 >= *n_prompt) tokens[p + 1] = idx;
+        *pos = p + 1;
+    }
+}
+__global__ void k_swiglu1(float *hb, const float *gu, int H) {
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < H; j += gridDim.x * blockDim.x) {
+        float g = gu[j];
+        hb[j] = g / (1.f + expf(-g)) * gu[H + j];
+    }
+}
+__global__ void k_bias1(float *y, const float *b, int N) {
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) y[j] += b[j];
+}
+
+} /* namespace */
+
+/* ===========================================================================================
+ * The decoder
+ * =========================================================================================== */
+typedef struct {
+    int N, K;
+    __half *w16;        /* GQ_DEC_FP16: [N, K] */
+    size_t bytes;       /* bytes one GEMV streams (values + metadata) */
+} gqd_lin;
+
+typedef struct {
+    float *attn_norm, *ffn_norm, *bqkv;
+    gqd_lin qkv, o, gu, down;
+} gqd_layer;
+
+struct gq_decoder {
+    gq_config c;
+    gq_dec_opts o;
+    int random;
+    cudaStream_t s;
+    __half *tok_emb;   /* [V, D] */
+    float *final_norm; /* [D] */
+    gqd_lin head;      /* [V, D] (shares tok_emb's storage when tied and fp16) */
+    gqd_layer *L;
+    __half *kc, *vc;   /* [L, max_T, NKVD] */
+    float *rope_cos, *rope_sin;
+    float *x, *xb, *qkv, *att, *gu, *hb, *logits, *pacc, *pm, *pl;
+    int32_t *tokens, *pos, *n_prompt;
+    int maxc;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    size_t weight_bytes, linear_bytes;
+};
+
+static gq_status dmalloc(void **p, size_t n, const char *what) {
+    cudaError_t e = cudaMalloc(p, n ? n : 1);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        cudaGetLastError();
+        return gq_errf(GQ_ERR_NOMEM, "decode engine: cannot allocate %.2f GiB on the GPU for %s: %s", n / 1073741824.0,
+                       what, cudaGetErrorString(e));
+    }
+    return GQ_OK;
+}
+
+static int blocks_for(size_t n, int threads) {
+    size_t b = (n + threads - 1) / threads;
+    return (int)(b > 4096 ? 4096 : (b ? b : 1));
+}
+
+extern "C" gq_status gq_dec_parse_format(const char *s, gq_dec_opts *o) {
+    if (!strcmp(s, "fp16")) { o->format = GQ_DEC_FP16; o->sparsity = 0; return GQ_OK; }
+    if (!strcmp(s, "w4")) { o->format = GQ_DEC_W4; o->sparsity = 0; o->bits = 4; return GQ_OK; }
+    int pct = 0;
+    char tail = 0;
+    if (sscanf(s, "gqs-s%d%c", &pct, &tail) == 1 && pct >= 0 && pct < 100) {
+        o->format = GQ_DEC_GQS;
+        o->sparsity = pct / 100.0;
+        o->bits = 4;
+        return GQ_OK;
+    }
+    return gq_errf(GQ_ERR_ARG, "unknown decode format '%s' (fp16, w4, gqs-s<percent> such as gqs-s50)", s);
+}
+
+extern "C" const char *gq_dec_format_name(const gq_dec_opts *o, char *buf, size_t cap) {
+    if (o->format == GQ_DEC_FP16) snprintf(buf, cap, "fp16");
+    else if (o->format == GQ_DEC_W4) snprintf(buf, cap, "w%d g%d", o->bits, o->group);
+    else snprintf(buf, cap, "gqs w%d s%02d g%d", o->bits, (int)(o->sparsity * 100 + 0.5), o->group);
+    return buf;
+}
+
+static void lin_free(gqd_lin *l) {
+    cudaFree(l->w16);
+    memset(l, 0, sizeof *l);
+}
+
+extern "C" void gq_dec_free(gq_decoder *d) {
+    if (!d) return;
+    if (d->exec) cudaGraphExecDestroy(d->exec);
+    if (d->graph) cudaGraphDestroy(d->graph);
+    if (d->L) {
+        for (int l = 0; l < d->c.n_layers; l++) {
+            gqd_layer *y = &d->L[l];
+            cudaFree(y->attn_norm); cudaFree(y->ffn_norm); cudaFree(y->bqkv);
+            lin_free(&y->qkv); lin_free(&y->o); lin_free(&y->gu); lin_free(&y->down);
+        }
+        free(d->L);
+    }
+    if (d->head.w16 == d->tok_emb) d->head.w16 = NULL;
+    lin_free(&d->head);
+    cudaFree(d->tok_emb); cudaFree(d->final_norm); cudaFree(d->kc); cudaFree(d->vc);
+    cudaFree(d->rope_cos); cudaFree(d->rope_sin);
+    cudaFree(d->x); cudaFree(d->xb); cudaFree(d->qkv); cudaFree(d->att); cudaFree(d->gu); cudaFree(d->hb);
+    cudaFree(d->logits); cudaFree(d->pacc); cudaFree(d->pm); cudaFree(d->pl);
+    cudaFree(d->tokens); cudaFree(d->pos); cudaFree(d->n_prompt);
+    if (d->s) cudaStreamDestroy(d->s);
+    free(d);
+}
+
+/* Everything but the weights: cache, activations, RoPE tables, position state. */
+static gq_status alloc_state(gq_decoder *d) {
+    const gq_config *c = &d->c;
+    int D = c->dim, H = c->hidden_dim, HD = c->head_dim, V = c->vocab_size, T = d->o.max_T;
+    size_t NQ = (size_t)c->n_heads * HD, NKVD = (size_t)c->n_kv_heads * HD;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&d->s, cudaStreamNonBlocking));
+    size_t kv = (size_t)c->n_layers * T * NKVD * sizeof(__half);
+    GQ_TRY(dmalloc((void **)&d->kc, kv, "the K cache"));
+    GQ_TRY(dmalloc((void **)&d->vc, kv, "the V cache"));
+    d->maxc = (T + GQD_CHUNK - 1) / GQD_CHUNK;
+    GQ_TRY(dmalloc((void **)&d->x, D * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->xb, D * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->qkv, (NQ + 2 * NKVD) * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->att, NQ * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->gu, (size_t)2 * H * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->hb, (size_t)H * 4, "activations"));
+    GQ_TRY(dmalloc((void **)&d->logits, (size_t)V * 4, "logits"));
+    GQ_TRY(dmalloc((void **)&d->pacc, (size_t)c->n_heads * d->maxc * HD * 4, "attention partials"));
+    GQ_TRY(dmalloc((void **)&d->pm, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
+    GQ_TRY(dmalloc((void **)&d->pl, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
+    GQ_TRY(dmalloc((void **)&d->tokens, (size_t)T * 4, "tokens"));
+    GQ_TRY(dmalloc((void **)&d->pos, 4, "position"));
+    GQ_TRY(dmalloc((void **)&d->n_prompt, 4, "position"));
+    int half = HD / 2;
+    float *hc = (float *)malloc((size_t)T * half * 4), *hs = (float *)malloc((size_t)T * half * 4);
+    if (!hc || !hs) { free(hc); free(hs); return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed"); }
+    for (int p = 0; p < T; p++) /* same tables as core/forward.c: float64 angles rounded once */
+        for (int i = 0; i < half; i++) {
+            double a = p * pow((double)c->rope_theta, -2.0 * i / (double)HD);
+            hc[(size_t)p * half + i] = (float)cos(a);
+            hs[(size_t)p * half + i] = (float)sin(a);
+        }
+    gq_status st = dmalloc((void **)&d->rope_cos, (size_t)T * half * 4, "rope");
+    if (!st) st = dmalloc((void **)&d->rope_sin, (size_t)T * half * 4, "rope");
+    if (!st && cudaMemcpy(d->rope_cos, hc, (size_t)T * half * 4, cudaMemcpyHostToDevice) != cudaSuccess) st = GQ_ERR_INTERNAL;
+    if (!st && cudaMemcpy(d->rope_sin, hs, (size_t)T * half * 4, cudaMemcpyHostToDevice) != cudaSuccess) st = GQ_ERR_INTERNAL;
+    free(hc); free(hs);
+    if (st == GQ_ERR_INTERNAL) return gq_errf(st, "decode engine: uploading RoPE tables failed");
+    return st;
+}
+
+static gq_status check_shape(const gq_config *c, const gq_dec_opts *o) {
+    GQ_TRY(gq_config_validate(c, c->name[0] ? c->name : "decode model"));
+    if (c->arch == GQ_ARCH_OPT) return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: OPT is not supported");
+    int HD = c->head_dim;
+    if (HD != 8 && HD != 16 && HD != 32 && HD != 64 && HD != 128)
+        return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: head_dim %d (supported: 8, 16, 32, 64, 128)", HD);
+    if (o->max_T < 2 || o->max_T > (1 << 20)) return gq_errf(GQ_ERR_ARG, "decode engine: max_T %d out of range", o->max_T);
+    if (o->format != GQ_DEC_FP16)
+        return gq_errf(GQ_ERR_UNSUPPORTED,
+                       "decode engine: format %s needs the GQS GEMV API (core/cuda/gqs_gemv.h), not wired in yet",
+                       o->format == GQ_DEC_W4 ? "w4" : "gqs");
+    return GQ_OK;
+}
+
+/* fp16 rows of several host matrices stacked into one device matrix. */
+static gq_status lin_from_host(gqd_lin *l, const gq_linear *const *parts, int nparts, const char *what) {
+    size_t N = 0;
+    int K = parts[0]->in;
+    for (int i = 0; i < nparts; i++) { GQ_ASSERT(parts[i]->in == K); N += (size_t)parts[i]->out; }
+    l->N = (int)N;
+    l->K = K;
+    uint16_t *h = (uint16_t *)malloc(N * K * 2);
+    if (!h) return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed for %s", what);
+    size_t off = 0;
+    for (int i = 0; i < nparts; i++)
+        for (size_t e = 0; e < (size_t)parts[i]->out * K; e++) h[off++] = gq_fp32_to_fp16(parts[i]->w[e]);
+    gq_status st = dmalloc((void **)&l->w16, N * K * 2, what);
+    if (!st && cudaMemcpy(l->w16, h, N * K * 2, cudaMemcpyHostToDevice) != cudaSuccess)
+        st = gq_errf(GQ_ERR_INTERNAL, "decode engine: upload of %s failed", what);
+    free(h);
+    l->bytes = N * K * 2;
+    return st;
+}
+static gq_status lin_random(gqd_lin *l, int N, int K, uint64_t seed, const char *what) {
+    l->N = N;
+    l->K = K;
+    GQ_TRY(dmalloc((void **)&l->w16, (size_t)N * K * 2, what));
+    /* uniform with variance 1/K: activations keep their scale through the layer */
+    k_rand_half<<<4096, 256>>>(l->w16, (size_t)N * K, seed, sqrtf(3.f / K));
+    CUDA_CHECK_LAUNCH();
+    l->bytes = (size_t)N * K * 2;
+    return GQ_OK;
+}
+static gq_status f32_up(float **p, const float *h, size_t n, const char *what) {
+    GQ_TRY(dmalloc((void **)p, n * 4, what));
+    CUDA_CHECK(cudaMemcpy(*p, h, n * 4, cudaMemcpyHostToDevice));
+    return GQ_OK;
+}
+
+static void account(gq_decoder *d) {
+    const gq_config *c = &d->c;
+    d->linear_bytes = d->head.bytes;
+    for (int l = 0; l < c->n_layers; l++)
+        d->linear_bytes += d->L[l].qkv.bytes + d->L[l].o.bytes + d->L[l].gu.bytes + d->L[l].down.bytes;
+    d->weight_bytes = d->linear_bytes + (size_t)c->dim * 4 * (2 * c->n_layers + 1);
+    if (d->head.w16 != d->tok_emb) d->weight_bytes += (size_t)c->vocab_size * c->dim * 2;
+}
+
+static gq_status capture(gq_decoder *d);
+
+extern "C" gq_status gq_dec_create(const gq_model *m, const gq_dec_opts *o, gq_decoder **out) {
+    *out = NULL;
+    if (!gq_gpu_available()) return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: no CUDA device");
+    GQ_TRY(check_shape(&m->cfg, o));
+    gq_decoder *d = (gq_decoder *)calloc(1, sizeof *d);
+    if (!d) return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed");
+    d->c = m->cfg;
+    d->o = *o;
+    const gq_config *c = &d->c;
+    int D = c->dim, V = c->vocab_size;
+    gq_status st = alloc_state(d);
+    if (!st) {
+        gq_linear emb = {V, D, m->tok_emb, NULL};
+        const gq_linear *pe[1] = {&emb};
+        gqd_lin tmp;
+        memset(&tmp, 0, sizeof tmp);
+        st = lin_from_host(&tmp, pe, 1, "tok_emb");
+        d->tok_emb = tmp.w16;
+        if (!st && (c->tied_embeddings || m->lm_head == m->tok_emb)) d->head = tmp;
+        else if (!st) {
+            gq_linear hd = {V, D, m->lm_head, NULL};
+            const gq_linear *ph[1] = {&hd};
+            st = lin_from_host(&d->head, ph, 1, "lm_head");
+        }
+    }
+    if (!st) st = f32_up(&d->final_norm, m->final_norm, D, "final_norm");
+    if (!st) {
+        d->L = (gqd_layer *)calloc((size_t)c->n_layers, sizeof(gqd_layer));
+        if (!d->L) st = gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed");
+    }
+    for (int l = 0; !st && l < c->n_layers; l++) {
+        const gq_block *b = &m->blocks[l];
+        gqd_layer *y = &d->L[l];
+        const gq_linear *qkv[3] = {&b->lin[GQ_LIN_Q], &b->lin[GQ_LIN_K], &b->lin[GQ_LIN_V]};
+        const gq_linear *po[1] = {&b->lin[GQ_LIN_O]};
+        const gq_linear *gu[2] = {&b->lin[GQ_LIN_GATE], &b->lin[GQ_LIN_UP]};
+        const gq_linear *pd[1] = {&b->lin[GQ_LIN_DOWN]};
+        st = f32_up(&y->attn_norm, b->attn_norm, D, "attn_norm");
+        if (!st) st = f32_up(&y->ffn_norm, b->ffn_norm, D, "ffn_norm");
+        if (!st) st = lin_from_host(&y->qkv, qkv, 3, "q/k/v");
+        if (!st) st = lin_from_host(&y->o, po, 1, "o_proj");
+        if (!st) st = lin_from_host(&y->gu, gu, 2, "gate/up");
+        if (!st) st = lin_from_host(&y->down, pd, 1, "down_proj");
+        if (!st && c->qkv_bias) {
+            int NQ = c->n_heads * c->head_dim, NKVD = c->n_kv_heads * c->head_dim;
+            float *hb = (float *)calloc((size_t)NQ + 2 * NKVD, 4);
+            if (!hb) st = gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed");
+            else {
+                if (b->lin[GQ_LIN_Q].bias) memcpy(hb, b->lin[GQ_LIN_Q].bias, (size_t)NQ * 4);
+                if (b->lin[GQ_LIN_K].bias) memcpy(hb + NQ, b->lin[GQ_LIN_K].bias, (size_t)NKVD * 4);
+                if (b->lin[GQ_LIN_V].bias) memcpy(hb + NQ + NKVD, b->lin[GQ_LIN_V].bias, (size_t)NKVD * 4);
+                st = f32_up(&y->bqkv, hb, (size_t)NQ + 2 * NKVD, "qkv bias");
+                free(hb);
+            }
+        }
+    }
+    if (!st) {
+        account(d);
+        st = capture(d);
+    }
+    if (st) {
+        gq_dec_free(d);
+        return gq_err_prefix(st, "building the decoder for %s: ", m->source[0] ? m->source : "model");
+    }
+    *out = d;
+    return GQ_OK;
+}
+
+extern "C" gq_status gq_dec_create_random(const gq_config *cfg, const gq_dec_opts *o, uint64_t seed, gq_decoder **out) {
+    *out = NULL;
+    if (!gq_gpu_available()) return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: no CUDA device");
+    GQ_TRY(check_shape(cfg, o));
+    gq_decoder *d = (gq_decoder *)calloc(1, sizeof *d);
+    if (!d) return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed");
+    d->c = *cfg;
+    d->c.qkv_bias = 0;
+    d->o = *o;
+    d->random = 1;
+    const gq_config *c = &d->c;
+    int D = c->dim, H = c->hidden_dim, V = c->vocab_size;
+    int NQ = c->n_heads * c->head_dim, NKVD = c->n_kv_heads * c->head_dim;
+    uint64_t sd = seed * 1000003u;
+    gq_status st = alloc_state(d);
+    if (!st) st = dmalloc((void **)&d->tok_emb, (size_t)V * D * 2, "tok_emb");
+    if (!st) {
+        k_rand_half<<<4096, 256>>>(d->tok_emb, (size_t)V * D, sd++, 1.f);
+        if (cudaGetLastError() != cudaSuccess) st = gq_errf(GQ_ERR_INTERNAL, "decode engine: random fill failed");
+    }
+    if (!st) st = lin_random(&d->head, V, D, sd++, "lm_head");
+    if (!st) st = dmalloc((void **)&d->final_norm, (size_t)D * 4, "final_norm");
+    if (!st) k_rand_float<<<64, 256>>>(d->final_norm, D, sd++, 1.f, 0.1f);
+    if (!st) {
+        d->L = (gqd_layer *)calloc((size_t)c->n_layers, sizeof(gqd_layer));
+        if (!d->L) st = gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed");
+    }
+    for (int l = 0; !st && l < c->n_layers; l++) {
+        gqd_layer *y = &d->L[l];
+        st = dmalloc((void **)&y->attn_norm, (size_t)D * 4, "norms");
+        if (!st) st = dmalloc((void **)&y->ffn_norm, (size_t)D * 4, "norms");
+        if (!st) {
+            k_rand_float<<<64, 256>>>(y->attn_norm, D, sd++, 1.f, 0.1f);
+            k_rand_float<<<64, 256>>>(y->ffn_norm, D, sd++, 1.f, 0.1f);
+        }
+        if (!st) st = lin_random(&y->qkv, NQ + 2 * NKVD, D, sd++, "q/k/v");
+        if (!st) st = lin_random(&y->o, D, NQ, sd++, "o_proj");
+        if (!st) st = lin_random(&y->gu, 2 * H, D, sd++, "gate/up");
+        if (!st) st = lin_random(&y->down, D, H, sd++, "down_proj");
+    }
+    if (!st && cudaDeviceSynchronize() != cudaSuccess) st = gq_errf(GQ_ERR_INTERNAL, "decode engine: random fill failed");
+    if (!st) {
+        account(d);
+        st = capture(d);
+    }
+    if (st) {
+        gq_dec_free(d);
+        return gq_err_prefix(st, "building the random-weight decoder: ");
+    }
+    *out = d;
+    return GQ_OK;
+}
+
+/* ===========================================================================================
+ * The step graph
+ * =========================================================================================== */
+static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, float *y, int acc) {
+    int nb = (l->N + GQD_GEMV_WARPS - 1) / GQD_GEMV_WARPS;
+    if (acc) k_gemv_h<true><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
+    else k_gemv_h<false><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+template <int HD>
+static void launch_attn(gq_decoder *d, int l) {
+    const gq_config *c = &d->c;
+    size_t off = (size_t)l * d->o.max_T * c->n_kv_heads * HD;
+    dim3 g(c->n_heads, d->maxc);
+    k_attn_dec<HD><<<g, GQD_CHUNK, 0, d->s>>>(d->pacc, d->pm, d->pl, d->qkv, d->kc + off, d->vc + off, d->pos,
+                                              c->n_heads, c->n_kv_heads, d->maxc, 1.f / sqrtf((float)HD));
+}
+
+static gq_status record_step(gq_decoder *d) {
+    const gq_config *c = &d->c;
+    cudaStream_t s = d->s;
+    int D = c->dim, H = c->hidden_dim, HD = c->head_dim, V = c->vocab_size;
+    int NQ = c->n_heads * HD, NKVD = c->n_kv_heads * HD;
+    size_t layer_kv = (size_t)d->o.max_T * NKVD;
+    k_embed_dec<<<1, 256, 0, s>>>(d->x, d->tok_emb, d->tokens, d->pos, D, V);
+    CUDA_CHECK_LAUNCH();
+    for (int l = 0; l < c->n_layers; l++) {
+        const gqd_layer *y = &d->L[l];
+        gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, y->attn_norm, D, c->norm_eps);
+        CUDA_CHECK_LAUNCH();
+        GQ_TRY(gemv(d, &y->qkv, d->xb, d->qkv, 0));
+        if (y->bqkv) {
+            k_bias1<<<blocks_for(NQ + 2 * NKVD, 256), 256, 0, s>>>(d->qkv, y->bqkv, NQ + 2 * NKVD);
+            CUDA_CHECK_LAUNCH();
+        }
+        gqk::k_rope<<<dim3(1, c->n_heads + c->n_kv_heads), HD / 2 < 32 ? 32 : HD / 2, 0, s>>>(
+            d->qkv, NQ + 2 * NKVD, c->n_heads, c->n_kv_heads, HD, d->rope_cos, d->rope_sin, (int)c->rope_style, d->pos);
+        CUDA_CHECK_LAUNCH();
+        k_kv_store<<<1, 256, 0, s>>>(d->kc + l * layer_kv, d->vc + l * layer_kv, d->qkv, d->pos, NQ, NKVD);
+        CUDA_CHECK_LAUNCH();
+        switch (HD) {
+        case 8: launch_attn<8>(d, l); break;
+        case 16: launch_attn<16>(d, l); break;
+        case 32: launch_attn<32>(d, l); break;
+        case 64: launch_attn<64>(d, l); break;
+        case 128: launch_attn<128>(d, l); break;
+        default: GQ_ASSERT(0 && "head_dim checked at build");
+        }
+        CUDA_CHECK_LAUNCH();
+        k_attn_combine<<<c->n_heads, HD < 32 ? 32 : HD, 0, s>>>(d->att, d->pacc, d->pm, d->pl, d->pos, HD, d->maxc);
+        CUDA_CHECK_LAUNCH();
+        GQ_TRY(gemv(d, &y->o, d->att, d->x, 1));
+        gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, y->ffn_norm, D, c->norm_eps);
+        CUDA_CHECK_LAUNCH();
+        GQ_TRY(gemv(d, &y->gu, d->xb, d->gu, 0));
+        k_swiglu1<<<blocks_for(H, 256), 256, 0, s>>>(d->hb, d->gu, H);
+        CUDA_CHECK_LAUNCH();
+        GQ_TRY(gemv(d, &y->down, d->hb, d->x, 1));
+    }
+    gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, d->final_norm, D, c->norm_eps);
+    CUDA_CHECK_LAUNCH();
+    GQ_TRY(gemv(d, &d->head, d->xb, d->logits, 0));
+    k_argmax_advance<<<1, 1024, 0, s>>>(d->tokens, d->pos, d->n_prompt, d->logits, V);
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+static gq_status capture(gq_decoder *d) {
+    CUDA_CHECK(cudaStreamBeginCapture(d->s, cudaStreamCaptureModeThreadLocal));
+    gq_status st = record_step(d);
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(d->s, &g);
+    if (st) {
+        if (g) cudaGraphDestroy(g);
+        return st;
+    }
+    if (e != cudaSuccess) return gq_errf(GQ_ERR_INTERNAL, "decode engine: graph capture failed: %s", cudaGetErrorString(e));
+    d->graph = g;
+    CUDA_CHECK(cudaGraphInstantiate(&d->exec, g, 0));
+    return GQ_OK;
+}
+
+/* ===========================================================================================
+ * Generate
+ * =========================================================================================== */
+extern "C" gq_status gq_dec_generate(gq_decoder *d, const int32_t *prompt, int n_prompt, int n_gen, int32_t *out,
+                                     gq_dec_stats *stats) {
+    GQ_ASSERT(d && prompt && out);
+    if (n_prompt < 1 || n_gen < 1 || (long)n_prompt + n_gen > d->o.max_T)
+        return gq_errf(GQ_ERR_ARG, "decode: prompt %d + generated %d tokens must be >= 1 each and fit max_T %d", n_prompt,
+                       n_gen, d->o.max_T);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= d->c.vocab_size)
+            return gq_errf(GQ_ERR_ARG, "decode: prompt token %d at %d outside the vocabulary [0, %d)", prompt[i], i,
+                           d->c.vocab_size);
+    cudaStream_t s = d->s;
+    int zero = 0;
+    CUDA_CHECK(cudaMemcpyAsync(d->tokens, prompt, (size_t)n_prompt * 4, cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(d->pos, &zero, 4, cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaMemcpyAsync(d->n_prompt, &n_prompt, 4, cudaMemcpyHostToDevice, s));
+    cudaEvent_t e0, e1, e2;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    CUDA_CHECK(cudaEventCreate(&e2));
+    gq_status st = GQ_OK;
+    cudaError_t ce = cudaEventRecord(e0, s);
+    /* prompt positions 0..n_prompt-2, then n_gen steps, each producing one token */
+    for (int i = 0; ce == cudaSuccess && i < n_prompt - 1; i++) ce = cudaGraphLaunch(d->exec, s);
+    if (ce == cudaSuccess) ce = cudaEventRecord(e1, s);
+    for (int i = 0; ce == cudaSuccess && i < n_gen; i++) ce = cudaGraphLaunch(d->exec, s);
+    if (ce == cudaSuccess) ce = cudaEventRecord(e2, s);
+    if (ce == cudaSuccess) ce = cudaStreamSynchronize(s);
+    if (ce == cudaSuccess) ce = cudaMemcpy(out, d->tokens + n_prompt, (size_t)n_gen * 4, cudaMemcpyDeviceToHost);
+    float ms_pre = 0, ms_gen = 0;
+    if (ce == cudaSuccess) ce = cudaEventElapsedTime(&ms_pre, e0, e1);
+    if (ce == cudaSuccess) ce = cudaEventElapsedTime(&ms_gen, e1, e2);
+    if (ce != cudaSuccess) st = gq_errf(GQ_ERR_INTERNAL, "decode: running the step graph failed: %s", cudaGetErrorString(ce));
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaEventDestroy(e2);
+    if (st == GQ_OK && stats) {
+        gq_dec_mem mm;
+        gq_dec_memory(d, &mm);
+        stats->prefill_ms = ms_pre;
+        stats->gen_ms = ms_gen;
+        stats->tok_per_s = n_gen / (ms_gen / 1e3);
+        stats->ms_per_tok = ms_gen / n_gen;
+        /* step at position p reads p+1 cached positions; generation steps cover p = n_prompt-1 .. */
+        stats->bytes_per_tok = (double)mm.linear_bytes + (double)mm.kv_bytes_per_pos * (n_prompt + (n_gen - 1) / 2.0);
+    }
+    return st;
+}
+
+/* ===========================================================================================
+ * Memory and bandwidth
+ * =========================================================================================== */
+extern "C" void gq_dec_memory(const gq_decoder *d, gq_dec_mem *m) {
+    const gq_config *c = &d->c;
+    memset(m, 0, sizeof *m);
+    m->weight_bytes = d->weight_bytes;
+    m->linear_bytes = d->linear_bytes;
+    m->kv_bytes_per_pos = (size_t)2 * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(__half);
+    m->kv_bytes = m->kv_bytes_per_pos * (size_t)d->o.max_T;
+    cudaMemGetInfo(&m->dev_free, &m->dev_total);
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+extern "C" gq_status gq_dec_copy_bandwidth(double *bytes_per_s) {
+    *bytes_per_s = 0;
+    if (!gq_gpu_available()) return gq_errf(GQ_ERR_UNSUPPORTED, "no CUDA device");
+    const size_t n = (size_t)1 << 30; /* 1 GiB each way: ~20x the L2 */
+    void *a = NULL, *b = NULL;
+    GQ_TRY(dmalloc(&a, n, "the bandwidth probe"));
+    gq_status st = dmalloc(&b, n, "the bandwidth probe");
+    if (st) { cudaFree(a); return st; }
+    cudaMemset(a, 1, n);
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    float t[9];
+    cudaError_t ce = cudaSuccess;
+    for (int i = -2; i < 9 && ce == cudaSuccess; i++) { /* two warm-ups */
+        cudaEventRecord(e0);
+        ce = cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        if (i >= 0) cudaEventElapsedTime(&t[i], e0, e1);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaFree(a);
+    cudaFree(b);
+    if (ce != cudaSuccess) return gq_errf(GQ_ERR_INTERNAL, "bandwidth probe: %s", cudaGetErrorString(ce));
+    qsort(t, 9, sizeof(float), cmp_float);
+    *bytes_per_s = 2.0 * n / (t[4] / 1e3);
+    return GQ_OK;
+}

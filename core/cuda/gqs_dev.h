@@ -1,0 +1,234 @@
+/* gqs_dev.h — device code shared by the GQS kernels (gqs_gemv.cu) and the dense W4 baseline (w4_gemv.cu):
+ * the device-side matrix, the 16-byte unit decoder (int4 -> fp16 in registers) and the row-split kernel.
+ * CUDA C++ only; C code uses gqs_gemv.h.
+ *
+ * One unit = 16 bytes of codes = 32 weights = 4 quads of 8 (layout: core/gqs_pack.h). Per quad:
+ *   (word >> 4s) & 0x000F000F | 0x64006400  ->  half2(1024 + q_2s, 1024 + q_2s+1)      (LOP3)
+ *   w = fma(h - 1024, scale, min)                                                         (HADD2, HFMA2)
+ *   p = w0*x0 + w1*x1 + w2*x2 + w3*x3 in half2, then acc_fp32 += p.x + p.y               (HMUL2, 3 HFMA2)
+ * Codes, column indices and scales stream with ld.global.nc.L1::no_allocate (read once; keep L1 for x);
+ * x is read with 16-byte __ldg from L1/L2 (it is at most 16 x 32 KB and shared by all warps).
+ * Must not: be included by C files, or hold state (everything a launch needs is in gq_gemv_args).
+ */
+#ifndef GQ_CUDA_GQS_DEV_H
+#define GQ_CUDA_GQS_DEV_H
+
+#ifndef __CUDACC__
+#error "gqs_dev.h is CUDA C++; C code includes gqs_gemv.h"
+#endif
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cuda_check.h"
+#include "gqs_gemv.h"
+
+struct gq_gqs_gpu {
+    int N, K, G;
+    int64_t U, S;          /* units, slots */
+    int dense;             /* every group kept, K % 32 == 0 */
+    int32_t *row_unit;     /* [N+1] */
+    uint4 *codes;          /* [U] */
+    uint16_t *col;         /* [S] */
+    uint32_t *sm;          /* [S] */
+    float *rec;            /* Stream-K records [2 * max_workers][GQ_GEMV_MAX_BATCH] */
+    int *cnt;              /* Stream-K arrival counters [N], zero between launches */
+    int64_t max_workers;
+    int sm_count;
+    int sk_ctas;           /* user cap, 0 = occupancy */
+    int64_t last_workers;
+};
+
+struct gq_gemv_args {
+    const int32_t *row_unit;
+    const uint4 *codes;
+    const uint16_t *col;
+    const uint32_t *sm;
+    const __half *x;       /* [nb, K] */
+    void *y;               /* [nb, N] fp16 or fp32 */
+    float *rec;
+    int *cnt;
+    int64_t U, W;          /* units, Stream-K workers (warps) */
+    int N, K, nb, y_fp32;
+};
+
+#define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the row-split kernels */
+#define GQ_SK_WARPS 8  /* warps (shares) per CTA of the Stream-K kernel */
+
+/* ---- loads ---------------------------------------------------------------------------------------- */
+
+__device__ __forceinline__ uint4 gq_ld_stream_v4(const void *p) {
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+    return r;
+}
+__device__ __forceinline__ uint2 gq_ld_stream_v2(const void *p) {
+    uint2 r;
+    asm("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ uint32_t gq_ld_stream_u32(const void *p) {
+    uint32_t r;
+    asm("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(r) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ uint32_t gq_ld_stream_u16(const void *p) {
+    unsigned short r;
+    asm("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(r) : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ __half2 gq_u32_as_h2(uint32_t v) {
+    __half2 h;
+    memcpy(&h, &v, 4);
+    return h;
+}
+
+/* Slots per unit (G <= 32) — the metadata a unit needs. */
+template <int G> struct gq_ns { static constexpr int value = G <= 32 ? 32 / G : 1; };
+
+/* Metadata of unit u: NS scale|min words and NS column indices. */
+template <int G, bool DENSE>
+__device__ __forceinline__ void gq_load_meta(const gq_gemv_args &a, int64_t u, uint32_t (&sm)[gq_ns<G>::value],
+                                             uint32_t (&col)[gq_ns<G>::value]) {
+    if constexpr (G == 8) {
+        const uint4 s = gq_ld_stream_v4(a.sm + u * 4);
+        sm[0] = s.x, sm[1] = s.y, sm[2] = s.z, sm[3] = s.w;
+        if constexpr (!DENSE) {
+            const uint2 c = gq_ld_stream_v2(a.col + u * 4);
+            col[0] = c.x & 0xFFFF, col[1] = c.x >> 16, col[2] = c.y & 0xFFFF, col[3] = c.y >> 16;
+        }
+    } else if constexpr (G == 16) {
+        const uint2 s = gq_ld_stream_v2(a.sm + u * 2);
+        sm[0] = s.x, sm[1] = s.y;
+        if constexpr (!DENSE) {
+            const uint32_t c = gq_ld_stream_u32(a.col + u * 2);
+            col[0] = c & 0xFFFF, col[1] = c >> 16;
+        }
+    } else {
+        const int64_t slot = u / (G / 32);
+        sm[0] = gq_ld_stream_u32(a.sm + slot);
+        if constexpr (!DENSE) col[0] = gq_ld_stream_u16(a.col + slot);
+    }
+    if constexpr (DENSE)
+        for (int i = 0; i < gq_ns<G>::value; i++) col[i] = 0;
+}
+
+/* ---- one unit --------------------------------------------------------------------------------------- */
+
+/* acc[b] += sum over the unit's 32 weights of w * x[b][k]. kdense: the unit's first column for the dense
+ * kernel ((u - row's first unit) * 32); ignored otherwise. */
+template <int G, int B, bool DENSE>
+__device__ __forceinline__ void gq_unit(const gq_gemv_args &a, int64_t u, int kdense, uint4 c,
+                                        const uint32_t (&sm)[gq_ns<G>::value], const uint32_t (&col)[gq_ns<G>::value],
+                                        float (&acc)[B]) {
+    const uint32_t cw[4] = {c.x, c.y, c.z, c.w};
+    const __half2 k1024 = gq_u32_as_h2(0x64006400u);
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        constexpr int QPS = G <= 32 ? G / 8 : 1; /* quads per slot (within a unit) */
+        const int si = G <= 32 ? q / QPS : 0;
+        const __half2 s2 = __low2half2(gq_u32_as_h2(sm[si]));
+        const __half2 m2 = __high2half2(gq_u32_as_h2(sm[si]));
+        int k0;
+        if constexpr (DENSE) k0 = kdense + 8 * q;
+        else if constexpr (G <= 32) k0 = (int)col[si] * G + (q % QPS) * 8;
+        else k0 = (int)col[0] * G + (int)(u % (G / 32)) * 32 + 8 * q;
+        __half2 w[4];
+#pragma unroll
+        for (int s = 0; s < 4; s++) {
+            const uint32_t h = ((cw[q] >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
+            w[s] = __hfma2(__hsub2(gq_u32_as_h2(h), k1024), s2, m2);
+        }
+#pragma unroll
+        for (int b = 0; b < B; b++) {
+            if (b < a.nb) {
+                const uint4 xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
+                __half2 p = __hmul2(w[0], gq_u32_as_h2(xv.x));
+                p = __hfma2(w[1], gq_u32_as_h2(xv.y), p);
+                p = __hfma2(w[2], gq_u32_as_h2(xv.z), p);
+                p = __hfma2(w[3], gq_u32_as_h2(xv.w), p);
+                const float2 f = __half22float2(p);
+                acc[b] += f.x + f.y;
+            }
+        }
+    }
+}
+
+/* Units [lo, hi) of one row, lanes striding by 32, UNR units per lane in flight. ubase: the row's first
+ * unit (dense column origin). */
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_seg(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+                                       float (&acc)[B]) {
+    constexpr int NS = gq_ns<G>::value;
+    for (int64_t u0 = lo + lane; u0 < hi; u0 += 32 * UNR) {
+        uint4 c[UNR];
+        uint32_t sm[UNR][NS], col[UNR][NS];
+#pragma unroll
+        for (int i = 0; i < UNR; i++) {
+            const int64_t u = u0 + 32 * i;
+            if (u < hi) {
+                c[i] = gq_ld_stream_v4(a.codes + u);
+                gq_load_meta<G, DENSE>(a, u, sm[i], col[i]);
+            } else {
+                c[i] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+                for (int j = 0; j < NS; j++) sm[i][j] = 0, col[i][j] = 0;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < UNR; i++) {
+            const int64_t u = u0 + 32 * i;
+            if (u < hi) gq_unit<G, B, DENSE>(a, u, (int)(u - ubase) * 32, c[i], sm[i], col[i], acc);
+        }
+    }
+}
+
+template <int B> __device__ __forceinline__ void gq_warp_sum(float (&acc)[B]) {
+#pragma unroll
+    for (int b = 0; b < B; b++)
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) acc[b] += __shfl_xor_sync(0xFFFFFFFFu, acc[b], off);
+}
+
+__device__ __forceinline__ void gq_store_y(const gq_gemv_args &a, int b, int r, float v) {
+    if (a.y_fp32) static_cast<float *>(a.y)[(size_t)b * a.N + r] = v;
+    else static_cast<__half *>(a.y)[(size_t)b * a.N + r] = __float2half_rn(v);
+}
+
+/* After gq_warp_sum every lane holds every sum: lane b writes batch b (no run-time register index). */
+template <int B> __device__ __forceinline__ void gq_store_row(const gq_gemv_args &a, int r, int lane, const float (&acc)[B]) {
+#pragma unroll
+    for (int b = 0; b < B; b++)
+        if (b < a.nb && lane == b) gq_store_y(a, b, r, acc[b]);
+}
+
+template <int B> struct gq_unroll { static constexpr int value = B <= 2 ? 4 : 2; };
+
+/* Row split: warp (blockIdx.x * GQ_ROW_WARPS + warp) computes output row r. */
+template <int G, int B, bool DENSE>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_row_kernel(const gq_gemv_args a) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (r >= a.N) return;
+    int64_t lo, hi;
+    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
+    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    float acc[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) acc[b] = 0.f;
+    gq_seg<G, B, DENSE, gq_unroll<B>::value>(a, lo, hi, lo, lane, acc);
+    gq_warp_sum<B>(acc);
+    gq_store_row<B>(a, r, lane, acc);
+}
+
+/* The batch template serving nb (next power of two). */
+static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
+
+/* Dense W4 launcher (w4_gemv.cu). */
+gq_status gq_w4_gemv_launch(const gq_gemv_args &a, int G, cudaStream_t stream);
+
+#endif

@@ -1,0 +1,223 @@
+/* gqs_gemv.cu — GQS GEMV / small-batch GEMM kernels: row split and Stream-K (API: gqs_gemv.h; shared
+ * device code: gqs_dev.h; the Stream-K partition: gqs_sk.h, emulated and unit-tested on the CPU in
+ * core/gqs_pack.c).
+ *
+ * Stream-K fix-up choice: per-warp records + an arrival counter per cut row, summed by the last
+ * arriving warp in worker order. Against atomicAdd into an fp32 accumulator this keeps one launch with
+ * no memset of y and no fp32->fp16 pass, writes fp16 rows directly, and is bitwise deterministic
+ * (atomics add in arrival order). A cut row costs one record write, a fence and one atomic per share
+ * touching it: at most 2 per warp, a few thousand per launch.
+ * Must not: allocate or synchronise in the launch path (graph capture).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "gqs_dev.h"
+#include "gqs_sk.h"
+
+extern "C" const char *gq_gemv_kind_name(gq_gemv_kind k) {
+    switch (k) {
+    case GQ_GEMV_ROW: return "gqs_row";
+    case GQ_GEMV_STREAMK: return "gqs_streamk";
+    case GQ_GEMV_DENSE_W4: return "w4_dense";
+    }
+    return "?";
+}
+
+/* ---- Stream-K kernel ---------------------------------------------------------------------------------- */
+
+template <int G, int B>
+__global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_gemv_args a) {
+    const int lane = threadIdx.x & 31;
+    const int64_t w = (int64_t)blockIdx.x * GQ_SK_WARPS + (threadIdx.x >> 5);
+    const int64_t U = a.U, W = a.W;
+    const int64_t s = gq_sk_begin(U, W, w), e = gq_sk_begin(U, W, w + 1);
+    const int32_t *ru = a.row_unit;
+    const int is_last = w == W - 1;
+    for (int r = gq_sk_first_row(ru, a.N, U, s); gq_sk_visits(ru, a.N, U, e, is_last, r); r++) {
+        const int64_t r0 = ru[r], r1 = ru[r + 1];
+        const int64_t lo = r0 > s ? r0 : s, hi = r1 < e ? r1 : e;
+        float acc[B];
+#pragma unroll
+        for (int b = 0; b < B; b++) acc[b] = 0.f;
+        gq_seg<G, B, false, gq_unroll<B>::value>(a, lo, hi, 0, lane, acc);
+        gq_warp_sum<B>(acc);
+        if (gq_sk_complete(ru, r, s, e)) {
+            gq_store_row<B>(a, r, lane, acc);
+            continue;
+        }
+        /* cut row: publish this share's partial, then count arrivals; the last one sums in worker order */
+        float *rec = a.rec + (2 * w + gq_sk_slot(ru, r, s)) * GQ_GEMV_MAX_BATCH;
+#pragma unroll
+        for (int b = 0; b < B; b++)
+            if (b < a.nb && lane == b) rec[b] = acc[b];
+        __threadfence(); /* each writing lane: its record is visible device-wide before the count */
+        __syncwarp();
+        const int64_t wa = gq_sk_worker_of(U, W, r0), wb = gq_sk_worker_of(U, W, r1 - 1);
+        int last = 0;
+        if (lane == 0) last = atomicAdd(&a.cnt[r], 1) == (int)(wb - wa);
+        last = __shfl_sync(0xFFFFFFFFu, last, 0);
+        if (last) {
+            __threadfence(); /* acquire side: see every other share's record */
+            if (lane < a.nb) {
+                float sum = 0.f;
+                for (int64_t v = wa; v <= wb; v++)
+                    sum += __ldcg(a.rec + (2 * v + gq_sk_slot(ru, r, gq_sk_begin(U, W, v))) * GQ_GEMV_MAX_BATCH + lane);
+                gq_store_y(a, lane, r, sum);
+            }
+            if (lane == 0) a.cnt[r] = 0; /* ready for the next launch (stream-ordered) */
+        }
+    }
+}
+
+/* ---- launchers ---------------------------------------------------------------------------------------- */
+
+template <int G, int B> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
+    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+template <int G, int B> static gq_status launch_sk(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    int occ = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_sk_kernel<G, B>, 32 * GQ_SK_WARPS, 0));
+    int k = occ < 1 ? 1 : occ;
+    if (k > 8) k = 8;
+    if (m->sk_ctas > 0 && m->sk_ctas < k) k = m->sk_ctas;
+    const int64_t ctas = (int64_t)m->sm_count * k;
+    a.W = ctas * GQ_SK_WARPS;
+    GQ_ASSERT(a.W <= m->max_workers);
+    m->last_workers = a.W;
+    gq_gemv_sk_kernel<G, B><<<(unsigned)ctas, 32 * GQ_SK_WARPS, 0, st>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+#define GQ_FOR_B(CALL_G, G_)                                                                             \
+    switch (bt) {                                                                                        \
+    case 1: return CALL_G(G_, 1);                                                                        \
+    case 2: return CALL_G(G_, 2);                                                                        \
+    case 4: return CALL_G(G_, 4);                                                                        \
+    case 8: return CALL_G(G_, 8);                                                                        \
+    default: return CALL_G(G_, 16);                                                                      \
+    }
+#define GQ_FOR_G(CALL_G)                                                                                 \
+    switch (m->G) {                                                                                      \
+    case 8: GQ_FOR_B(CALL_G, 8)                                                                          \
+    case 16: GQ_FOR_B(CALL_G, 16)                                                                        \
+    case 32: GQ_FOR_B(CALL_G, 32)                                                                        \
+    case 64: GQ_FOR_B(CALL_G, 64)                                                                        \
+    case 128: GQ_FOR_B(CALL_G, 128)                                                                      \
+    default: break;                                                                                      \
+    }
+
+extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev,
+                                     int y_fp32, void *stream) {
+    if (B < 1 || B > GQ_GEMV_MAX_BATCH) return gq_errf(GQ_ERR_ARG, "gqs_gemv: batch %d not in 1..%d", B, GQ_GEMV_MAX_BATCH);
+    if (((uintptr_t)x_dev & 15) != 0) return gq_errf(GQ_ERR_ARG, "gqs_gemv: x must be 16-byte aligned");
+    if (!y_dev) return gq_errf(GQ_ERR_ARG, "gqs_gemv: y is NULL");
+    gq_gemv_args a;
+    memset(&a, 0, sizeof a);
+    a.row_unit = m->row_unit, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
+    a.x = static_cast<const __half *>(x_dev), a.y = y_dev, a.rec = m->rec, a.cnt = m->cnt;
+    a.U = m->U, a.N = m->N, a.K = m->K, a.nb = B, a.y_fp32 = y_fp32 ? 1 : 0;
+    cudaStream_t st = static_cast<cudaStream_t>(stream);
+    const int bt = gq_batch_tmpl(B);
+    switch (kind) {
+    case GQ_GEMV_ROW:
+#define CALL_ROW(G_, B_) launch_row<G_, B_>(a, st)
+        GQ_FOR_G(CALL_ROW)
+#undef CALL_ROW
+        break;
+    case GQ_GEMV_STREAMK:
+#define CALL_SK(G_, B_) launch_sk<G_, B_>(m, a, st)
+        GQ_FOR_G(CALL_SK)
+#undef CALL_SK
+        break;
+    case GQ_GEMV_DENSE_W4:
+        if (!m->dense)
+            return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
+                                       "(N=%d K=%d G=%d)", m->N, m->K, m->G);
+        return gq_w4_gemv_launch(a, m->G, st);
+    }
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
+}
+
+/* ---- upload ------------------------------------------------------------------------------------------- */
+
+extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
+    if (!m) return;
+    cudaFree(m->row_unit);
+    cudaFree(m->codes);
+    cudaFree(m->col);
+    cudaFree(m->sm);
+    cudaFree(m->rec);
+    cudaFree(m->cnt);
+    free(m);
+}
+
+extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
+    *out = NULL;
+    const char *why = NULL;
+    if (!gq_gqs_dev_supported(d->G, d->bits, &why)) return gq_errf(GQ_ERR_UNSUPPORTED, "gqs_gpu_upload: %s", why);
+    int dev = 0, nsm = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
+    gq_gqs_gpu *m = static_cast<gq_gqs_gpu *>(calloc(1, sizeof *m));
+    if (!m) return gq_errf(GQ_ERR_NOMEM, "gqs_gpu_upload: out of host memory");
+    gq_status st = GQ_OK;
+    m->N = d->N, m->K = d->K, m->G = d->G, m->U = d->n_units, m->S = d->n_slots, m->sm_count = nsm;
+    m->max_workers = (int64_t)nsm * 8 * GQ_SK_WARPS;
+    /* dense: every row holds all K/G groups in column order (so col can be ignored) */
+    m->dense = d->K % 32 == 0 && d->n_units == (int64_t)d->N * (d->K / 32);
+    for (int r = 0; m->dense && r <= d->N; r++) m->dense = d->row_unit[r] == (int64_t)r * (d->K / 32);
+    for (int64_t s = 0; m->dense && s < d->n_slots; s++) m->dense = d->col[s] == s % (d->K / d->G);
+    const size_t nu = (size_t)d->n_units, ns = (size_t)d->n_slots;
+    CUDA_CHECK_GOTO(cudaMalloc(&m->row_unit, (size_t)(d->N + 1) * 4), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->codes, (nu + 1) * 16), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->col, (ns + 1) * 2), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->sm, (ns + 1) * 4), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->rec, (size_t)(2 * m->max_workers) * GQ_GEMV_MAX_BATCH * 4), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->cnt, (size_t)d->N * 4), fail);
+    CUDA_CHECK_GOTO(cudaMemcpy(m->row_unit, d->row_unit, (size_t)(d->N + 1) * 4, cudaMemcpyHostToDevice), fail);
+    CUDA_CHECK_GOTO(cudaMemcpy(m->codes, d->codes, nu * 16, cudaMemcpyHostToDevice), fail);
+    CUDA_CHECK_GOTO(cudaMemcpy(m->col, d->col, ns * 2, cudaMemcpyHostToDevice), fail);
+    CUDA_CHECK_GOTO(cudaMemcpy(m->sm, d->sm, ns * 4, cudaMemcpyHostToDevice), fail);
+    CUDA_CHECK_GOTO(cudaMemset(m->cnt, 0, (size_t)d->N * 4), fail);
+    *out = m;
+    return GQ_OK;
+fail:
+    gq_gqs_gpu_free(m);
+    return st;
+}
+
+extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
+extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
+extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
+
+/* ---- plain buffers ---------------------------------------------------------------------------------- */
+
+extern "C" gq_status gq_gemv_dev_alloc(size_t bytes, void **ptr) {
+    *ptr = NULL;
+    CUDA_CHECK(cudaMalloc(ptr, bytes ? bytes : 16));
+    return GQ_OK;
+}
+extern "C" void gq_gemv_dev_free(void *ptr) { cudaFree(ptr); }
+extern "C" gq_status gq_gemv_dev_upload(void *dst_dev, const void *src, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst_dev, src, bytes, cudaMemcpyHostToDevice));
+    return GQ_OK;
+}
+extern "C" gq_status gq_gemv_dev_download(void *dst, const void *src_dev, size_t bytes) {
+    CUDA_CHECK(cudaMemcpy(dst, src_dev, bytes, cudaMemcpyDeviceToHost));
+    return GQ_OK;
+}
+extern "C" gq_status gq_gemv_dev_fill(void *dst_dev, int byte, size_t bytes) {
+    CUDA_CHECK(cudaMemset(dst_dev, byte, bytes));
+    return GQ_OK;
+}
+extern "C" gq_status gq_gemv_dev_sync(void) {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaGetLastError());
+    return GQ_OK;
+}

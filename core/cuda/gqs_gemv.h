@@ -1,0 +1,84 @@
+/* gqs_gemv.h — GQS GEMV / small-batch GEMM on the GPU (C-callable): y [B, N] = W_hat [N, K] x [B, K]^T for
+ * B = 1..16, fp16 activations in, fp32 accumulation across 8-weight pieces, fp16 (or fp32) out.
+ *
+ * W_hat is a GQS matrix in the device format of core/gqs_pack.h, uploaded once. Three kernels:
+ *   GQ_GEMV_ROW      row split: one warp per output row (rows with few groups leave lanes idle, and a
+ *                    CTA waits for its heaviest row)
+ *   GQ_GEMV_STREAMK  task-centric: a persistent grid of #SMs x k CTAs of 8 warps; the units are cut into
+ *                    equal contiguous shares, one per warp, walked across row boundaries; rows cut by a
+ *                    share boundary are summed by the last-arriving warp from per-warp records
+ *                    (core/cuda/gqs_sk.h; deterministic, one launch, no output pre-zeroing)
+ *   GQ_GEMV_DENSE_W4 the dense per-group W4 baseline (core/cuda/w4_gemv.cu): same codes and dequant, no
+ *                    column indices; only for a matrix with every group kept and K % 32 == 0
+ * Numerics (why the tolerances in tests/test_cuda_gemv.c are what they are): each weight is dequantized
+ * in fp16 as fma(q, scale, min) (one rounding, scale and min already fp16); each 8-weight quad's dot
+ * product with x is an fp16 chain of 4 half2 FMAs (4 products per lane), then converted to fp32 and
+ * summed in fp32; the row result is rounded once to fp16 (or kept fp32).
+ * All pointers named *_dev are device pointers. x must be 16-byte aligned. Calls are asynchronous on
+ * `stream` (a cudaStream_t, NULL = default stream) and capturable into CUDA graphs. Launches that use
+ * one gq_gqs_gpu must be stream-ordered (the Stream-K records and counters live in it).
+ * How to add a kernel: write it in its own .cu under core/cuda, reuse core/cuda/gqs_dev.h's unit
+ * decoder, add a gq_gemv_kind, dispatch it in gq_gqs_gpu_gemv, and add it to the test's kind loop and
+ * to the benchmark (core/cuda/bench_kernel.cu).
+ * Must not: allocate or synchronise inside gq_gqs_gpu_gemv (it runs inside graph capture).
+ */
+#ifndef GQ_CUDA_GQS_GEMV_H
+#define GQ_CUDA_GQS_GEMV_H
+
+#ifdef __cplusplus
+#ifndef _Noreturn
+#define _Noreturn [[noreturn]] /* util.h is C11 */
+#endif
+extern "C" {
+#endif
+
+#include "../gqs_pack.h"
+
+typedef enum { GQ_GEMV_ROW = 0, GQ_GEMV_STREAMK = 1, GQ_GEMV_DENSE_W4 = 2 } gq_gemv_kind;
+const char *gq_gemv_kind_name(gq_gemv_kind k);
+
+#define GQ_GEMV_MAX_BATCH 16
+
+typedef struct gq_gqs_gpu gq_gqs_gpu;
+
+/* Copy a packed matrix to the device. Caller frees with gq_gqs_gpu_free. GQ_ERR_UNSUPPORTED without a
+ * device or CUDA build; the CUDA message otherwise. */
+gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out);
+void gq_gqs_gpu_free(gq_gqs_gpu *m);
+/* 1 when every group is kept and K % 32 == 0 (GQ_GEMV_DENSE_W4 allowed). */
+int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m);
+/* Stream-K CTAs per SM: 0 (default) = as many as fit (occupancy), else min(k, that, 8). */
+void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k);
+/* Warps of the last Stream-K launch (its number of shares), for reports. */
+int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m);
+
+/* y_dev [B, N] (fp16, or fp32 when y_fp32) = W x_dev [B, K] (fp16). 1 <= B <= GQ_GEMV_MAX_BATCH. */
+gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev, int y_fp32,
+                          void *stream);
+
+/* Plain device buffers for C callers (tests) that cannot include the CUDA headers. Synchronous. */
+gq_status gq_gemv_dev_alloc(size_t bytes, void **ptr);
+void gq_gemv_dev_free(void *ptr);
+gq_status gq_gemv_dev_upload(void *dst_dev, const void *src, size_t bytes);
+gq_status gq_gemv_dev_download(void *dst, const void *src_dev, size_t bytes);
+gq_status gq_gemv_dev_fill(void *dst_dev, int byte, size_t bytes); /* poison / clear */
+gq_status gq_gemv_dev_sync(void);                                  /* wait + report async faults */
+
+/* The kernel benchmark (core/cuda/bench_kernel.cu), driven by `gqsa bench kernel`. */
+typedef struct {
+    int quick;             /* a short sweep (a minute) instead of the full one (~5 minutes) */
+    const char *csv_path;  /* write every row there (NULL: none) */
+    const char *store_path;/* results store (core/store.h) to add rows to (NULL: none) */
+    int reps;              /* timed graph replays (median taken); 0 = default 30 */
+    int check;             /* run the correctness pass first (default 1) */
+    const char *only;      /* run only shapes whose label contains this (NULL: all) */
+} gq_bench_kernel_opts;
+/* Returns GQ_OK when everything ran and every correctness check passed; the targets (PERF.md) are
+ * printed as PASS/MISS lines but do not change the status (a slow kernel is a finding, not an error). */
+gq_status gq_bench_kernel_run(const gq_bench_kernel_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

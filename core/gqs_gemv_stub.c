@@ -1,0 +1,31 @@
+/* gqs_gemv_stub.c — the GQS GEMV API (cuda/gqs_gemv.h) for builds without nvcc: every call reports
+ * GQ_ERR_UNSUPPORTED, so callers (tests, `gqsa bench kernel`) need no #ifdefs.
+ * Must not: pretend to compute anything.
+ */
+#include "cuda/gqs_gemv.h"
+
+#ifndef GQSA_CUDA
+#define NO_CUDA gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA (nvcc not found at build time)")
+const char *gq_gemv_kind_name(gq_gemv_kind k) {
+    return k == GQ_GEMV_ROW ? "gqs_row" : k == GQ_GEMV_STREAMK ? "gqs_streamk" : "w4_dense";
+}
+gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) { (void)d; *out = NULL; return NO_CUDA; }
+void gq_gqs_gpu_free(gq_gqs_gpu *m) { (void)m; }
+int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { (void)m; return 0; }
+void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { (void)m, (void)k; }
+int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { (void)m; return 0; }
+gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev, int y_fp32,
+                          void *stream) {
+    (void)m, (void)kind, (void)x_dev, (void)B, (void)y_dev, (void)y_fp32, (void)stream;
+    return NO_CUDA;
+}
+gq_status gq_gemv_dev_alloc(size_t bytes, void **ptr) { (void)bytes; *ptr = NULL; return NO_CUDA; }
+void gq_gemv_dev_free(void *ptr) { (void)ptr; }
+gq_status gq_gemv_dev_upload(void *dst_dev, const void *src, size_t bytes) { (void)dst_dev, (void)src, (void)bytes; return NO_CUDA; }
+gq_status gq_gemv_dev_download(void *dst, const void *src_dev, size_t bytes) { (void)dst, (void)src_dev, (void)bytes; return NO_CUDA; }
+gq_status gq_gemv_dev_fill(void *dst_dev, int byte, size_t bytes) { (void)dst_dev, (void)byte, (void)bytes; return NO_CUDA; }
+gq_status gq_gemv_dev_sync(void) { return NO_CUDA; }
+gq_status gq_bench_kernel_run(const gq_bench_kernel_opts *o) { (void)o; return NO_CUDA; }
+#else
+typedef int gq_gqs_gemv_stub_unused; /* keep the translation unit non-empty */
+#endif

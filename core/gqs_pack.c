@@ -1,0 +1,341 @@
+/* gqs_pack.c — GQS -> GPU device format re-layout, its CPU decoders, the CPU emulation of the Stream-K
+ * split (same code as the kernel: cuda/gqs_sk.h), and random GQS matrices. Layout: gqs_pack.h.
+ * Must not: call CUDA, or print (errors go through gq_errf).
+ */
+#include "gqs_pack.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/gqs_sk.h"
+
+/* ---- format ------------------------------------------------------------------------------------- */
+
+int gq_gqs_dev_supported(int G, int bits, const char **why) {
+    const char *w = NULL;
+    if (bits != 4)
+        w = "the GPU kernels implement 4-bit codes only (2/3/8-bit GQS layers run on the CPU path)";
+    else if (G != 8 && G != 16 && G != 32 && G != 64 && G != 128)
+        w = "the GPU kernels implement group sizes 8, 16, 32, 64 and 128";
+    if (why) *why = w;
+    return w == NULL;
+}
+
+/* Nibble position of code c (0..7) inside its quad word: see gqs_pack.h. */
+static inline int quad_nibble(int c) { return (c >> 1) + 4 * (c & 1); }
+
+static inline int dev_code_at(const gq_gqs_dev *d, int64_t p) {
+    /* p: index into the weight stream (unit p/32) */
+    const int64_t u = p / 32;
+    const int pos = (int)(p % 32), q = pos / 8, nib = quad_nibble(pos % 8);
+    const uint8_t byte = d->codes[u * 16 + q * 4 + nib / 2];
+    return (nib & 1) ? byte >> 4 : byte & 15;
+}
+
+gq_status gq_gqs_pack(const gq_gqs *g, const char *what, gq_gqs_dev *out) {
+    memset(out, 0, sizeof *out);
+    const char *why = NULL;
+    if (!what) what = "(unnamed)";
+    if (!gq_gqs_dev_supported(g->G, g->bits, &why))
+        return gq_errf(GQ_ERR_UNSUPPORTED, "gqs_pack %s: G=%d bits=%d: %s", what, g->G, g->bits, why);
+    GQ_TRY(gq_gqs_validate(g, what));
+    const int G = g->G, N = g->N, K = g->K;
+    if (K / G > 65536)
+        return gq_errf(GQ_ERR_ARG, "gqs_pack %s: K/G = %d group columns do not fit the uint16 column index", what,
+                       K / G);
+    const int gpu = gq_gqs_dev_groups_per_unit(G), upg = gq_gqs_dev_units_per_group(G);
+    int64_t U = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t n = g->row_index[r + 1] - g->row_index[r];
+        U += G <= 32 ? (n + gpu - 1) / gpu : n * upg;
+    }
+    if (U > INT32_MAX)
+        return gq_errf(GQ_ERR_ARG, "gqs_pack %s: %lld units overflow the int32 row offsets", what, (long long)U);
+    const int64_t S = U * 32 / G;
+    out->N = N, out->K = K, out->G = G, out->bits = g->bits, out->nnz = g->nnz;
+    out->n_units = U, out->n_slots = S;
+    out->row_unit = gq_malloc((size_t)(N + 1) * sizeof(int32_t));
+    out->codes = gq_calloc((size_t)U * 16 + 16, 1); /* +16: never zero-sized */
+    out->col = gq_calloc((size_t)S + 1, sizeof(uint16_t));
+    out->sm = gq_calloc((size_t)S + 1, sizeof(uint32_t));
+    int64_t u = 0;
+    for (int r = 0; r < N; r++) {
+        out->row_unit[r] = (int32_t)u;
+        const int32_t i0 = g->row_index[r], n = g->row_index[r + 1] - i0;
+        const int64_t slot0 = u * 32 / G; /* rows start on unit (hence slot) boundaries */
+        for (int32_t t = 0; t < n; t++) {
+            const size_t i = (size_t)i0 + (size_t)t;
+            const float sc = g->scales[i], mn = -g->zeros[i] * g->scales[i];
+            if (!isfinite(sc) || !isfinite(mn) || fabsf(sc) > 65504.0f || fabsf(mn) > 65504.0f) {
+                gq_gqs_dev_free(out);
+                return gq_errf(GQ_ERR_NUMERIC,
+                               "gqs_pack %s: row %d group column %d: scale %g / min %g is not a finite fp16 value", what,
+                               r, g->group_col[i], sc, mn);
+            }
+            out->col[slot0 + t] = (uint16_t)g->group_col[i];
+            out->sm[slot0 + t] = (uint32_t)gq_fp32_to_fp16(sc) | ((uint32_t)gq_fp32_to_fp16(mn) << 16);
+            for (int j = 0; j < G; j++) {
+                const int64_t p = u * 32 + (int64_t)t * G + j;
+                const int pos = (int)(p % 32), nib = quad_nibble(pos % 8);
+                uint8_t *b = &out->codes[(p / 32) * 16 + (pos / 8) * 4 + nib / 2];
+                const int c = gq_gqs_get_code(g, i, j);
+                *b |= (uint8_t)((nib & 1) ? c << 4 : c);
+            }
+        }
+        u += G <= 32 ? (n + gpu - 1) / gpu : (int64_t)n * upg;
+    }
+    out->row_unit[N] = (int32_t)u;
+    GQ_ASSERT(u == U);
+    return GQ_OK;
+}
+
+void gq_gqs_dev_free(gq_gqs_dev *d) {
+    if (!d) return;
+    free(d->row_unit);
+    free(d->codes);
+    free(d->col);
+    free(d->sm);
+    memset(d, 0, sizeof *d);
+}
+
+/* Number of real (non-padding) slots of row r: real groups come first with strictly ascending columns;
+ * padding slots (column 0, scale 0, min 0) follow, so the first column that does not ascend ends them. */
+static int64_t row_real_slots(const gq_gqs_dev *d, int r) {
+    const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, b = (int64_t)d->row_unit[r + 1] * 32 / d->G;
+    int64_t s = a;
+    for (; s < b; s++)
+        if (s > a && d->col[s] <= d->col[s - 1]) break;
+    return s - a;
+}
+
+int gq_gqs_dev_get_code(const gq_gqs_dev *d, int r, int k) {
+    GQ_ASSERT(r >= 0 && r < d->N && k >= 0 && k < d->K);
+    const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = row_real_slots(d, r);
+    for (int64_t s = a; s < a + n; s++)
+        if (d->col[s] == k / d->G) return dev_code_at(d, s * d->G + k % d->G);
+    return -1;
+}
+
+static inline void sm_unpack(uint32_t sm, float *scale, float *mn) {
+    *scale = gq_fp16_to_fp32((uint16_t)(sm & 0xFFFF));
+    *mn = gq_fp16_to_fp32((uint16_t)(sm >> 16));
+}
+
+void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w) {
+    memset(w, 0, (size_t)d->N * d->K * sizeof(float));
+    for (int r = 0; r < d->N; r++) {
+        const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = row_real_slots(d, r);
+        for (int64_t s = a; s < a + n; s++) {
+            float sc, mn;
+            sm_unpack(d->sm[s], &sc, &mn);
+            for (int j = 0; j < d->G; j++)
+                w[(size_t)r * d->K + (size_t)d->col[s] * d->G + j] = (float)dev_code_at(d, s * d->G + j) * sc + mn;
+        }
+    }
+}
+
+size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense) {
+    size_t b = (size_t)d->n_units * 16 + (size_t)d->n_slots * 4;
+    if (!dense) b += (size_t)d->n_slots * 2 + (size_t)(d->N + 1) * 4;
+    return b;
+}
+
+/* ---- Stream-K emulation --------------------------------------------------------------------------- */
+
+/* Sum over units [lo, hi) of W_hat x_b, exactly as the kernel indexes it (stream index p -> slot p/G,
+ * column col[slot]*G + p%G), in float64. */
+static void units_dot(const gq_gqs_dev *d, int64_t lo, int64_t hi, const float *x, int B, double *acc) {
+    for (int b = 0; b < B; b++) acc[b] = 0;
+    for (int64_t p = lo * 32; p < hi * 32; p++) {
+        const int64_t slot = p / d->G;
+        float sc, mn;
+        sm_unpack(d->sm[slot], &sc, &mn);
+        const double w = (double)dev_code_at(d, p) * sc + mn;
+        const int64_t k = (int64_t)d->col[slot] * d->G + p % d->G;
+        for (int b = 0; b < B; b++) acc[b] += w * x[(size_t)b * d->K + k];
+    }
+}
+
+gq_status gq_gqs_sk_emulate(const gq_gqs_dev *d, int64_t W, const int64_t *order, const float *x, int B, double *y,
+                            int *writes, gq_sk_stats *stats) {
+    GQ_ASSERT(W >= 1 && B >= 1);
+    const int N = d->N;
+    const int64_t U = d->n_units;
+    const int32_t *ru = d->row_unit;
+    double *rec = gq_calloc((size_t)(2 * W) * B, sizeof(double));
+    int *cnt = gq_calloc((size_t)N, sizeof(int));
+    int *wr = gq_calloc((size_t)N, sizeof(int));
+    double *acc = gq_malloc((size_t)B * sizeof(double));
+    gq_sk_stats st = {0, 0, 0, INT64_MAX};
+    gq_status status = GQ_OK;
+    for (int64_t idx = 0; idx < W && status == GQ_OK; idx++) {
+        const int64_t w = order ? order[idx] : idx;
+        GQ_ASSERT(w >= 0 && w < W);
+        const int64_t s = gq_sk_begin(U, W, w), e = gq_sk_begin(U, W, w + 1);
+        if (e - s > st.max_share) st.max_share = e - s;
+        if (e - s < st.min_share) st.min_share = e - s;
+        for (int r = gq_sk_first_row(ru, N, U, s); gq_sk_visits(ru, N, U, e, w == W - 1, r); r++) {
+            const int64_t lo = ru[r] > s ? ru[r] : s, hi = ru[r + 1] < e ? ru[r + 1] : e;
+            units_dot(d, lo, hi > lo ? hi : lo, x, B, acc);
+            if (gq_sk_complete(ru, r, s, e)) {
+                for (int b = 0; b < B; b++) y[(size_t)b * N + r] = acc[b];
+                wr[r]++;
+                continue;
+            }
+            const int slot = gq_sk_slot(ru, r, s);
+            for (int b = 0; b < B; b++) rec[(size_t)(2 * w + slot) * B + b] = acc[b];
+            st.records++;
+            const int64_t wa = gq_sk_worker_of(U, W, ru[r]), wb = gq_sk_worker_of(U, W, ru[r + 1] - 1);
+            if (w < wa || w > wb) {
+                status = gq_errf(GQ_ERR_INTERNAL, "sk: worker %lld visits cut row %d owned by workers %lld..%lld",
+                                 (long long)w, r, (long long)wa, (long long)wb);
+                break;
+            }
+            if (++cnt[r] > wb - wa + 1) {
+                status = gq_errf(GQ_ERR_INTERNAL, "sk: row %d counter overshoots %lld", r, (long long)(wb - wa + 1));
+                break;
+            }
+            if (cnt[r] == wb - wa + 1) { /* last arriver: fix-up in worker order */
+                for (int b = 0; b < B; b++) {
+                    double sum = 0;
+                    for (int64_t v = wa; v <= wb; v++)
+                        sum += rec[(size_t)(2 * v + gq_sk_slot(ru, r, gq_sk_begin(U, W, v))) * B + b];
+                    y[(size_t)b * N + r] = sum;
+                }
+                wr[r]++;
+                cnt[r] = 0;
+                st.cut_rows++;
+            }
+        }
+    }
+    for (int r = 0; r < N && status == GQ_OK; r++) {
+        if (wr[r] != 1) status = gq_errf(GQ_ERR_INTERNAL, "sk: row %d written %d times (U=%lld, W=%lld)", r, wr[r],
+                                         (long long)U, (long long)W);
+        else if (cnt[r] != 0) status = gq_errf(GQ_ERR_INTERNAL, "sk: row %d counter left at %d", r, cnt[r]);
+    }
+    if (writes) memcpy(writes, wr, (size_t)N * sizeof(int));
+    if (stats) *stats = st;
+    free(rec), free(cnt), free(wr), free(acc);
+    return status;
+}
+
+/* ---- random matrices ------------------------------------------------------------------------------ */
+
+const char *gq_density_name(gq_density p) {
+    switch (p) {
+    case GQ_DENSITY_ROW: return "row";
+    case GQ_DENSITY_LAYER: return "layer";
+    case GQ_DENSITY_UNEVEN: return "uneven";
+    }
+    return "?";
+}
+
+int gq_density_parse(const char *s) {
+    if (!strcmp(s, "row")) return GQ_DENSITY_ROW;
+    if (!strcmp(s, "layer")) return GQ_DENSITY_LAYER;
+    if (!strcmp(s, "uneven")) return GQ_DENSITY_UNEVEN;
+    return -1;
+}
+
+/* Kept groups per row for the pattern, summing to round((1-sparsity) N C) (capped at C per row). */
+static void row_counts(int N, int C, double sparsity, gq_density pat, gq_rng *rng, int *cnt) {
+    const int64_t total = llround((1.0 - sparsity) * (double)N * C);
+    double *wt = gq_malloc((size_t)N * sizeof(double));
+    for (int r = 0; r < N; r++) {
+        if (pat == GQ_DENSITY_ROW) wt[r] = 1;
+        else if (pat == GQ_DENSITY_LAYER) wt[r] = exp(0.35 * gq_rng_normal(rng));
+        else wt[r] = 0; /* uneven: set below */
+    }
+    if (pat == GQ_DENSITY_UNEVEN) {
+        /* a random quarter of the rows gets weight 9 (75% of the mass with 1 elsewhere: 9/4 : 3/4) */
+        int heavy = N / 4 > 0 ? N / 4 : 1;
+        for (int r = 0; r < N; r++) wt[r] = 1;
+        for (int h = 0; h < heavy;) {
+            int r = (int)gq_rng_below(rng, (uint64_t)N);
+            if (wt[r] == 1) wt[r] = 9, h++;
+        }
+    }
+    /* Water-filling: distribute `total` proportionally to wt, capping rows at C and re-spreading. */
+    int64_t left = total;
+    for (int r = 0; r < N; r++) cnt[r] = 0;
+    for (int iter = 0; iter < 64 && left > 0; iter++) {
+        double wsum = 0;
+        for (int r = 0; r < N; r++)
+            if (cnt[r] < C) wsum += wt[r];
+        if (wsum <= 0) break;
+        const int64_t budget = left;
+        for (int r = 0; r < N && left > 0; r++) {
+            if (cnt[r] >= C) continue;
+            int64_t add = (int64_t)floor((double)budget * wt[r] / wsum);
+            if (add > C - cnt[r]) add = C - cnt[r];
+            if (add > left) add = left;
+            cnt[r] += (int)add, left -= add;
+        }
+        if (left == budget) /* rounding left a remainder smaller than one per row: hand it out randomly */
+            for (int guard = 0; left > 0 && guard < 64 * N; guard++) {
+                int r = (int)gq_rng_below(rng, (uint64_t)N);
+                if (cnt[r] < C) cnt[r]++, left--;
+            }
+    }
+    free(wt);
+}
+
+gq_status gq_gqs_random(gq_gqs *out, int N, int K, int G, int bits, double sparsity, gq_density pattern, int dyadic,
+                        uint64_t seed) {
+    memset(out, 0, sizeof *out);
+    if (N <= 0 || K <= 0 || G <= 0 || K % G) return gq_errf(GQ_ERR_ARG, "gqs_random: bad shape %dx%d G=%d", N, K, G);
+    if (bits < 1 || bits > 8) return gq_errf(GQ_ERR_ARG, "gqs_random: bits %d out of range", bits);
+    if (!(sparsity >= 0 && sparsity <= 1)) return gq_errf(GQ_ERR_ARG, "gqs_random: sparsity %g not in [0,1]", sparsity);
+    const int C = K / G, maxq = (1 << bits) - 1;
+    if ((int64_t)N * C > INT32_MAX) return gq_errf(GQ_ERR_ARG, "gqs_random: %d x %d groups overflow int32", N, C);
+    gq_rng rng;
+    gq_rng_seed(&rng, seed);
+    int *cnt = gq_malloc((size_t)N * sizeof(int));
+    row_counts(N, C, sparsity, pattern, &rng, cnt);
+    out->N = N, out->K = K, out->G = G, out->bits = bits;
+    out->row_index = gq_malloc((size_t)(N + 1) * sizeof(int32_t));
+    size_t nnz = 0;
+    for (int r = 0; r < N; r++) out->row_index[r] = (int32_t)nnz, nnz += (size_t)cnt[r];
+    out->row_index[N] = (int32_t)nnz;
+    out->nnz = nnz;
+    out->group_col = gq_malloc((nnz + 1) * sizeof(int32_t));
+    out->scales = gq_malloc((nnz + 1) * sizeof(float));
+    out->zeros = gq_malloc((nnz + 1) * sizeof(float));
+    const size_t bpg = gq_gqs_bytes_per_group(G, bits);
+    out->values = gq_calloc(nnz * bpg + 1, 1);
+    /* columns: the first cnt[r] of a random permutation (partial Fisher-Yates), then sorted by a pass
+     * over a membership bitmap so they ascend */
+    int *perm = gq_malloc((size_t)C * sizeof(int));
+    uint8_t *member = gq_malloc((size_t)C);
+    for (int r = 0; r < N; r++) {
+        for (int c = 0; c < C; c++) perm[c] = c, member[c] = 0;
+        for (int t = 0; t < cnt[r]; t++) {
+            int j = t + (int)gq_rng_below(&rng, (uint64_t)(C - t));
+            int tmp = perm[t];
+            perm[t] = perm[j], perm[j] = tmp;
+            member[perm[t]] = 1;
+        }
+        size_t i = (size_t)out->row_index[r];
+        for (int c = 0; c < C; c++)
+            if (member[c]) out->group_col[i++] = c;
+    }
+    free(perm), free(member), free(cnt);
+    for (size_t i = 0; i < nnz; i++) {
+        if (dyadic) {
+            out->scales[i] = ldexpf(1.0f, -4 - (int)gq_rng_below(&rng, 4)); /* 2^-4 .. 2^-7 */
+            out->zeros[i] = (float)gq_rng_below(&rng, (uint64_t)maxq + 1);
+        } else {
+            out->scales[i] = (float)(0.004 + 0.03 * gq_rng_uniform(&rng));
+            out->zeros[i] = (float)(maxq * gq_rng_uniform(&rng)); /* continuous, as after E2E-OQP */
+        }
+        uint8_t *v = out->values + i * bpg;
+        for (int j = 0; j < G; j++) { /* little-endian bit stream, code j at bit j*bits (gqs.h) */
+            const unsigned q = (unsigned)gq_rng_below(&rng, (uint64_t)maxq + 1);
+            const int bit = j * bits;
+            v[bit / 8] |= (uint8_t)(q << (bit % 8));
+            if (bit % 8 + bits > 8) v[bit / 8 + 1] |= (uint8_t)(q >> (8 - bit % 8));
+        }
+    }
+    return GQ_OK;
+}

@@ -1,0 +1,101 @@
+/* gqs_pack.h — the GQS GPU device format: a re-layout of a gq_gqs (core/gqs.h) made at export time so
+ * the CUDA GEMV (core/cuda/gqs_gemv.h) streams it with 16-byte loads; plus its CPU decoders, the CPU
+ * emulation of the Stream-K work split, and random GQS matrices for tests and benchmarks.
+ *
+ * Device format (bits = 4; G = 8, 16, 32, 64 or 128; K a multiple of 8):
+ *   A "unit" is 16 bytes of codes = 32 consecutive weights of one row: four 32-bit words ("quads") of
+ *   8 codes each. For G <= 32 a unit holds 32/G whole groups (rows are padded with empty groups —
+ *   scale 0, min 0, column 0 — to a multiple of 32/G groups, so a unit never straddles two rows); for
+ *   G >= 32 a group spans G/32 consecutive units. Units are numbered in row order.
+ *   row_unit  [N+1]  int32   row r owns units row_unit[r] .. row_unit[r+1]-1
+ *   codes     [U*16] bytes   unit u at codes + 16u; inside quad word q (little-endian uint32), code
+ *                            c = 0..7 of that quad sits at nibble (c>>1) + 4*(c&1), so that
+ *                            (word >> 4s) & 0x000F000F holds codes 2s and 2s+1 in the two fp16 lanes
+ *                            (the "(q | 0x6400) as half = 1024 + q" conversion in registers)
+ *   col       [S]    uint16  group column (in group units) of slot i; slot = a (possibly padding) group
+ *   sm        [S]    uint32  fp16 scale in the low half, fp16 min = -zero*scale in the high half:
+ *                            w = q*scale + min
+ *   S = U*32/G slots: slot of quad q in unit u is u*(32/G) + q/(G/8) for G <= 32, u/(G/32) for G >= 32.
+ *   At W4 G16 a kept group costs 8 + 2 + 4 = 14 bytes against 32 bytes in fp16 (4.6x at S50).
+ * The dense per-group W4 baseline uses the same layout with every group kept (no padding needed when
+ * K % 32 == 0; its kernel ignores col and row_unit).
+ *
+ * Must not: call CUDA (this file is plain C and builds everywhere), or change what the GQS format means:
+ * the only loss is rounding scale and min to fp16, which gq_gqs_dev_expand reproduces exactly.
+ */
+#ifndef GQ_GQS_PACK_H
+#define GQ_GQS_PACK_H
+
+#include "gqs.h"
+
+typedef struct {
+    int N, K, G, bits;   /* as in the source gq_gqs; bits == 4 */
+    size_t nnz;          /* kept groups of the source (without padding) */
+    int64_t n_units;     /* U */
+    int64_t n_slots;     /* S = U*32/G */
+    int32_t *row_unit;   /* [N+1] */
+    uint8_t *codes;      /* [U*16] */
+    uint16_t *col;       /* [S] */
+    uint32_t *sm;        /* [S] fp16 scale | fp16 min << 16 */
+} gq_gqs_dev;
+
+/* Groups per unit (G <= 32) and units per group (G >= 32). */
+static inline int gq_gqs_dev_groups_per_unit(int G) { return G <= 32 ? 32 / G : 1; }
+static inline int gq_gqs_dev_units_per_group(int G) { return G >= 32 ? G / 32 : 1; }
+
+/* Is (G, bits) a combination the device format supports? On 0, *why gets a static reason. */
+int gq_gqs_dev_supported(int G, int bits, const char **why);
+
+/* Re-layout g (validated first with gq_gqs_validate) into *out (arrays owned by *out, free with
+ * gq_gqs_dev_free). `what` names the tensor in error messages. Returns GQ_ERR_UNSUPPORTED for a
+ * (G, bits) the kernels do not implement, GQ_ERR_FORMAT for an invalid g, GQ_ERR_ARG when a count
+ * overflows the format's int32/uint16 fields. */
+gq_status gq_gqs_pack(const gq_gqs *g, const char *what, gq_gqs_dev *out);
+void gq_gqs_dev_free(gq_gqs_dev *d);
+
+/* Code of weight (row r, column k) from the device format (-1 if its group is not kept), and the dense
+ * W_hat [N, K] the GPU computes with: w = q*fp16(scale) + fp16(min) in float (pruned weights 0). */
+int gq_gqs_dev_get_code(const gq_gqs_dev *d, int r, int k);
+void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w);
+
+/* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
+ * row_unit, as the dense W4 kernel reads them). */
+size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);
+
+/* ---- Stream-K emulation (core/cuda/gqs_sk.h logic, run sequentially on the CPU) -------------------- */
+
+typedef struct {
+    int64_t cut_rows;      /* rows summed through the fix-up */
+    int64_t records;       /* partial records written */
+    int64_t max_share;     /* largest share in units (should be ceil(U/W)) */
+    int64_t min_share;
+} gq_sk_stats;
+
+/* y [B, N] = W_hat x for x [B, K], float64 arithmetic, with W workers processed in the order
+ * `order` (a permutation of 0..W-1, or NULL for 0..W-1): each worker walks its share exactly as the
+ * kernel does, cut rows go through records + arrival counters and are written by the last arriver.
+ * writes [N] (may be NULL) counts how often each row was written: every row must be written once.
+ * Returns GQ_ERR_INTERNAL with a message if the protocol breaks (a counter overshoots or a row is left
+ * unwritten) — the emulation checks the logic, it is not a fast path. */
+gq_status gq_gqs_sk_emulate(const gq_gqs_dev *d, int64_t W, const int64_t *order, const float *x, int B, double *y,
+                            int *writes, gq_sk_stats *stats);
+
+/* ---- random GQS matrices (tests, benchmarks) ------------------------------------------------------ */
+
+typedef enum {
+    GQ_DENSITY_ROW = 0,   /* every row keeps the same number of groups (prune scope "row") */
+    GQ_DENSITY_LAYER = 1, /* rows keep a log-normally varying number of groups (scope "layer") */
+    GQ_DENSITY_UNEVEN = 2 /* a random quarter of the rows holds 75% of the kept groups (capped at full) */
+} gq_density;
+const char *gq_density_name(gq_density p);
+/* Parse "row" / "layer" / "uneven"; -1 when unknown. */
+int gq_density_parse(const char *s);
+
+/* A random N x K GQS matrix with groups of G, `bits`-bit codes, the given fraction of groups pruned
+ * and density pattern. dyadic = 1 makes every value a small dyadic rational (scale = 2^-k, integer
+ * zeros) so that fp16 dequantization and short fp16 dot products are exact (exactness tests); dyadic =
+ * 0 draws continuous scales and zeros (E2E-OQP-like). Free with gq_gqs_free. */
+gq_status gq_gqs_random(gq_gqs *out, int N, int K, int G, int bits, double sparsity, gq_density pattern, int dyadic,
+                        uint64_t seed);
+
+#endif

@@ -1,0 +1,219 @@
+/* test_cuda_gemv.c — the GPU GQS GEMV kernels (row split, Stream-K, dense W4) against the CPU float64
+ * reference gq_gqs_gemv_ref (core/gqs.c) over many random shapes, sparsities, group sizes, row-density
+ * patterns (incl. very uneven rows), batches 1..16, fp16 and fp32 outputs. Output poisoned (NaN) before
+ * every launch; every element must be written; two launches must agree bit for bit (a race moves).
+ * Prints SKIP and passes when gq_gpu_available() == 0 (the CPU machine).
+ *
+ * Two kinds of data:
+ *   exact  — dyadic scales (2^-4..2^-7), integer zeros, x = m/8 with |m| <= 8: every fp16 dequant, every
+ *            fp16 product and 4-term chain, every fp32 partial sum is exact (|sums| < 2^24 units of 2^-10
+ *            for K <= 16384), so the GPU must equal the reference exactly (fp16 out: the reference
+ *            rounded once to fp16). Any indexing, nibble-order or fix-up error shows.
+ *   random — continuous scales/zeros, x ~ N(0,1) in fp16. Tolerance per output row r:
+ *              ATOL + RTOL*|ref| + C * sqrt(sum_g E_g^2) + 2^-22 * sum|w x|
+ *            with, per kept group g (scale s, min m = -zero*s, the kernel numerics in gqs_gemv.h):
+ *              E_g = 2^-11 * ( |s * sum_j q_j x_j| + |m * sum_j x_j|     fp16 rounding of s and m
+ *                              + sum_j |w_j x_j|                         fp16 rounding of each w
+ *                              + 4 * sum_j |w_j x_j| )                   4-term fp16 chains (bound)
+ *            Each E_g bounds group g's error; errors of different groups are independent roundings, so
+ *            their sum is ~ sqrt(sum E_g^2) in scale: C = 4 leaves margin, while one dropped or
+ *            misplaced 8-weight piece (error ~ sqrt(8) rms|w x|) still exceeds it at these K.
+ *            RTOL = 2^-10 for fp16 output (one rounding of the result, 2^-11, plus slack), 1e-6 for fp32.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/gpu.h"
+#include "cuda/gqs_gemv.h"
+
+#define TOL_ATOL 1e-6
+#define TOL_C 4.0
+#define TOL_RTOL_FP16 0x1p-10
+#define TOL_RTOL_FP32 1e-6
+
+static int have_gpu(void) {
+    if (gq_gpu_available() > 0) return 1;
+    printf("SKIP test_cuda_gemv: no CUDA device (gq_gpu_available() == 0)\n");
+    return 0;
+}
+
+typedef struct {
+    int N, K, G, B;
+    double sp;
+    gq_density pat;
+    int exact, y_fp32, sk_ctas;
+} gcase;
+
+static int run_case(const gcase *c, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, c->N, c->K, c->G, 4, c->sp, c->pat, c->exact, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "case", &d), GQ_OK);
+    gq_gqs_gpu *m = NULL;
+    gq_status st = gq_gqs_gpu_upload(&d, &m);
+    if (st != GQ_OK) fail_msg("upload: %s", gq_errmsg());
+    gq_gqs_gpu_set_sk_ctas(m, c->sk_ctas);
+    const int N = c->N, K = c->K, B = c->B, G = c->G;
+    gq_rng rng;
+    gq_rng_seed(&rng, seed * 31 + 7);
+    uint16_t *xh = malloc((size_t)B * K * 2);
+    float *xf = malloc((size_t)B * K * sizeof(float));
+    for (int i = 0; i < B * K; i++) {
+        float v = c->exact ? (float)((int)gq_rng_below(&rng, 17) - 8) / 8.0f : (float)gq_rng_normal(&rng);
+        xh[i] = gq_fp32_to_fp16(v);
+        xf[i] = gq_fp16_to_fp32(xh[i]);
+    }
+    /* reference and tolerance, from the source gq_gqs (not the packed form) */
+    float *ref = malloc((size_t)B * N * sizeof(float));
+    double *tol = malloc((size_t)B * N * sizeof(double));
+    for (int b = 0; b < B; b++) {
+        gq_gqs_gemv_ref(&g, xf + (size_t)b * K, ref + (size_t)b * N);
+        for (int r = 0; r < N; r++) {
+            double e2 = 0, abssum = 0;
+            for (int32_t i = g.row_index[r]; i < g.row_index[r + 1]; i++) {
+                const float *x = xf + (size_t)b * K + (size_t)g.group_col[i] * G;
+                double s = g.scales[i], mn = -(double)g.zeros[i] * g.scales[i], qx = 0, sx = 0, awx = 0;
+                for (int j = 0; j < G; j++) {
+                    int q = gq_gqs_get_code(&g, (size_t)i, j);
+                    qx += q * (double)x[j], sx += x[j], awx += fabs((q * s + mn) * x[j]);
+                }
+                double eg = 0x1p-11 * (fabs(s * qx) + fabs(mn * sx) + 5 * awx);
+                e2 += eg * eg, abssum += awx;
+            }
+            double rt = c->y_fp32 ? TOL_RTOL_FP32 : TOL_RTOL_FP16;
+            tol[(size_t)b * N + r] = c->exact ? 0 : TOL_ATOL + rt * fabs(ref[(size_t)b * N + r]) + TOL_C * sqrt(e2) + 0x1p-22 * abssum;
+        }
+    }
+    void *xd = NULL, *yd = NULL;
+    const size_t ybytes = (size_t)B * N * (c->y_fp32 ? 4 : 2);
+    assert_int_equal(gq_gemv_dev_alloc((size_t)B * K * 2, &xd), GQ_OK);
+    assert_int_equal(gq_gemv_dev_alloc(ybytes, &yd), GQ_OK);
+    assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
+    unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
+    int bad_total = 0, nkinds = 0;
+    for (int kind = 0; kind < 3; kind++) {
+        if (kind == GQ_GEMV_DENSE_W4 && !gq_gqs_gpu_is_dense(m)) continue;
+        nkinds++;
+        for (int rep = 0; rep < 2; rep++) {
+            assert_int_equal(gq_gemv_dev_fill(yd, 0xFF, ybytes), GQ_OK); /* NaN in fp16 and fp32 */
+            st = gq_gqs_gpu_gemv(m, (gq_gemv_kind)kind, xd, B, yd, c->y_fp32, NULL);
+            if (st == GQ_OK) st = gq_gemv_dev_sync();
+            if (st != GQ_OK) fail_msg("%s: %s", gq_gemv_kind_name((gq_gemv_kind)kind), gq_errmsg());
+            assert_int_equal(gq_gemv_dev_download(rep ? y2 : y1, yd, ybytes), GQ_OK);
+        }
+        if (memcmp(y1, y2, ybytes) != 0) {
+            printf("FAIL %s: two launches differ (race?) N=%d K=%d G=%d B=%d\n", gq_gemv_kind_name((gq_gemv_kind)kind), N,
+                   K, G, B);
+            bad_total++;
+        }
+        int bad = 0;
+        double maxerr = 0;
+        for (int i = 0; i < B * N; i++) {
+            double got;
+            if (c->y_fp32) {
+                float f;
+                memcpy(&f, y1 + (size_t)i * 4, 4);
+                got = f;
+            } else {
+                uint16_t h;
+                memcpy(&h, y1 + (size_t)i * 2, 2);
+                got = gq_fp16_to_fp32(h);
+            }
+            double want = c->exact && !c->y_fp32 ? gq_fp16_to_fp32(gq_fp32_to_fp16(ref[i])) : ref[i];
+            double err = fabs(got - want);
+            if (!(err <= tol[i])) { /* NaN (unwritten) fails here too */
+                if (bad < 5)
+                    printf("  %s b=%d row=%d: got %.9g want %.9g err %.3g tol %.3g\n",
+                           gq_gemv_kind_name((gq_gemv_kind)kind), i / N, i % N, got, want, err, tol[i]);
+                bad++;
+            }
+            if (err > maxerr || isnan(err)) maxerr = isnan(err) ? INFINITY : err;
+        }
+        if (bad) {
+            printf("FAIL %s N=%d K=%d G=%d B=%d sp=%.2f %s %s %s: %d/%d wrong, max err %.3g\n",
+                   gq_gemv_kind_name((gq_gemv_kind)kind), N, K, G, B, c->sp, gq_density_name(c->pat),
+                   c->exact ? "exact" : "random", c->y_fp32 ? "fp32" : "fp16", bad, B * N, maxerr);
+            bad_total++;
+        }
+    }
+    free(y1), free(y2), free(xh), free(xf), free(ref), free(tol);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    gq_gqs_gpu_free(m);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+    assert_true(nkinds >= 2);
+    return bad_total;
+}
+
+static void test_random_configs(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int Gs[] = {8, 16, 32, 64, 128};
+    const double sps[] = {0.0, 0.3, 0.5, 0.7, 0.9};
+    gq_rng rng;
+    gq_rng_seed(&rng, 2024);
+    int fails = 0, n = 0;
+    for (int i = 0; i < 64; i++, n++) {
+        gcase c;
+        c.G = Gs[i % 5];
+        c.sp = sps[(i / 5) % 5];
+        c.pat = (gq_density)(i % 3);
+        c.B = 1 + (int)gq_rng_below(&rng, 16);
+        c.N = 1 + (int)gq_rng_below(&rng, 400);
+        const int kmult = c.G > 32 ? c.G : 32; /* K % 32 == 0 so the dense kernel runs at sp = 0 */
+        c.K = kmult * (1 + (int)gq_rng_below(&rng, (uint64_t)(4096 / kmult)));
+        if (i % 7 == 3) c.K = c.G * (1 + 2 * (int)gq_rng_below(&rng, 20)); /* K % 32 != 0 for small G */
+        c.exact = i % 2;
+        c.y_fp32 = (i / 2) % 2;
+        c.sk_ctas = (int)(i % 4); /* 0 = occupancy, 1..3: few shares, long rows cut many times */
+        fails += run_case(&c, 100 + (uint64_t)i);
+    }
+    /* edge cases: one row; all groups pruned; very uneven large; batch 16 at 4096 x 4096 */
+    const gcase edge[] = {
+        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0},
+        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1},
+        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2},
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
+    printf("%d configurations, %d failures\n", n, fails);
+    assert_true(n >= 50);
+    assert_int_equal(fails, 0);
+}
+
+/* Argument errors come back as statuses (no launch). */
+static void test_bad_args(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    gq_gqs g;
+    gq_gqs_dev d;
+    gq_gqs_gpu *m;
+    assert_int_equal(gq_gqs_random(&g, 8, 64, 16, 4, 0.5, GQ_DENSITY_ROW, 0, 1), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "args", &d), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_upload(&d, &m), GQ_OK);
+    void *xd, *yd;
+    assert_int_equal(gq_gemv_dev_alloc(64 * 2 * 17, &xd), GQ_OK);
+    assert_int_equal(gq_gemv_dev_alloc(8 * 4 * 17, &yd), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW, xd, 0, yd, 0, NULL), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW, xd, 17, yd, 0, NULL), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW, (char *)xd + 2, 1, yd, 0, NULL), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_DENSE_W4, xd, 1, yd, 0, NULL), GQ_ERR_ARG); /* not dense */
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    gq_gqs_gpu_free(m);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_configs),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

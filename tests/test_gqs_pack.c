@@ -1,0 +1,295 @@
+/* test_gqs_pack.c — the GQS GPU device format (core/gqs_pack.h) on the CPU: re-layout round trips
+ * against core/gqs.h (codes bit-exact, values within the fp16 rounding of scale/min, exact for dyadic
+ * data), the documented nibble order checked on a hand-made unit, padding, byte accounting, rejected
+ * combinations, and the Stream-K split (core/cuda/gqs_sk.h) emulated over many shares and worker
+ * orders: every row written exactly once and equal to a brute-force float64 product. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/gqs_sk.h"
+#include "gqs_pack.h"
+
+/* fp32 -> fp16 rounding of scale and of min = -zero*scale, each at most 2^-11 relative: the bound on
+ * |dev value - gqs value| is 2^-11 (|q*scale| + |min|) plus fp32 rounding of the two products. */
+#define PACK_FP16_REL 0x1p-11
+#define PACK_FP32_SLACK 1e-6f
+
+static void check_roundtrip(const gq_gqs *g, int exact) {
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_pack(g, "test", &d), GQ_OK);
+    const int N = g->N, K = g->K, G = g->G, C = K / G;
+    /* codes: every (r, k), kept or not, through the independent accessors */
+    int *ref = malloc((size_t)N * K * sizeof(int));
+    for (size_t i = 0; i < (size_t)N * K; i++) ref[i] = -1;
+    for (int r = 0; r < N; r++)
+        for (int32_t i = g->row_index[r]; i < g->row_index[r + 1]; i++)
+            for (int j = 0; j < G; j++) ref[(size_t)r * K + g->group_col[i] * G + j] = gq_gqs_get_code(g, (size_t)i, j);
+    for (int r = 0; r < N; r++)
+        for (int k = 0; k < K; k++) {
+            int got = gq_gqs_dev_get_code(&d, r, k);
+            if (got != ref[(size_t)r * K + k]) fail_msg("code (%d,%d): dev %d, gqs %d (G=%d)", r, k, got, ref[(size_t)r * K + k], G);
+        }
+    /* values */
+    float *w0 = malloc((size_t)N * K * sizeof(float)), *w1 = malloc((size_t)N * K * sizeof(float));
+    gq_gqs_expand(g, w0);
+    gq_gqs_dev_expand(&d, w1);
+    for (int r = 0; r < N; r++)
+        for (int32_t i = g->row_index[r]; i < g->row_index[r + 1]; i++)
+            for (int j = 0; j < G; j++) {
+                size_t at = (size_t)r * K + g->group_col[i] * G + j;
+                float q = (float)ref[at], sc = g->scales[i], mn = -g->zeros[i] * sc;
+                float tol = exact ? 0.0f : (float)(PACK_FP16_REL * (fabsf(q * sc) + fabsf(mn))) + PACK_FP32_SLACK * fabsf(sc);
+                if (!(fabsf(w0[at] - w1[at]) <= tol))
+                    fail_msg("value (%d,%zu): gqs %g dev %g tol %g", r, at % K, w0[at], w1[at], tol);
+            }
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        if (ref[i] < 0) assert_true(w1[i] == 0.0f);
+    /* structure: units per row, slots, padding */
+    int64_t U = 0;
+    for (int r = 0; r < N; r++) {
+        int n = g->row_index[r + 1] - g->row_index[r];
+        int64_t units = G <= 32 ? (n * G + 31) / 32 : (int64_t)n * G / 32;
+        assert_int_equal(d.row_unit[r], U);
+        U += units;
+        int64_t a = (int64_t)d.row_unit[r] * 32 / G, b = U * 32 / G;
+        for (int64_t s = a + n; s < b; s++) assert_true(d.col[s] == 0 && d.sm[s] == 0); /* padding */
+    }
+    assert_int_equal(d.row_unit[N], U);
+    assert_int_equal(d.n_units, U);
+    assert_int_equal(d.n_slots, U * 32 / G);
+    (void)C;
+    free(ref), free(w0), free(w1);
+    gq_gqs_dev_free(&d);
+}
+
+static void test_roundtrip_many(void **st) {
+    (void)st;
+    const int Gs[] = {8, 16, 32, 64, 128};
+    const double sp[] = {0.0, 0.3, 0.5, 0.7, 0.95};
+    int cases = 0;
+    for (int gi = 0; gi < 5; gi++)
+        for (int si = 0; si < 5; si++)
+            for (int pat = 0; pat < 3; pat++) {
+                const int G = Gs[gi];
+                const int N = 1 + (gi * 7 + si * 3 + pat) % 13; /* odd sizes: 1..13 rows */
+                const int K = G * (1 + (si + pat * 2 + gi) % 9);
+                gq_gqs g;
+                assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp[si], (gq_density)pat, (cases & 1), 1000 + cases), GQ_OK);
+                check_roundtrip(&g, cases & 1);
+                gq_gqs_free(&g);
+                cases++;
+            }
+    assert_int_equal(cases, 75);
+}
+
+/* Codes 0..7 in the first quad: nibble(c) = (c>>1) + 4(c&1) puts c0,c2,c4,c6 in nibbles 0..3 and c1,c3,
+ * c5,c7 in nibbles 4..7, so the word reads 0x75316420 (gqs_pack.h; the kernel's lop3 relies on it). */
+static void test_nibble_order(void **st) {
+    (void)st;
+    uint8_t q[32], keep[1] = {1};
+    float s[1] = {1.0f}, z[1] = {0.0f};
+    for (int j = 0; j < 32; j++) q[j] = (uint8_t)(j % 16);
+    gq_gqs g;
+    assert_int_equal(gq_gqs_build_from_codes(&g, q, s, z, keep, 1, 32, 32, 4), GQ_OK);
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_pack(&g, "nibbles", &d), GQ_OK);
+    uint32_t w0, w1, w2;
+    memcpy(&w0, d.codes, 4), memcpy(&w1, d.codes + 4, 4), memcpy(&w2, d.codes + 8, 4);
+    assert_true(w0 == 0x75316420u);
+    assert_true(w1 == 0xFDB9ECA8u); /* codes 8..15 */
+    assert_true(w2 == 0x75316420u); /* codes 16..23 = 0..7 again */
+    /* (w >> 4s) & 0x000F000F holds codes 2s (low fp16 lane) and 2s+1 (high lane) */
+    for (int sft = 0; sft < 4; sft++) {
+        uint32_t h = (w0 >> (4 * sft)) & 0x000F000Fu;
+        assert_int_equal(h & 0xF, 2 * sft);
+        assert_int_equal(h >> 16, 2 * sft + 1);
+    }
+    assert_int_equal(d.sm[0] & 0xFFFF, 0x3C00); /* fp16 1.0 */
+    assert_true(gq_fp16_to_fp32((uint16_t)(d.sm[0] >> 16)) == 0.0f); /* min = -0 * 1 (fp16 -0) */
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+/* Figure 2 of the paper (4 rows, G = 4): valid GQS, but G = 4 is not a device-format group size; and
+ * 2-bit codes are not implemented by the kernels: both must be refused with a clear status. */
+static void test_unsupported(void **st) {
+    (void)st;
+    uint8_t q[4 * 8] = {0}, keep[4 * 2] = {0, 1, 1, 1, 0, 0, 0, 1};
+    float s[8], z[8];
+    for (int i = 0; i < 8; i++) s[i] = 1, z[i] = 0;
+    gq_gqs g;
+    assert_int_equal(gq_gqs_build_from_codes(&g, q, s, z, keep, 4, 8, 4, 4), GQ_OK);
+    assert_int_equal(g.row_index[1], 1);
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_pack(&g, "fig2", &d), GQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gq_errmsg(), "fig2"));
+    assert_non_null(strstr(gq_errmsg(), "group sizes"));
+    gq_gqs_free(&g);
+    assert_int_equal(gq_gqs_random(&g, 4, 64, 16, 2, 0.5, GQ_DENSITY_ROW, 0, 1), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "w2", &d), GQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(gq_errmsg(), "4-bit"));
+    gq_gqs_free(&g);
+    const char *why;
+    assert_true(gq_gqs_dev_supported(16, 4, &why) && why == NULL);
+    assert_false(gq_gqs_dev_supported(16, 8, &why));
+    /* a corrupt source (column out of range) is rejected by validation, not packed */
+    assert_int_equal(gq_gqs_random(&g, 3, 64, 16, 4, 0.5, GQ_DENSITY_ROW, 0, 2), GQ_OK);
+    g.group_col[0] = 99;
+    assert_int_not_equal(gq_gqs_pack(&g, "bad", &d), GQ_OK);
+    gq_gqs_free(&g);
+}
+
+/* W4S50 G16 at 4096 x 4096: 14 bytes per kept group + row_unit -> at least 4x fewer than fp16. */
+static void test_bytes(void **st) {
+    (void)st;
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, 4096, 4096, 16, 4, 0.5, GQ_DENSITY_ROW, 0, 3), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "bytes", &d), GQ_OK);
+    size_t b = gq_gqs_dev_bytes(&d, 0), fp16 = (size_t)4096 * 4096 * 2;
+    assert_true(b == (size_t)d.n_units * 16 + (size_t)d.n_slots * 6 + 4097 * 4);
+    assert_int_equal(d.n_slots, (int64_t)g.nnz); /* 128 groups per row: even, no padding */
+    assert_true((double)fp16 / (double)b >= 4.0);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+/* ---- Stream-K --------------------------------------------------------------------------------- */
+
+static void test_sk_helpers_bruteforce(void **st) {
+    (void)st;
+    for (int64_t U = 1; U < 60; U++)
+        for (int64_t W = 1; W < 70; W++) {
+            assert_int_equal(gq_sk_begin(U, W, 0), 0);
+            assert_int_equal(gq_sk_begin(U, W, W), U);
+            for (int64_t p = 0; p < U; p++) {
+                int64_t want = -1;
+                for (int64_t w = 0; w < W; w++)
+                    if (gq_sk_begin(U, W, w) <= p && p < gq_sk_begin(U, W, w + 1)) want = w;
+                assert_int_equal(gq_sk_worker_of(U, W, p), want);
+            }
+        }
+    int32_t ru[] = {0, 0, 3, 3, 3, 7, 8, 8};
+    const int N = 7;
+    for (int64_t p = 0; p < 8; p++) {
+        int want = -1;
+        for (int r = 0; r < N && want < 0; r++)
+            if (ru[r] <= p && p < ru[r + 1]) want = r;
+        assert_int_equal(gq_sk_row_of(ru, N, p), want);
+    }
+    assert_int_equal(gq_sk_first_row(ru, N, 8, 0), 0); /* empty row 0 sits at 0 */
+    assert_int_equal(gq_sk_first_row(ru, N, 8, 3), 2); /* empty rows 2,3 sit at unit 3, row 4 holds it */
+    assert_int_equal(gq_sk_first_row(ru, N, 8, 4), 4);
+    assert_int_equal(gq_sk_first_row(ru, N, 8, 8), 6); /* the last worker owns trailing empty row 6 */
+}
+
+static double brute_row(const float *w, const float *x, int K, int r, double *absdot) {
+    double a = 0, ab = 0;
+    for (int k = 0; k < K; k++) a += (double)w[(size_t)r * K + k] * x[k], ab += fabs((double)w[(size_t)r * K + k] * x[k]);
+    *absdot = ab;
+    return a;
+}
+
+static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, int B, uint64_t seed, int shuffle) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "sk", &d), GQ_OK);
+    gq_rng rng;
+    gq_rng_seed(&rng, seed ^ 0x5eed);
+    float *x = malloc((size_t)B * K * sizeof(float)), *w = malloc((size_t)N * K * sizeof(float));
+    for (int i = 0; i < B * K; i++) x[i] = (float)gq_rng_normal(&rng);
+    gq_gqs_dev_expand(&d, w);
+    int64_t *order = malloc((size_t)W * sizeof(int64_t));
+    for (int64_t i = 0; i < W; i++) order[i] = shuffle ? W - 1 - i : i;
+    if (shuffle == 2)
+        for (int64_t i = W - 1; i > 0; i--) {
+            int64_t j = (int64_t)gq_rng_below(&rng, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j], order[j] = t;
+        }
+    double *y = malloc((size_t)B * N * sizeof(double));
+    for (int i = 0; i < B * N; i++) y[i] = NAN; /* poison */
+    int *writes = malloc((size_t)N * sizeof(int));
+    gq_sk_stats stats;
+    gq_status s = gq_gqs_sk_emulate(&d, W, order, x, B, y, writes, &stats);
+    if (s != GQ_OK) fail_msg("N=%d K=%d G=%d sp=%g W=%lld: %s", N, K, G, sp, (long long)W, gq_errmsg());
+    for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
+    /* equal shares: sizes differ by at most one unit */
+    assert_true(stats.max_share - stats.min_share <= 1);
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < N; r++) {
+            double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
+            /* float64 sums in different orders, from float vs double products: 1e-6 of sum |w x| */
+            if (!(fabs(y[(size_t)b * N + r] - ref) <= 1e-6 * ab + 1e-12))
+                fail_msg("sk N=%d K=%d G=%d W=%lld b=%d row %d: %g vs %g", N, K, G, (long long)W, b, r,
+                         y[(size_t)b * N + r], ref);
+        }
+    free(x), free(w), free(order), free(y), free(writes);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_sk_emulation(void **st) {
+    (void)st;
+    const int Gs[] = {8, 16, 32, 64, 128};
+    int cases = 0;
+    for (int gi = 0; gi < 5; gi++)
+        for (int pat = 0; pat < 3; pat++)
+            for (int wi = 0; wi < 6; wi++) {
+                const int64_t Ws[] = {1, 2, 7, 33, 128, 1000}; /* from one worker to far more than units */
+                const int G = Gs[gi], N = 5 + (gi * 11 + pat * 5 + wi) % 40, K = G * (2 + (wi + gi) % 12);
+                const double sp = (double)((pat + wi + gi) % 10) / 10.0;
+                sk_case(N, K, G, sp, (gq_density)pat, Ws[wi], 1 + (cases % 3) * 2, 77 + cases, cases % 3);
+                cases++;
+            }
+    /* many empty rows, all rows empty, a single row */
+    sk_case(50, 64, 16, 0.97, GQ_DENSITY_UNEVEN, 9, 2, 5, 2);
+    sk_case(50, 64, 16, 0.97, GQ_DENSITY_LAYER, 200, 1, 6, 1);
+    sk_case(20, 64, 8, 1.0, GQ_DENSITY_ROW, 3, 1, 7, 0);
+    sk_case(20, 64, 8, 1.0, GQ_DENSITY_ROW, 1, 1, 7, 0);
+    sk_case(1, 4096, 16, 0.5, GQ_DENSITY_ROW, 64, 3, 8, 2);
+    sk_case(300, 256, 16, 0.5, GQ_DENSITY_UNEVEN, 17, 4, 9, 2);
+    assert_true(cases == 90);
+}
+
+/* The density patterns do what they say: totals match the sparsity; "uneven" concentrates groups. */
+static void test_density_patterns(void **st) {
+    (void)st;
+    const int N = 256, K = 1024, G = 16, C = K / G;
+    for (int pat = 0; pat < 3; pat++) {
+        gq_gqs g;
+        assert_int_equal(gq_gqs_random(&g, N, K, G, 4, 0.5, (gq_density)pat, 0, 11), GQ_OK);
+        assert_int_equal(g.nnz, (size_t)N * C / 2);
+        assert_int_equal(gq_gqs_validate(&g, "pattern"), GQ_OK);
+        int mx = 0, mn = C;
+        for (int r = 0; r < N; r++) {
+            int n = g.row_index[r + 1] - g.row_index[r];
+            mx = n > mx ? n : mx, mn = n < mn ? n : mn;
+        }
+        if (pat == GQ_DENSITY_ROW) assert_true(mx - mn <= 1);
+        if (pat == GQ_DENSITY_UNEVEN) assert_true(mx >= 3 * mn && mx == C);
+        if (pat == GQ_DENSITY_LAYER) assert_true(mx > mn + 2);
+        gq_gqs_free(&g);
+    }
+    assert_int_equal(gq_density_parse("uneven"), GQ_DENSITY_UNEVEN);
+    assert_int_equal(gq_density_parse("bogus"), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nibble_order),
+        cmocka_unit_test(test_roundtrip_many),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_bytes),
+        cmocka_unit_test(test_density_patterns),
+        cmocka_unit_test(test_sk_helpers_bruteforce),
+        cmocka_unit_test(test_sk_emulation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
