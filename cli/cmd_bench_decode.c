@@ -35,6 +35,8 @@ static const char *USAGE =
     "  --random         random weights even when a real model is available\n"
     "  --formats LIST   comma list of fp16, w4, gqs-s30, gqs-s40, gqs-s50 (default fp16,w4,gqs-s50)\n"
     "  --group G        group size of w4 / gqs (default 16)\n"
+    "  --gemv K         GQS GEMV kernel: streamk (default) or row (core/cuda/gqs_gemv.h); w4 always uses\n"
+    "                   the dense W4 kernel\n"
     "  --lengths LIST   output lengths (default 128,256,512,1024)\n"
     "  --prompt TEXT    prompt for a real model (default \"Once upon a time\"); random models use 8\n"
     "                   fixed token ids\n"
@@ -108,7 +110,7 @@ static gq_status cpu_greedy(const gq_model *m, const int32_t *prompt, int np, in
 int cmd_bench_decode(int argc, char **argv) {
     const char *shape = NULL, *model = "smollm2-135m", *formats = "fp16,w4,gqs-s50", *lengths = "128,256,512,1024";
     const char *prompt_text = "Once upon a time", *csv = NULL;
-    int group = 16, reps = 3, check = 8, force_random = 0;
+    int group = 16, reps = 3, check = 8, force_random = 0, gemv_kind = -1;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
@@ -123,6 +125,13 @@ int cmd_bench_decode(int argc, char **argv) {
         if ((r = cli_flag(argc, argv, &i, "--prompt", &prompt_text))) { if (r < 0) return 2; continue; }
         if ((r = cli_flag(argc, argv, &i, "--csv", &csv))) { if (r < 0) return 2; continue; }
         if (cli_flag(argc, argv, &i, "--random", NULL)) { force_random = 1; continue; }
+        if ((r = cli_flag(argc, argv, &i, "--gemv", &v))) {
+            if (r < 0) return 2;
+            if (!strcmp(v, "row")) gemv_kind = 0;
+            else if (!strcmp(v, "streamk")) gemv_kind = 1;
+            else return cli_usage_error("bench decode", "--gemv: expected row or streamk, got '%s'", v);
+            continue;
+        }
         if ((r = cli_flag(argc, argv, &i, "--group", &v))) {
             if (r < 0 || cli_parse_int("--group", v, 1, 4096, &group)) return 2;
             continue;
@@ -150,7 +159,7 @@ int cmd_bench_decode(int argc, char **argv) {
         if (cli_parse_int("--lengths", litems[i], 1, 1 << 20, &lens[i])) rc = 2;
     if (!nf || !nl) rc = cli_usage_error("bench decode", "--formats and --lengths need at least one item");
 #ifndef GQSA_CUDA
-    (void)group; (void)reps; (void)check; (void)force_random; (void)csv; (void)prompt_text; (void)model;
+    (void)group; (void)gemv_kind; (void)reps; (void)check; (void)force_random; (void)csv; (void)prompt_text; (void)model;
     if (!rc) {
         fprintf(stderr, "gqsa bench decode: this gqsa was built without CUDA (nvcc not found at build time)\n");
         rc = 1;
@@ -164,7 +173,9 @@ int cmd_bench_decode(int argc, char **argv) {
         memset(&fo[i], 0, sizeof fo[i]);
         fo[i].group = group;
         fo[i].bits = 4;
+        fo[i].gemv_kind = -1;
         if (gq_dec_parse_format(fitems[i], &fo[i]) != GQ_OK) rc = cli_usage_error("bench decode", "%s", gq_errmsg());
+        if (fo[i].format == GQ_DEC_GQS) fo[i].gemv_kind = gemv_kind;
     }
     if (rc) { free(fbuf); free(lbuf); return rc; }
     if (!gq_gpu_available()) {

@@ -133,7 +133,8 @@ int cmd_compress(int argc, char **argv) {
     const char *src = m->source[0] ? m->source : model;
     /* keep the tail of a long path: it is the informative part */
     size_t sl = strlen(src);
-    snprintf(model_id, sizeof model_id, "%s", sl >= sizeof model_id ? src + sl - (sizeof model_id - 1) : src);
+    const char *tail = sl >= sizeof model_id ? src + sl - (sizeof model_id - 1) : src;
+    memcpy(model_id, tail, strlen(tail) + 1);
     gq_compressed c;
     gq_compressed_init(&c, m, &o);
     fprintf(stderr, "gqsa compress: %s on %s: sparsity %.3g, %d bits, group %d, scope %s%s\n", c.method, model_id,

@@ -101,6 +101,14 @@ int cmd_eval_ppl(int argc, char **argv) {
     long avail = r.n_tokens / seqlen;
     int partial = r.n_windows < avail;
     double mean = r.nll_sum / (double)r.n_pred;
+    /* model FLOPs of the run: 2 per weight per token for every linear layer and the lm_head, plus
+     * causal attention (Q K^T and P V: 2 * 2 * HD per (head, query, visible key)) */
+    const gq_config *c = &m->cfg;
+    double qd = (double)c->n_heads * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim, D = c->dim;
+    double lin = c->n_layers * (D * qd * 2 + 2 * D * kd + 3 * D * c->hidden_dim) + (double)c->vocab_size * D;
+    double att = (double)c->n_layers * 4.0 * qd * ((double)seqlen * (seqlen + 1) / 2);
+    double gflop = r.n_windows * (2 * lin * seqlen + att) / 1e9;
+    double gflops = r.seconds > 0 ? gflop / r.seconds : 0;
     if (json) {
         printf("{\"model\": ");
         json_str(m->source);
@@ -108,8 +116,8 @@ int cmd_eval_ppl(int argc, char **argv) {
         json_str(r.device);
         printf(", \"n_tokens\": %ld, \"n_windows\": %d, \"windows_available\": %ld, \"n_pred\": %ld, "
                "\"nll_sum\": %.17g, \"mean_nll\": %.17g, \"ppl\": %.17g, \"seconds\": %.6f, \"tok_per_s\": %.3f, "
-               "\"partial\": %s, \"note\": ",
-               r.n_tokens, r.n_windows, avail, r.n_pred, r.nll_sum, mean, r.ppl, r.seconds, r.tok_per_s,
+               "\"gflop\": %.3f, \"gflops\": %.3f, \"partial\": %s, \"note\": ",
+               r.n_tokens, r.n_windows, avail, r.n_pred, r.nll_sum, mean, r.ppl, r.seconds, r.tok_per_s, gflop, gflops,
                partial ? "true" : "false");
         json_str(r.note);
         printf("}\n");
@@ -122,7 +130,7 @@ int cmd_eval_ppl(int argc, char **argv) {
                partial ? " (--limit: partial, not the published protocol)" : "");
         printf("mean NLL    %.6f nats over %ld predictions\n", mean, r.n_pred);
         printf("perplexity  %.4f\n", r.ppl);
-        printf("tokens/s    %.1f (%.1f s)\n", r.tok_per_s, r.seconds);
+        printf("tokens/s    %.1f (%.1f s; %.1f GFLOP/s of model FLOPs)\n", r.tok_per_s, r.seconds, gflops);
         if (r.note[0]) printf("note        %s\n", r.note);
     }
     if (r.note[0]) fprintf(stderr, "note: %s\n", r.note);

@@ -2,8 +2,9 @@
  *
  * Read top to bottom: buffers (init/free), small kernels (RMSNorm, linear, RoPE, attention rows,
  * SwiGLU), the block shared by whole-window and incremental (KV-cache) passes, the head, the NLL.
- * Linear layers are one cblas_sgemm over all T tokens of the window; attention runs on pthreads,
- * one (row, head) pair at a time, interleaved over threads so causal rows of unequal length balance.
+ * Linear layers are one cblas_sgemm over all T tokens of the window. Attention over a window runs
+ * in blocks of query rows: Q K^T and P V are sgemms per head, the causal softmax in between runs on
+ * pthreads over (head, row); short inputs (decode) use a per-(row, head) kernel on pthreads instead.
  * Must not: allocate per call (everything is carved from one slab in gq_fwd_init; the KV cache is
  * allocated once, on the first gq_fwd_decode), read files, or print.
  */
@@ -44,6 +45,15 @@ static int tmpw(const gq_config *c) { return c->dim > qdim(c) ? c->dim : qdim(c)
  * (forward.h has no field for it): [max_T, D]. */
 static float *fwd_resid(const gq_fwd *f) { return f->tmp + (size_t)f->max_T * (size_t)tmpw(&f->m->cfg); }
 
+/* Query rows per attention block of the whole-window path: the scores of one block for every head,
+ * [NH, FWD_QBLK, max_T], live in f->scores (16 MB for 32 heads at 2048 tokens). */
+#define FWD_QBLK 64
+static size_t fwd_scores_len(const gq_config *c, int max_T) {
+    size_t rows = (size_t)c->n_heads * (size_t)(max_T < FWD_QBLK ? max_T : FWD_QBLK);
+    if (rows < (size_t)fwd_threads()) rows = (size_t)fwd_threads();
+    return rows * (size_t)max_T;
+}
+
 gq_status gq_fwd_init(gq_fwd *f, const gq_model *m, int max_T) {
     GQ_ASSERT(f && m);
     memset(f, 0, sizeof *f);
@@ -59,7 +69,7 @@ gq_status gq_fwd_init(gq_fwd *f, const gq_model *m, int max_T) {
         T * (size_t)kvdim(c),               /* k */
         T * (size_t)kvdim(c),               /* v */
         T * (size_t)qdim(c),                /* att */
-        (size_t)fwd_threads() * T,          /* scores */
+        fwd_scores_len(c, max_T),           /* scores */
         T * H,                              /* hb */
         T * H,                              /* hb2 */
         T * (size_t)tmpw(c) + T * D,        /* tmp, then the residual stream */
@@ -211,8 +221,69 @@ static void *attn_worker(void *arg) {
     return NULL;
 }
 
+/* Softmax of rows of the block scores S [NH, nb, kend] on pthreads: row i of a head sees keys
+ * 0..pos0+r0+i; the rest of the row (the future) is zeroed so the P V product ignores it. */
+typedef struct {
+    float *S;
+    int nrows, nb, kend, pos0, r0, tid, nthr;
+} fwd_smax_job;
+
+static void *smax_worker(void *arg) {
+    const fwd_smax_job *j = arg;
+    for (int row = j->tid; row < j->nrows; row += j->nthr) {
+        float *r = j->S + (size_t)row * j->kend;
+        int n = j->pos0 + j->r0 + row % j->nb + 1;
+        float mx = -INFINITY, sum = 0;
+        for (int s = 0; s < n; s++) if (r[s] > mx) mx = r[s];
+        for (int s = 0; s < n; s++) { r[s] = expf(r[s] - mx); sum += r[s]; }
+        float inv = 1.0f / sum;
+        for (int s = 0; s < n; s++) r[s] *= inv;
+        for (int s = n; s < j->kend; s++) r[s] = 0;
+    }
+    return NULL;
+}
+
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t job_size, int nthr) {
+    pthread_t th[FWD_MAX_THREADS];
+    int started = 0;
+    for (int i = 1; i < nthr; i++) {
+        if (pthread_create(&th[i], NULL, fn, (char *)jobs + (size_t)i * job_size) != 0) break;
+        started = i;
+    }
+    /* a thread that could not start has its share done here: the job set is fixed by (tid, nthr) */
+    for (int i = started + 1; i < nthr; i++) fn((char *)jobs + (size_t)i * job_size);
+    fn(jobs);
+    for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+}
+
+/* Whole-window attention in blocks of FWD_QBLK query rows: per head, S = Q K^T / sqrt(HD) and
+ * out = P V are sgemms over the keys 0..end of the block (the causal waste is only the diagonal
+ * block), the softmax in between runs on pthreads over (head, row). */
+static void attention_blocked(const gq_fwd *f, const float *K, const float *V, int T, int pos0) {
+    const gq_config *c = &f->m->cfg;
+    int NH = c->n_heads, HD = c->head_dim, grp = NH / c->n_kv_heads, qd = qdim(c), kd = kvdim(c);
+    float scale = 1.0f / sqrtf((float)HD);
+    int nthr = fwd_threads();
+    for (int r0 = 0; r0 < T; r0 += FWD_QBLK) {
+        int nb = T - r0 < FWD_QBLK ? T - r0 : FWD_QBLK, kend = pos0 + r0 + nb;
+        for (int h = 0; h < NH; h++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, kend, HD, scale,
+                        f->q + (size_t)r0 * qd + (size_t)h * HD, qd, K + (size_t)(h / grp) * HD, kd, 0.0f,
+                        f->scores + (size_t)h * nb * kend, kend);
+        long work = (long)NH * nb * kend;
+        int nt = work < FWD_PAR_MIN_WORK / 8 ? 1 : nthr;
+        fwd_smax_job jobs[FWD_MAX_THREADS];
+        for (int i = 0; i < nt; i++) jobs[i] = (fwd_smax_job){f->scores, NH * nb, nb, kend, pos0, r0, i, nt};
+        run_jobs(smax_worker, jobs, sizeof jobs[0], nt);
+        for (int h = 0; h < NH; h++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, HD, kend, 1.0f, f->scores + (size_t)h * nb * kend,
+                        kend, V + (size_t)(h / grp) * HD, kd, 0.0f, f->att + (size_t)r0 * qd + (size_t)h * HD, qd);
+    }
+}
+
 static void attention(const gq_fwd *f, const float *K, const float *V, int T, int pos0) {
     const gq_config *c = &f->m->cfg;
+    if (T >= 8) { attention_blocked(f, K, V, T, pos0); return; }
     /* multiply-adds: each of T*NH rows reads ~(pos0 + T/2) keys of 2*HD */
     long work = (long)T * c->n_heads * ((long)pos0 + T / 2 + 1) * 2 * c->head_dim;
     int nthr = fwd_threads();
@@ -221,18 +292,9 @@ static void attention(const gq_fwd *f, const float *K, const float *V, int T, in
         attn_worker(&j);
         return;
     }
-    pthread_t th[FWD_MAX_THREADS];
     fwd_attn_job jobs[FWD_MAX_THREADS];
-    int started = 0;
     for (int i = 0; i < nthr; i++) jobs[i] = (fwd_attn_job){f, K, V, T, pos0, i, nthr};
-    for (int i = 1; i < nthr; i++) {
-        if (pthread_create(&th[i], NULL, attn_worker, &jobs[i]) != 0) break;
-        started = i;
-    }
-    /* If a thread could not start, the caller does its share: the job set is fixed by (tid, nthr). */
-    for (int i = started + 1; i < nthr; i++) attn_worker(&jobs[i]);
-    attn_worker(&jobs[0]);
-    for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+    run_jobs(attn_worker, jobs, sizeof jobs[0], nthr);
 }
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }

@@ -9,8 +9,15 @@
 #include "gguf.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model_formats.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* ggml block layouts (the scalar reference; sizes are part of the on-disk format) */
@@ -396,15 +403,48 @@ static gq_status finish(gq_gguf *g, gq_gguf **out) {
     return GQ_OK;
 }
 
+gq_status gq_file_map(const char *path, uint8_t **buf, size_t *len, int *mapped) {
+    *buf = NULL;
+    *len = 0;
+    *mapped = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return gq_errf(GQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return gq_errf(GQ_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size == 0) {
+        close(fd);
+        *buf = gq_malloc(1);
+        return GQ_OK;
+    }
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return gq_errf(GQ_ERR_IO, "%s: cannot map %lld bytes: %s", path, (long long)sb.st_size, strerror(errno));
+    *buf = p;
+    *len = (size_t)sb.st_size;
+    *mapped = 1;
+    return GQ_OK;
+}
+
+void gq_file_unmap(uint8_t *buf, size_t len, int mapped) {
+    if (!buf) return;
+    if (mapped) munmap(buf, len);
+    else free(buf);
+}
+
 gq_status gq_gguf_open(const char *path, gq_gguf **out) {
     *out = NULL;
-    char *data;
+    uint8_t *data;
     size_t len;
-    GQ_TRY(gq_read_file(path, &data, &len));
+    int mapped;
+    GQ_TRY(gq_file_map(path, &data, &len, &mapped));
     gq_gguf *g = gq_calloc(1, sizeof *g);
     snprintf(g->path, sizeof g->path, "%s", path);
-    g->buf = (uint8_t *)data;
+    g->buf = data;
     g->len = len;
+    g->mapped = mapped;
     return finish(g, out);
 }
 
@@ -428,7 +468,7 @@ void gq_gguf_close(gq_gguf *g) {
         for (uint64_t i = 0; i < g->n_kv; i++) free(g->kv[i].arr_strs);
     free(g->kv);
     free(g->tensors);
-    free(g->buf);
+    gq_file_unmap(g->buf, g->len, g->mapped);
     free(g);
 }
 

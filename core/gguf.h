@@ -48,6 +48,7 @@ typedef struct {
 typedef struct gq_gguf {
     char path[1024];
     uint8_t *buf; size_t len;  /* whole file */
+    int mapped;                /* buf is a read-only mmap (gq_gguf_open), else malloc'd */
     uint32_t version;
     uint64_t n_kv, n_tensors;
     gq_gguf_kv *kv;

@@ -10,6 +10,12 @@
 
 struct gq_gguf;
 
+/* Map a whole file read-only (a zero-length file gives an empty malloc'd buffer). Large checkpoints are
+ * mapped rather than read so that loading a 7B model does not hold the file and the fp32 weights in
+ * anonymous memory at once. Release with gq_file_unmap(buf, len, mapped). */
+gq_status gq_file_map(const char *path, uint8_t **buf, size_t *len, int *mapped);
+void gq_file_unmap(uint8_t *buf, size_t len, int mapped);
+
 /* llama2.c legacy (v0) .bin from memory; `name` is used in messages and as m->source. No tokenizer. */
 gq_status gq_model_llama2c_parse(const void *data, size_t len, const char *name, gq_model **out);
 
@@ -32,6 +38,7 @@ typedef struct {
     char path[1024];
     uint8_t *buf;
     size_t len;
+    int mapped;
     size_t n_tensors;
     gq_st_tensor *tensors;
 } gq_st_file;

@@ -122,12 +122,13 @@ static int exists_file(const char *p) {
 
 gq_status gq_model_load_llama2c(const char *path, const char *tokenizer_path, gq_model **out) {
     *out = NULL;
-    char *data;
+    uint8_t *data;
     size_t len;
-    GQ_TRY(gq_read_file(path, &data, &len));
+    int mapped;
+    GQ_TRY(gq_file_map(path, &data, &len, &mapped));
     gq_model *m;
     gq_status st = gq_model_llama2c_parse(data, len, path, &m);
-    free(data);
+    gq_file_unmap(data, len, mapped);
     if (st != GQ_OK) return st;
 
     /* tokenizer: explicit path, else tok<V>.bin, else tokenizer.bin in the same directory */

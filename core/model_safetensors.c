@@ -155,7 +155,7 @@ void gq_st_close(gq_st_file *f) {
     if (f->tensors)
         for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
-    free(f->buf);
+    gq_file_unmap(f->buf, f->len, f->mapped);
     free(f);
 }
 
@@ -171,13 +171,15 @@ static gq_status st_finish(gq_st_file *f, gq_st_file **out) {
 
 gq_status gq_st_open(const char *path, gq_st_file **out) {
     *out = NULL;
-    char *data;
+    uint8_t *data;
     size_t len;
-    GQ_TRY(gq_read_file(path, &data, &len));
+    int mapped;
+    GQ_TRY(gq_file_map(path, &data, &len, &mapped));
     gq_st_file *f = gq_calloc(1, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    f->buf = (uint8_t *)data;
+    f->buf = data;
     f->len = len;
+    f->mapped = mapped;
     return st_finish(f, out);
 }
 
@@ -522,16 +524,22 @@ gq_status gq_model_load_safetensors(const char *path, gq_model **out) {
 
     shards s = {0};
     gq_status st;
-    if (!is_dir && !(strlen(path) >= 5 && !strcmp(path + strlen(path) - 5, ".json"))) {
+    /* a .safetensors file itself; an *.index.json; or (a directory or its config.json) the single file,
+     * else the standard index name */
+    size_t pl = strlen(path);
+    int is_json = pl >= 5 && !strcmp(path + pl - 5, ".json");
+    int is_index = pl >= 11 && !strcmp(path + pl - 11, ".index.json");
+    if (!is_dir && !is_json) {
         st = shards_add(&s, path);
+    } else if (is_index) {
+        st = shards_from_index(&s, dir, path);
     } else {
         char idx[2048], single[2048];
         snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
         snprintf(single, sizeof single, "%s/model.safetensors", dir);
-        if (!is_dir) snprintf(idx, sizeof idx, "%s", path);
-        if (is_file(single) && is_dir) st = shards_add(&s, single);
+        if (is_file(single)) st = shards_add(&s, single);
         else if (is_file(idx)) st = shards_from_index(&s, dir, idx);
-        else st = gq_errf(GQ_ERR_FORMAT, "%s: no model.safetensors or model.safetensors.index.json", path);
+        else st = gq_errf(GQ_ERR_FORMAT, "%s: no model.safetensors or model.safetensors.index.json in %s", path, dir);
     }
     if (st == GQ_OK) st = st_visit(&s, &c, NULL, path);
     gq_model *m = NULL;

@@ -357,6 +357,7 @@ gq_status gq_tokenizer_decode(const gq_tokenizer *t, const int32_t *ids, size_t 
     strbuf b = {0};
     sb_put(&b, "", 0);
     int prev = -1;
+    int strip_dummy = t->kind == GQ_TOK_SPM && t->add_dummy_prefix; /* sentencepiece drops one leading space */
     for (size_t i = 0; i < n; i++) {
         int id = ids[i];
         if (id < 0 || id >= t->n_vocab) {
@@ -383,10 +384,11 @@ gq_status gq_tokenizer_decode(const gq_tokenizer *t, const int32_t *ids, size_t 
                 prev = id;
                 continue;
             }
+            if (pn && !(t->escape_ws && pn >= 3 && !memcmp(p, "\xE2\x96\x81", 3))) strip_dummy = 0;
             for (size_t k = 0; k < pn;) {
                 if (t->escape_ws && pn - k >= 3 && !memcmp(p + k, "\xE2\x96\x81", 3)) {
-                    /* sentencepiece drops the dummy-prefix space at the very start of the text */
-                    if (!(b.n == 0 && t->add_dummy_prefix)) sb_put(&b, " ", 1);
+                    if (!(strip_dummy && b.n == 0)) sb_put(&b, " ", 1);
+                    strip_dummy = 0;
                     k += 3;
                 } else {
                     sb_put(&b, p + k, 1);

@@ -47,7 +47,7 @@ static gq_status add_regex(gq_tokenizer *t, const char *pat, size_t n, int liter
         return gq_errf(GQ_ERR_UNSUPPORTED, "%s: more than %d pre-tokenizer splits", name, GQ_TOK_MAX_PRE);
     int err;
     PCRE2_SIZE eoff;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opt = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP); /* LITERAL refuses UCP */
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, n, opt, &err, &eoff, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];

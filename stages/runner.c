@@ -240,6 +240,7 @@ gq_status gq_runner_run(const gq_runcfg *cfg, const gq_runner_opts *o, gq_runner
     if (st != GQ_OK) {
         snprintf(model_problem, sizeof model_problem, "%s", gq_errmsg());
         gq_err_clear();
+        st = GQ_OK; /* a dry run plans without the model */
     }
     if (o->plan) {
         fprintf(o->plan, "# plan for %s\n", cfg->source);

@@ -2,6 +2,9 @@
  * (core/forward.h, the reference): logits of stories260K (interleaved RoPE, GQA, head_dim 8) and of
  * random models with rotate-half RoPE and GQA (head_dim 16 and 64, T across attention tile
  * boundaries), and the on-device window NLL against the CPU's float64 NLL of the CPU logits.
+ * The decode engine (core/cuda/decode.h, fp16 weights and KV cache, CUDA graph per step): greedy
+ * tokens of stories260K equal the CPU greedy decode, and the last step's logits of a random
+ * rotate-half GQA model equal the CPU decode of the same tokens with fp16-rounded weights.
  * Without a GPU (the CPU CI machine, or a build without nvcc) every test prints SKIP and passes.
  */
 #include <setjmp.h>
@@ -17,6 +20,9 @@
 #include "cuda/gpu.h"
 #include "forward.h"
 #include "model.h"
+#ifdef GQSA_CUDA
+#include "cuda/decode.h"
+#endif
 
 /* fp32 GEMMs on both sides, differing only in summation order (OpenBLAS vs cuBLAS blocking, tiled
  * online softmax vs in-order softmax): errors seen are ~1e-6 of the row's max |logit|; 1e-4 is the
@@ -198,6 +204,145 @@ static void test_bad_input(void **st) {
     gq_model_free(m);
 }
 
+#ifdef GQSA_CUDA
+/* fp16 KV cache and fp16 activations nowhere else (weights compared after the same fp16 rounding):
+ * K/V rounding gives ~1e-3 relative logit errors; 1e-2 of max |logit| still catches any indexing
+ * or position bug (those give O(1) errors). */
+#define TOL_DECODE_LOGIT 1e-2
+
+static void round_weights_fp16(gq_model *m) {
+    const gq_config *c = &m->cfg;
+    for (size_t i = 0; i < (size_t)c->vocab_size * c->dim; i++) m->tok_emb[i] = gq_fp16_to_fp32(gq_fp32_to_fp16(m->tok_emb[i]));
+    if (m->lm_head != m->tok_emb)
+        for (size_t i = 0; i < (size_t)c->vocab_size * c->dim; i++) m->lm_head[i] = gq_fp16_to_fp32(gq_fp32_to_fp16(m->lm_head[i]));
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < GQ_LIN_COUNT; k++) {
+            gq_linear *li = &m->blocks[l].lin[k];
+            for (size_t i = 0; i < (size_t)li->out * li->in; i++) li->w[i] = gq_fp16_to_fp32(gq_fp32_to_fp16(li->w[i]));
+        }
+}
+
+/* CPU greedy continuation and the logits of its last step. */
+static void cpu_decode(const gq_model *m, const int32_t *prompt, int np, int n, int32_t *out, float *last) {
+    gq_fwd f;
+    assert_int_equal(gq_fwd_init(&f, m, np + n), GQ_OK);
+    int32_t tok = prompt[0];
+    for (int p = 0; p < np + n - 1; p++) {
+        assert_int_equal(gq_fwd_decode(&f, tok, p, last), GQ_OK);
+        int best = 0;
+        for (int v = 1; v < m->cfg.vocab_size; v++)
+            if (last[v] > last[best]) best = v;
+        if (p + 1 < np) tok = prompt[p + 1];
+        else out[p + 1 - np] = tok = best;
+    }
+    gq_fwd_free(&f);
+}
+
+/* Replace every block linear of m by the W_hat the decode engine builds for format o. */
+static void apply_dec_quant(gq_model *m, const gq_dec_opts *o) {
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < GQ_LIN_COUNT; k++) {
+            gq_linear *li = &m->blocks[l].lin[k];
+            gq_gqs_dev dev;
+            assert_int_equal(gq_dec_quantize(li->w, li->out, li->in, o, gq_linear_name(k), &dev), GQ_OK);
+            gq_gqs_dev_expand(&dev, li->w);
+            gq_gqs_dev_free(&dev);
+        }
+}
+
+static void check_decode_fmt(gq_model *m, const gq_dec_opts *fo, const int32_t *prompt, int np, int n,
+                             int tokens_must_match) {
+    int V = m->cfg.vocab_size;
+    gq_dec_opts o = *fo;
+    o.max_T = np + n;
+    gq_decoder *d = NULL;
+    gq_status st = gq_dec_create(m, &o, &d);
+    if (st) fprintf(stderr, "decoder: %s\n", gq_errmsg());
+    assert_int_equal(st, GQ_OK);
+    int32_t *got = malloc(sizeof(int32_t) * (size_t)n), *ref = malloc(sizeof(int32_t) * (size_t)n);
+    float *lg = malloc(sizeof(float) * (size_t)V), *lr = malloc(sizeof(float) * (size_t)V);
+    gq_dec_stats ds;
+    for (int rep = 0; rep < 2; rep++) { /* twice: the second run must reset the cache and position */
+        for (int i = 0; i < n; i++) got[i] = -1;
+        assert_int_equal(gq_dec_generate(d, prompt, np, n, got, &ds), GQ_OK);
+    }
+    assert_int_equal(gq_dec_last_logits(d, lg), GQ_OK);
+    if (o.format != GQ_DEC_FP16) apply_dec_quant(m, &o);
+    round_weights_fp16(m);
+    if (tokens_must_match) {
+        cpu_decode(m, prompt, np, n, ref, lr);
+        int same = 0;
+        while (same < n && got[same] == ref[same]) same++;
+        printf("  decode: %d of %d greedy tokens equal the CPU's\n", same, n);
+        assert_int_equal(same, n);
+    } else {
+        /* replay the GPU's own tokens on the CPU: the last logits must agree whatever was chosen */
+        int32_t *all = malloc(sizeof(int32_t) * (size_t)(np + n));
+        memcpy(all, prompt, sizeof(int32_t) * (size_t)np);
+        memcpy(all + np, got, sizeof(int32_t) * (size_t)n);
+        cpu_decode(m, all, np + n - 1, 1, ref, lr);
+        free(all);
+    }
+    double mx = 0, e = 0;
+    for (int v = 0; v < V; v++) mx = fmax(mx, fabs(lr[v]));
+    for (int v = 0; v < V; v++) {
+        double ev = fabs((double)lg[v] - lr[v]) / fmax(mx, 1e-30);
+        if (!(ev <= e)) e = isnan(ev) ? INFINITY : ev;
+    }
+    printf("  decode: last-step logits max err / max|logit| = %.3g (%.3f ms/token)\n", e, ds.ms_per_tok);
+    assert_true(e < TOL_DECODE_LOGIT);
+    gq_dec_free(d);
+    free(got); free(ref); free(lg); free(lr);
+}
+
+static void check_decode(gq_model *m, const int32_t *prompt, int np, int n, int tokens_must_match) {
+    gq_dec_opts o = {.format = GQ_DEC_FP16, .group = 16, .bits = 4, .gemv_kind = -1};
+    check_decode_fmt(m, &o, prompt, np, n, tokens_must_match);
+}
+
+static void test_decode_stories260k(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    gq_model *m = NULL;
+    if (gq_model_load("stories260K", NULL, &m) != GQ_OK) {
+        printf("SKIP: stories260K not found (%s)\n", gq_errmsg());
+        return;
+    }
+    int32_t prompt[1] = {1};
+    check_decode(m, prompt, 1, 150, 1); /* > one 128-key attention chunk */
+    gq_model_free(m);
+}
+
+static void test_decode_random_half_gqa(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    gq_model *m = random_model(192, 256, 2, 3, 1, 500, GQ_ROPE_HALF, 0, 21);
+    int32_t *prompt = random_tokens(5, 500, 3);
+    check_decode(m, prompt, 5, 300, 0);
+    free(prompt);
+    gq_model_free(m);
+}
+
+/* W4 (dense kernel) and GQS S50 (Stream-K and row kernels) against the CPU decode of the same W_hat. */
+static void test_decode_quantized(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const char *fmts[] = {"w4", "gqs-s50", "gqs-s30"};
+    for (int i = 0; i < 3; i++)
+        for (int kind = -1; kind <= 0; kind++) {
+            gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = kind};
+            assert_int_equal(gq_dec_parse_format(fmts[i], &o), GQ_OK);
+            if (o.format == GQ_DEC_W4 && kind == 0) continue;
+            printf("  %s kernel %d:\n", fmts[i], kind);
+            gq_model *m = random_model(256, 512, 2, 4, 2, 400, GQ_ROPE_HALF, 0, 31 + i);
+            int32_t *prompt = random_tokens(4, 400, 8);
+            check_decode_fmt(m, &o, prompt, 4, 40, 0);
+            free(prompt);
+            gq_model_free(m);
+        }
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories260k),
@@ -205,6 +350,11 @@ int main(void) {
         cmocka_unit_test(test_random_half_gqa_hd64),
         cmocka_unit_test(test_interleaved_hd128),
         cmocka_unit_test(test_bad_input),
+#ifdef GQSA_CUDA
+        cmocka_unit_test(test_decode_stories260k),
+        cmocka_unit_test(test_decode_random_half_gqa),
+        cmocka_unit_test(test_decode_quantized),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -318,6 +318,54 @@ static void test_tiny_qwen2(void **st) {
     gq_model_free(m);
 }
 
+/* A sharded checkpoint (model.safetensors.index.json) loads to the same tensors as the single file. */
+static void test_safetensors_index(void **st) {
+    (void)st;
+    char dir[] = "/tmp/gqsa_shard_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp " FIX "/tiny_llama/config.json %s/ && cp " FIX "/tiny_llama/model.safetensors %s/shard-1.safetensors",
+             dir, dir);
+    assert_int_equal(system(cmd), 0);
+    gq_st_file *f;
+    snprintf(cmd, sizeof cmd, "%s/shard-1.safetensors", dir);
+    assert_int_equal(gq_st_open(cmd, &f), GQ_OK);
+    char *json = NULL;
+    size_t jl = 0;
+    FILE *mf = open_memstream(&json, &jl);
+    fprintf(mf, "{\"metadata\": {}, \"weight_map\": {");
+    for (size_t i = 0; i < f->n_tensors; i++) fprintf(mf, "%s\"%s\": \"shard-1.safetensors\"", i ? "," : "", f->tensors[i].name);
+    fprintf(mf, "}}");
+    fclose(mf);
+    gq_st_close(f);
+    snprintf(cmd, sizeof cmd, "%s/model.safetensors.index.json", dir);
+    FILE *o = fopen(cmd, "w");
+    fputs(json, o);
+    fclose(o);
+    free(json);
+    gq_model *a, *b;
+    gq_status s = gq_model_load(dir, NULL, &a);
+    if (s != GQ_OK) fail_msg("%s", gq_errmsg());
+    assert_int_equal(gq_model_load(FIX "/tiny_llama/config.json", NULL, &b), GQ_OK); /* config.json -> its dir */
+    assert_memory_equal(a->blocks[1].lin[GQ_LIN_DOWN].w, b->blocks[1].lin[GQ_LIN_DOWN].w, 32 * 64 * 4);
+    assert_memory_equal(a->lm_head, b->lm_head, 64 * 32 * 4);
+    gq_model_free(a);
+    gq_model_free(b);
+    /* an index naming a missing shard fails with that shard's path */
+    o = fopen(cmd, "w");
+    fputs("{\"weight_map\": {\"model.norm.weight\": \"gone.safetensors\"}}", o);
+    fclose(o);
+    assert_int_not_equal(gq_model_load(dir, NULL, &a), GQ_OK);
+    assert_non_null(strstr(gq_errmsg(), "gone.safetensors"));
+    /* path traversal in the index is refused */
+    o = fopen(cmd, "w");
+    fputs("{\"weight_map\": {\"model.norm.weight\": \"../x.safetensors\"}}", o);
+    fclose(o);
+    assert_int_equal(gq_model_load(dir, NULL, &a), GQ_ERR_FORMAT);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- the corrupt catalogue ---- */
 
 static void test_corrupt_catalogue(void **st) {
@@ -454,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_llama2c_sizes),
         cmocka_unit_test(test_tiny_gguf_vs_safetensors),
         cmocka_unit_test(test_tiny_qwen2),
+        cmocka_unit_test(test_safetensors_index),
         cmocka_unit_test(test_corrupt_catalogue),
         cmocka_unit_test(test_smollm2),
         cmocka_unit_test(test_smollm2_tokenizer),

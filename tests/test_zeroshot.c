@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "eval_zeroshot.h"
+#include "forward.h"
 #include "tokenizer.h"
 #include "gguf.h"
 #include "../datasets/zeroshot.h"
@@ -645,6 +646,22 @@ static gq_status mock_loglik(void *ctx, int n, const int32_t *const *tokens, con
     return GQ_OK;
 }
 
+static struct { int len, n_cont, first, last, calls; } trunc_seen;
+
+static gq_status trunc_loglik(void *ctx, int n, const int32_t *const *tokens, const int *len, const int *n_cont,
+                              double *ll, int *greedy) {
+    for (int i = 0; i < n; i++) {
+        assert_true(len[i] <= 5);
+        if (trunc_seen.calls++ == 0 && i == 0) {
+            trunc_seen.len = len[0];
+            trunc_seen.n_cont = n_cont[0];
+            trunc_seen.first = tokens[0][0];
+            trunc_seen.last = tokens[0][len[0] - 1];
+        }
+    }
+    return mock_loglik(ctx, n, tokens, len, n_cont, ll, greedy);
+}
+
 static void test_eval_task_mock(void **st) {
     (void)st;
     toy_vocab v = {.n = 0};
@@ -685,6 +702,17 @@ static void test_eval_task_mock(void **st) {
     }
     assert_int_equal(lines, 3);
     free(out);
+
+    /* left truncation to max_len + 1 tokens, as (ctx + cont)[-(max_length + 1):] */
+    b.max_len = 4;
+    b.loglik = trunc_loglik;
+    b.ctx = &v;
+    assert_int_equal(gq_zs_eval_task(&b, &t, &o, &res, NULL, NULL), GQ_OK);
+    /* item 0 choice 0: "Question: G one\nAnswer:" is 7 pieces, " a b c" 3: the last 5 are "Answer" ":" " a" " b" " c" */
+    assert_int_equal(trunc_seen.len, 5);
+    assert_int_equal(trunc_seen.n_cont, 3);
+    assert_int_equal(trunc_seen.first, toy_lookup(&v, "Answer"));
+    assert_int_equal(trunc_seen.last, toy_lookup(&v, " c"));
     gq_zs_task_free(&t);
 }
 
@@ -753,6 +781,55 @@ static void test_e2e_stories260k(void **st) {
     assert_int_equal(gq_eval_zeroshot(m, &o, &r2), GQ_OK);
     assert_int_equal(b2.n, 25);
     assert_memory_equal(a.ll, b2.ll, sizeof a.ll); /* bitwise deterministic */
+
+    /* every score against an independent path: the whole window through gq_forward and forward.h's
+     * float64 NLL over the continuation rows (the evaluator runs the head on fewer rows and shares
+     * windows between prefixes, so sgemm blocking may differ in the last bits) */
+    smol_ctx tc = {.tok = m->tok};
+    gq_zs_backend tb = {.ctx = &tc, .encode = smol_encode, .max_len = m->cfg.max_seq_len, .bos_id = -1, .eos_id = -1};
+    gq_fwd f;
+    assert_int_equal(gq_fwd_init(&f, m, m->cfg.max_seq_len), GQ_OK);
+    float *logits = malloc((size_t)m->cfg.max_seq_len * (size_t)m->cfg.vocab_size * sizeof(float));
+    int item = 0;
+    double max_rel = 0;
+    for (int k = 0; k < GQ_ZS_N_TASKS; k++) {
+        gq_zs_task t;
+        assert_int_equal(gq_zs_task_load((gq_zs_task_id)k, NULL, 5, &t), GQ_OK);
+        for (int i = 0; i < t.n; i++, item++) {
+            for (int c = 0; c < t.items[i].n_choices; c++) {
+                int32_t *ce, *xe;
+                size_t nc, nx;
+                assert_int_equal(gq_zs_encode_pair(&tb, 0, t.items[i].ctx[c], t.items[i].cont[c], &ce, &nc, &xe, &nx),
+                                 GQ_OK);
+                int T = (int)(nc + nx);
+                if (T > m->cfg.max_seq_len + 1) { /* truncated windows are covered by the mock test */
+                    free(ce);
+                    free(xe);
+                    continue;
+                }
+                int32_t *seq = malloc((size_t)T * sizeof *seq);
+                memcpy(seq, ce, nc * sizeof *seq);
+                memcpy(seq + nc, xe, nx * sizeof *seq);
+                assert_int_equal(gq_forward(&f, seq, T - 1, logits), GQ_OK);
+                int np;
+                size_t off = (size_t)(T - 1 - (int)nx);
+                double want = -gq_nll_from_logits(logits + off * (size_t)m->cfg.vocab_size, seq + off, (int)nx + 1,
+                                                  m->cfg.vocab_size, &np);
+                assert_int_equal(np, (int)nx);
+                double rel = fabs(a.ll[item][c] - want) / (1 + fabs(want));
+                if (rel > max_rel) max_rel = rel;
+                free(seq);
+                free(ce);
+                free(xe);
+            }
+        }
+        gq_zs_task_free(&t);
+    }
+    /* fp32 forward, float64 sums: a few ulps of fp32 per logit, summed over <= ~100 tokens */
+    printf("stories260K: max relative ll difference vs the full-window path %.3g\n", max_rel);
+    assert_true(max_rel <= 1e-5);
+    free(logits);
+    gq_fwd_free(&f);
     assert_true(r1.avg_acc == r2.avg_acc);
     /* unknown task names are rejected before any work */
     o.tasks = "piqa,boolq";

@@ -22,6 +22,7 @@ Outputs (tests/fixtures/tok/):
                             in chunks of CHUNK lines (files stay well under 2 MB)
   <tok>.c4_100.ids          ids of the `text` of the first 100 documents of
                             c4/c4-validation-shard0-first1025.jsonl, one line per document
+  spm_tiny.*                 a tiny sentencepiece model, its GGUF form and sentencepiece's ids (tiny_spm)
   gptq_wiki_test.txt        GPTQ-protocol encoding of wiki.test.raw: HF rows ("" for blank " " lines,
                             else line + "\\n") joined with "\\n\\n", encoded once as HF does
                             (LLaMA-2: BOS prepended; SmolLM2: no BOS): count and sha256 of the ids as
@@ -79,6 +80,52 @@ def smollm2_tokenizers(gguf_path):
     return raw, fixed
 
 
+SPM_CASES = ["", "the quick brown fox", "  two leading spaces", "once upon a time 42 cats.", "naïve 日本 🙂 x", "a\nb\tc"]
+
+
+def tiny_spm(out):
+    """A tiny sentencepiece BPE model (byte fallback, identity normalizer) and the same vocabulary as
+    a GGUF with tokenizer.ggml.model = "llama", to test the GGUF sentencepiece path; cases encoded by
+    sentencepiece itself go to spm_tiny_cases.txt ("<hex text> <ids>", "-" for empty text)."""
+    import tempfile
+
+    import gguf
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    with tempfile.TemporaryDirectory() as d:
+        corpus = os.path.join(d, "c.txt")
+        with open(corpus, "w") as f:
+            for i in range(200):
+                f.write(f"the quick brown fox {i} jumps over the lazy dog. once upon a time there was a cat.\n")
+        spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(d, "m"), model_type="bpe",
+                                       vocab_size=320, byte_fallback=True, add_dummy_prefix=True,
+                                       remove_extra_whitespaces=False, normalization_rule_name="identity",
+                                       minloglevel=2)
+        model = open(os.path.join(d, "m.model"), "rb").read()
+    open(os.path.join(out, "spm_tiny.model"), "wb").write(model)
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    with open(os.path.join(out, "spm_tiny_cases.txt"), "w") as f:
+        for c in SPM_CASES:
+            f.write((c.encode().hex() or "-") + " " + " ".join(map(str, sp.encode(c))) + "\n")
+    m = pb.ModelProto()
+    m.ParseFromString(model)
+    path = os.path.join(out, "spm_tiny.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([p.piece for p in m.pieces])
+    w.add_token_scores([p.score for p in m.pieces])
+    w.add_token_types([p.type for p in m.pieces])
+    w.add_bos_token_id(m.trainer_spec.bos_id)
+    w.add_eos_token_id(m.trainer_spec.eos_id)
+    w.add_unk_token_id(m.trainer_spec.unk_id)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def write_ids(path, rows):
     with open(path, "w") as f:
         for ids in rows:
@@ -111,6 +158,7 @@ def main():
     rows = ["" if ln == " " else ln + "\n" for ln in lines]
     gptq_text = "\n\n".join(rows)
 
+    tiny_spm(args.out)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(args.data_root, "models/llama2-tokenizer/tokenizer.model"))
     raw, smol = smollm2_tokenizers(args.gguf)
     smol.save(os.path.join(os.path.dirname(args.gguf), "SmolLM2-135M-Instruct.tokenizer.json"))
@@ -156,7 +204,10 @@ def main():
             f"  the uncorrected converter would differ on {ndiff} of {len(lines) + len(c4)} inputs.\n"
             "- `*.wiki_test.<k>.ids`: lines k*%d .. k*%d+%d of wiki.test.raw (split on \\n, newline excluded).\n"
             "- `gptq_wiki_test.txt`: the GPTQ whole-text encoding (HF rows joined by \\n\\n) as count + sha256.\n"
-            "- `tok512_cases.txt`: made by `tools/l2c_ref_encode.py` (independent Python port of llama2.c run.c encode).\n"
+            "- `l2c_cases.txt`: made by `python3 tools/l2c_ref_encode.py > tests/fixtures/tok/l2c_cases.txt`, an\n"
+            "  independent Python port of llama2.c run.c encode(), on tok512.bin and the LLaMA-2 tokenizer.bin.\n"
+            "- `spm_tiny.model`, `spm_tiny.gguf`, `spm_tiny_cases.txt`: a 320-piece sentencepiece BPE model trained here,\n"
+            "  the same vocabulary as GGUF metadata (tokenizer.ggml.model = llama), and sentencepiece's ids for a few texts.\n"
             % (CHUNK, CHUNK, CHUNK - 1)
         )
 

@@ -106,6 +106,9 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="cap on windows per dataset (0: all)")
     ap.add_argument("--skip-ppl", action="store_true")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    ap.add_argument("--tokenizer-json", default=None,
+                    help="encode with this HF tokenizer.json instead of transformers' GGUF conversion (SmolLM2's "
+                         "own pre-tokenizer splits digits; the GGUF conversion does not: see tools/make_tok_fixtures.py)")
     a = ap.parse_args()
 
     import numpy as np
@@ -119,7 +122,13 @@ def main():
     d, name = os.path.split(os.path.abspath(a.model))
     if not os.path.exists(a.model):
         sys.exit(f"ref_hf.py: model file {a.model} not found (HINT: make models)")
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
+    if a.tokenizer_json:
+        from transformers import PreTrainedTokenizerFast
+        tok = PreTrainedTokenizerFast(tokenizer_file=a.tokenizer_json)
+        gt = AutoTokenizer.from_pretrained(d, gguf_file=name)  # for the special-token ids only
+        tok.bos_token, tok.eos_token = gt.bos_token, gt.eos_token
+    else:
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(d, gguf_file=name, torch_dtype=torch.float32).to(device).eval()
     V = model.config.vocab_size
     os.makedirs(a.out_dir, exist_ok=True)
@@ -129,6 +138,7 @@ def main():
         "device_name": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "dtype": "float32", "tf32": False, "vocab": V, "topk": TOPK, "bos_id": tok.bos_token_id,
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "tokenizer": a.tokenizer_json or "transformers GGUF conversion",
     }
 
     # ---- logits fixture ----

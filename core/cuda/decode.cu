@@ -17,10 +17,16 @@
 
 #include "kernels_common.cuh"
 #include "cuda_check.h"
+extern "C" {
+#include "gqs.h"
+#include "gqs_pack.h"
+}
 #include "decode.h"
 #include "gpu.h"
+#include "gqs_gemv.h"
 
 
+#define GQ_CU_MEMSET0(p, n) CUDA_CHECK(cudaMemset((p), 0, (n)))
 #define GQD_CHUNK 128 /* keys per attention block: enough blocks at long contexts, one key per thread */
 
 namespace {
@@ -141,8 +147,8 @@ __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, 
         pl[h * maxc + c] = l;
     }
 }
-__global__ void k_attn_combine(float *out, const float *pacc, const float *pm, const float *pl, const int32_t *pos,
-                               int HD, int maxc) {
+__global__ void k_attn_combine(float *out, __half *out16, const float *pacc, const float *pm, const float *pl,
+                               const int32_t *pos, int HD, int maxc) {
     int h = blockIdx.x, nc = (*pos + 1 + GQD_CHUNK - 1) / GQD_CHUNK;
     float M = -FLT_MAX;
     for (int c = 0; c < nc; c++) M = fmaxf(M, pm[h * maxc + c]);
@@ -152,6 +158,7 @@ __global__ void k_attn_combine(float *out, const float *pacc, const float *pm, c
         float a = 0.f;
         for (int c = 0; c < nc; c++) a += __expf(pm[h * maxc + c] - M) * pacc[((size_t)h * maxc + c) * HD + d];
         out[h * HD + d] = a / L;
+        if (out16) out16[h * HD + d] = __float2half(a / L);
     }
 }
 
@@ -198,10 +205,32 @@ __global__ void k_argmax_advance(int32_t *tokens, int32_t *pos, const int32_t *n
         *pos = p + 1;
     }
 }
-__global__ void k_swiglu1(float *hb, const float *gu, int H) {
+__global__ void k_swiglu1(float *hb, __half *hb16, const float *gu, int H) {
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < H; j += gridDim.x * blockDim.x) {
         float g = gu[j];
-        hb[j] = g / (1.f + expf(-g)) * gu[H + j];
+        float v = g / (1.f + expf(-g)) * gu[H + j];
+        hb[j] = v;
+        if (hb16) hb16[j] = __float2half(v);
+    }
+}
+/* One row: x += res (when res: the residual of a quantized o/down GEMV, whose API cannot accumulate),
+ * then out = rmsnorm(x) * w in fp32 and (when out16) fp16 for the quantized GEMVs' input. */
+__global__ void k_rmsnorm_dec(float *x, const float *res, const float *w, float *out, __half *out16, int D, float eps) {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = x[i];
+        if (res) {
+            v += res[i];
+            x[i] = v;
+        }
+        ss += v * v;
+    }
+    ss = gqk::block_sum(ss);
+    float r = rsqrtf(ss / (float)D + eps);
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float v = x[i] * r * w[i];
+        out[i] = v;
+        if (out16) out16[i] = __float2half(v);
     }
 }
 __global__ void k_bias1(float *y, const float *b, int N) {
@@ -215,7 +244,9 @@ __global__ void k_bias1(float *y, const float *b, int N) {
  * =========================================================================================== */
 typedef struct {
     int N, K;
-    __half *w16;        /* GQ_DEC_FP16: [N, K] */
+    __half *w16;        /* GQ_DEC_FP16 (and the lm head of every format): [N, K] */
+    gq_gqs_gpu *q;      /* GQ_DEC_W4 / GQ_DEC_GQS: the kernel engineer's device matrix */
+    gq_gemv_kind kind;
     size_t bytes;       /* bytes one GEMV streams (values + metadata) */
 } gqd_lin;
 
@@ -236,6 +267,8 @@ struct gq_decoder {
     __half *kc, *vc;   /* [L, max_T, NKVD] */
     float *rope_cos, *rope_sin;
     float *x, *xb, *qkv, *att, *gu, *hb, *logits, *pacc, *pm, *pl;
+    float *res;                 /* [max(D, ...)] residual of quantized o/down GEMVs, added by the next norm */
+    __half *xb16, *att16, *hb16;/* fp16 inputs of the quantized GEMVs (NULL for fp16 weights) */
     int32_t *tokens, *pos, *n_prompt;
     int maxc;
     cudaGraph_t graph;
@@ -282,6 +315,7 @@ extern "C" const char *gq_dec_format_name(const gq_dec_opts *o, char *buf, size_
 
 static void lin_free(gqd_lin *l) {
     cudaFree(l->w16);
+    if (l->q) gq_gqs_gpu_free(l->q);
     memset(l, 0, sizeof *l);
 }
 
@@ -303,6 +337,7 @@ extern "C" void gq_dec_free(gq_decoder *d) {
     cudaFree(d->rope_cos); cudaFree(d->rope_sin);
     cudaFree(d->x); cudaFree(d->xb); cudaFree(d->qkv); cudaFree(d->att); cudaFree(d->gu); cudaFree(d->hb);
     cudaFree(d->logits); cudaFree(d->pacc); cudaFree(d->pm); cudaFree(d->pl);
+    cudaFree(d->res); cudaFree(d->xb16); cudaFree(d->att16); cudaFree(d->hb16);
     cudaFree(d->tokens); cudaFree(d->pos); cudaFree(d->n_prompt);
     if (d->s) cudaStreamDestroy(d->s);
     free(d);
@@ -329,6 +364,13 @@ static gq_status alloc_state(gq_decoder *d) {
     GQ_TRY(dmalloc((void **)&d->pm, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
     GQ_TRY(dmalloc((void **)&d->pl, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
     GQ_TRY(dmalloc((void **)&d->tokens, (size_t)T * 4, "tokens"));
+    if (d->o.format != GQ_DEC_FP16) {
+        GQ_TRY(dmalloc((void **)&d->res, (size_t)D * 4, "activations"));
+        GQ_TRY(dmalloc((void **)&d->xb16, (size_t)D * 2, "activations"));
+        GQ_TRY(dmalloc((void **)&d->att16, NQ * 2, "activations"));
+        GQ_TRY(dmalloc((void **)&d->hb16, (size_t)H * 2, "activations"));
+        GQ_CU_MEMSET0(d->res, (size_t)D * 4);
+    }
     GQ_TRY(dmalloc((void **)&d->pos, 4, "position"));
     GQ_TRY(dmalloc((void **)&d->n_prompt, 4, "position"));
     int half = HD / 2;
@@ -356,10 +398,20 @@ static gq_status check_shape(const gq_config *c, const gq_dec_opts *o) {
     if (HD != 8 && HD != 16 && HD != 32 && HD != 64 && HD != 128)
         return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: head_dim %d (supported: 8, 16, 32, 64, 128)", HD);
     if (o->max_T < 2 || o->max_T > (1 << 20)) return gq_errf(GQ_ERR_ARG, "decode engine: max_T %d out of range", o->max_T);
-    if (o->format != GQ_DEC_FP16)
-        return gq_errf(GQ_ERR_UNSUPPORTED,
-                       "decode engine: format %s needs the GQS GEMV API (core/cuda/gqs_gemv.h), not wired in yet",
-                       o->format == GQ_DEC_W4 ? "w4" : "gqs");
+    if (o->format != GQ_DEC_FP16) {
+        const char *why = NULL;
+        if (o->bits != 4 || !gq_gqs_dev_supported(o->group, o->bits, &why))
+            return gq_errf(GQ_ERR_UNSUPPORTED, "decode engine: w%d g%d: %s", o->bits, o->group,
+                           why ? why : "only 4-bit codes are supported");
+        const int Ks[3] = {c->dim, c->n_heads * HD, c->hidden_dim};
+        for (int i = 0; i < 3; i++)
+            if (Ks[i] % 32 || Ks[i] % o->group)
+                return gq_errf(GQ_ERR_UNSUPPORTED,
+                               "decode engine: input dimension %d must be a multiple of 32 and of the group size %d",
+                               Ks[i], o->group);
+        if (o->sparsity < 0 || o->sparsity >= 1)
+            return gq_errf(GQ_ERR_ARG, "decode engine: sparsity %g outside [0, 1)", o->sparsity);
+    }
     return GQ_OK;
 }
 
@@ -392,6 +444,140 @@ static gq_status lin_random(gqd_lin *l, int N, int K, uint64_t seed, const char 
     l->bytes = (size_t)N * K * 2;
     return GQ_OK;
 }
+/* Groups a row keeps at sparsity s (at least one). */
+static int kept_groups(int ng, double s) {
+    int k = ng - (int)(s * ng + 0.5);
+    return k < 1 ? 1 : k;
+}
+static gq_gemv_kind default_kind(const gq_dec_opts *o) {
+    if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4 : GQ_GEMV_STREAMK;
+}
+static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
+    l->N = dev->N;
+    l->K = dev->K;
+    l->kind = default_kind(o);
+    gq_status st = gq_gqs_gpu_upload(dev, &l->q);
+    if (st) return gq_err_prefix(st, "%s: ", what);
+    if (l->kind == GQ_GEMV_DENSE_W4 && !gq_gqs_gpu_is_dense(l->q))
+        return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
+    l->bytes = gq_gqs_dev_bytes(dev, l->kind == GQ_GEMV_DENSE_W4);
+    return GQ_OK;
+}
+/* Quantize stacked host rows: keep the groups of largest L2 norm per row (GQS) or all (W4), then each
+ * kept group gets its own asymmetric 4-bit quantizer (gq_gqs_build), packed to the device format.
+ * A speed stand-in for the calibrated pipeline: no Hessian, no BQPO/E2E-OQP. */
+extern "C" gq_status gq_dec_quantize(const float *w, int N, int K, const gq_dec_opts *o, const char *what,
+                                     gq_gqs_dev *out) {
+    memset(out, 0, sizeof *out);
+    int G = o->group;
+    if (G < 1 || K % G) return gq_errf(GQ_ERR_ARG, "%s: group size %d does not divide K=%d", what, G, K);
+    int ng = K / G;
+    uint8_t *keep = (uint8_t *)malloc((size_t)N * ng);
+    double *nrm = (double *)malloc((size_t)ng * sizeof(double));
+    if (!keep || !nrm) {
+        free(keep); free(nrm);
+        return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed for %s", what);
+    }
+    int kept = o->format == GQ_DEC_W4 ? ng : kept_groups(ng, o->sparsity);
+    for (size_t r = 0; r < (size_t)N; r++) {
+        for (int g = 0; g < ng; g++) {
+            double s = 0;
+            for (int j = 0; j < G; j++) s += (double)w[r * K + g * G + j] * w[r * K + g * G + j];
+            nrm[g] = s;
+        }
+        /* rank by norm, ties to the lower column (ng = K/G is at most a few hundred here) */
+        for (int g = 0; g < ng; g++) {
+            int above = 0;
+            for (int h = 0; h < ng; h++) above += nrm[h] > nrm[g] || (nrm[h] == nrm[g] && h < g);
+            keep[r * ng + g] = above < kept;
+        }
+    }
+    free(nrm);
+    gq_gqs gq;
+    memset(&gq, 0, sizeof gq);
+    gq_status st = gq_gqs_build(&gq, w, keep, N, K, G, o->bits);
+    free(keep);
+    if (!st) st = gq_gqs_pack(&gq, what, out);
+    gq_gqs_free(&gq);
+    return st;
+}
+static gq_status lin_quant_from_host(gqd_lin *l, const gq_linear *const *parts, int nparts, const gq_dec_opts *o,
+                                     const char *what) {
+    size_t N = 0;
+    int K = parts[0]->in;
+    for (int i = 0; i < nparts; i++) N += (size_t)parts[i]->out;
+    float *w = (float *)malloc(N * K * 4);
+    if (!w) return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed for %s", what);
+    size_t off = 0;
+    for (int i = 0; i < nparts; i++) {
+        memcpy(w + off * K, parts[i]->w, (size_t)parts[i]->out * K * 4);
+        off += (size_t)parts[i]->out;
+    }
+    gq_gqs_dev dev;
+    gq_status st = gq_dec_quantize(w, (int)N, K, o, what, &dev);
+    free(w);
+    if (!st) st = lin_from_dev(l, &dev, o, what);
+    gq_gqs_dev_free(&dev);
+    return st;
+}
+static uint64_t hrand(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* A random matrix straight in the device format (gqs_pack.h): every row keeps the same number of
+ * groups (prune scope "row"), spread over the row (one column drawn in each of `kept` equal strata:
+ * ascending and distinct), random codes, fp16 scales ~ 1/(4.6 sqrt(K)) with zero 8 (so weights have
+ * variance ~1/K). Built on the host because the format's upload API takes host arrays; no GQS
+ * dequantize/quantize round trip is needed for a speed run. */
+static gq_status lin_quant_random(gqd_lin *l, int N, int K, const gq_dec_opts *o, uint64_t seed, const char *what) {
+    int G = o->group, ng = K / G;
+    int kept = o->format == GQ_DEC_W4 ? ng : kept_groups(ng, o->sparsity);
+    int gpu = gq_gqs_dev_groups_per_unit(G), upg = gq_gqs_dev_units_per_group(G);
+    int64_t upr = G <= 32 ? (kept + gpu - 1) / gpu : (int64_t)kept * upg; /* units per row */
+    int64_t spr = G <= 32 ? upr * gpu : kept;                              /* slots per row */
+    gq_gqs_dev dev;
+    memset(&dev, 0, sizeof dev);
+    dev.N = N; dev.K = K; dev.G = G; dev.bits = 4;
+    dev.nnz = (size_t)N * kept;
+    dev.n_units = (int64_t)N * upr;
+    dev.n_slots = (int64_t)N * spr;
+    if (dev.n_units > INT32_MAX) return gq_errf(GQ_ERR_ARG, "%s: too many units for int32 row offsets", what);
+    dev.row_unit = (int32_t *)malloc((size_t)(N + 1) * 4);
+    dev.codes = (uint8_t *)malloc((size_t)dev.n_units * 16);
+    dev.col = (uint16_t *)malloc((size_t)dev.n_slots * 2);
+    dev.sm = (uint32_t *)malloc((size_t)dev.n_slots * 4);
+    if (!dev.row_unit || !dev.codes || !dev.col || !dev.sm) {
+        gq_gqs_dev_free(&dev);
+        return gq_errf(GQ_ERR_NOMEM, "decode engine: host allocation failed for %s", what);
+    }
+    uint64_t rs = seed;
+    for (int r = 0; r <= N; r++) dev.row_unit[r] = (int32_t)(r * upr);
+    uint64_t *cw = (uint64_t *)dev.codes;
+    for (int64_t i = 0; i < dev.n_units * 2; i++) cw[i] = hrand(&rs);
+    float sc = 1.f / (4.6f * sqrtf((float)K));
+    for (int r = 0; r < N; r++)
+        for (int64_t i = 0; i < spr; i++) {
+            size_t sl = (size_t)r * spr + i;
+            if (i < kept) {
+                int lo = (int)((int64_t)i * ng / kept), hi = (int)((int64_t)(i + 1) * ng / kept);
+                uint64_t h = hrand(&rs);
+                dev.col[sl] = (uint16_t)(o->format == GQ_DEC_W4 ? i : lo + (int)(h % (uint64_t)(hi - lo)));
+                float s = sc * (0.5f + (float)((h >> 32) & 0xffff) / 65536.f);
+                uint16_t hs = gq_fp32_to_fp16(s), hm = gq_fp32_to_fp16(-8.f * gq_fp16_to_fp32(hs));
+                dev.sm[sl] = (uint32_t)hs | ((uint32_t)hm << 16);
+            } else { /* padding slot: an empty group */
+                dev.col[sl] = 0;
+                dev.sm[sl] = 0;
+            }
+        }
+    gq_status st = lin_from_dev(l, &dev, o, what);
+    gq_gqs_dev_free(&dev);
+    return st;
+}
+
 static gq_status f32_up(float **p, const float *h, size_t n, const char *what) {
     GQ_TRY(dmalloc((void **)p, n * 4, what));
     CUDA_CHECK(cudaMemcpy(*p, h, n * 4, cudaMemcpyHostToDevice));
@@ -448,10 +634,17 @@ extern "C" gq_status gq_dec_create(const gq_model *m, const gq_dec_opts *o, gq_d
         const gq_linear *pd[1] = {&b->lin[GQ_LIN_DOWN]};
         st = f32_up(&y->attn_norm, b->attn_norm, D, "attn_norm");
         if (!st) st = f32_up(&y->ffn_norm, b->ffn_norm, D, "ffn_norm");
-        if (!st) st = lin_from_host(&y->qkv, qkv, 3, "q/k/v");
-        if (!st) st = lin_from_host(&y->o, po, 1, "o_proj");
-        if (!st) st = lin_from_host(&y->gu, gu, 2, "gate/up");
-        if (!st) st = lin_from_host(&y->down, pd, 1, "down_proj");
+        if (d->o.format == GQ_DEC_FP16) {
+            if (!st) st = lin_from_host(&y->qkv, qkv, 3, "q/k/v");
+            if (!st) st = lin_from_host(&y->o, po, 1, "o_proj");
+            if (!st) st = lin_from_host(&y->gu, gu, 2, "gate/up");
+            if (!st) st = lin_from_host(&y->down, pd, 1, "down_proj");
+        } else {
+            if (!st) st = lin_quant_from_host(&y->qkv, qkv, 3, &d->o, "q/k/v");
+            if (!st) st = lin_quant_from_host(&y->o, po, 1, &d->o, "o_proj");
+            if (!st) st = lin_quant_from_host(&y->gu, gu, 2, &d->o, "gate/up");
+            if (!st) st = lin_quant_from_host(&y->down, pd, 1, &d->o, "down_proj");
+        }
         if (!st && c->qkv_bias) {
             int NQ = c->n_heads * c->head_dim, NKVD = c->n_kv_heads * c->head_dim;
             float *hb = (float *)calloc((size_t)NQ + 2 * NKVD, 4);
@@ -512,10 +705,17 @@ extern "C" gq_status gq_dec_create_random(const gq_config *cfg, const gq_dec_opt
             k_rand_float<<<64, 256>>>(y->attn_norm, D, sd++, 1.f, 0.1f);
             k_rand_float<<<64, 256>>>(y->ffn_norm, D, sd++, 1.f, 0.1f);
         }
-        if (!st) st = lin_random(&y->qkv, NQ + 2 * NKVD, D, sd++, "q/k/v");
-        if (!st) st = lin_random(&y->o, D, NQ, sd++, "o_proj");
-        if (!st) st = lin_random(&y->gu, 2 * H, D, sd++, "gate/up");
-        if (!st) st = lin_random(&y->down, D, H, sd++, "down_proj");
+        if (d->o.format == GQ_DEC_FP16) {
+            if (!st) st = lin_random(&y->qkv, NQ + 2 * NKVD, D, sd++, "q/k/v");
+            if (!st) st = lin_random(&y->o, D, NQ, sd++, "o_proj");
+            if (!st) st = lin_random(&y->gu, 2 * H, D, sd++, "gate/up");
+            if (!st) st = lin_random(&y->down, D, H, sd++, "down_proj");
+        } else {
+            if (!st) st = lin_quant_random(&y->qkv, NQ + 2 * NKVD, D, &d->o, sd++, "q/k/v");
+            if (!st) st = lin_quant_random(&y->o, D, NQ, &d->o, sd++, "o_proj");
+            if (!st) st = lin_quant_random(&y->gu, 2 * H, D, &d->o, sd++, "gate/up");
+            if (!st) st = lin_quant_random(&y->down, D, H, &d->o, sd++, "down_proj");
+        }
     }
     if (!st && cudaDeviceSynchronize() != cudaSuccess) st = gq_errf(GQ_ERR_INTERNAL, "decode engine: random fill failed");
     if (!st) {
@@ -533,7 +733,10 @@ extern "C" gq_status gq_dec_create_random(const gq_config *cfg, const gq_dec_opt
 /* ===========================================================================================
  * The step graph
  * =========================================================================================== */
-static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, float *y, int acc) {
+/* y (+)= W x. fp16 weights read the fp32 x and accumulate in place; quantized weights read the fp16
+ * copy x16 and, for acc, write d->res, which the next k_rmsnorm_dec adds into x. */
+static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, const __half *x16, float *y, int acc) {
+    if (l->q) return gq_gqs_gpu_gemv(l->q, l->kind, x16, 1, acc ? d->res : y, 1, d->s);
     int nb = (l->N + GQD_GEMV_WARPS - 1) / GQD_GEMV_WARPS;
     if (acc) k_gemv_h<true><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
     else k_gemv_h<false><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
@@ -560,9 +763,10 @@ static gq_status record_step(gq_decoder *d) {
     CUDA_CHECK_LAUNCH();
     for (int l = 0; l < c->n_layers; l++) {
         const gqd_layer *y = &d->L[l];
-        gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, y->attn_norm, D, c->norm_eps);
+        /* layer 0 has no pending residual; later layers add the previous down_proj's (quantized) */
+        k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, l > 0 ? d->res : NULL, y->attn_norm, d->xb, d->xb16, D, c->norm_eps);
         CUDA_CHECK_LAUNCH();
-        GQ_TRY(gemv(d, &y->qkv, d->xb, d->qkv, 0));
+        GQ_TRY(gemv(d, &y->qkv, d->xb, d->xb16, d->qkv, 0));
         if (y->bqkv) {
             k_bias1<<<blocks_for(NQ + 2 * NKVD, 256), 256, 0, s>>>(d->qkv, y->bqkv, NQ + 2 * NKVD);
             CUDA_CHECK_LAUNCH();
@@ -581,19 +785,20 @@ static gq_status record_step(gq_decoder *d) {
         default: GQ_ASSERT(0 && "head_dim checked at build");
         }
         CUDA_CHECK_LAUNCH();
-        k_attn_combine<<<c->n_heads, HD < 32 ? 32 : HD, 0, s>>>(d->att, d->pacc, d->pm, d->pl, d->pos, HD, d->maxc);
+        k_attn_combine<<<c->n_heads, HD < 32 ? 32 : HD, 0, s>>>(d->att, d->att16, d->pacc, d->pm, d->pl, d->pos, HD,
+                                                                d->maxc);
         CUDA_CHECK_LAUNCH();
-        GQ_TRY(gemv(d, &y->o, d->att, d->x, 1));
-        gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, y->ffn_norm, D, c->norm_eps);
+        GQ_TRY(gemv(d, &y->o, d->att, d->att16, d->x, 1));
+        k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, d->res, y->ffn_norm, d->xb, d->xb16, D, c->norm_eps);
         CUDA_CHECK_LAUNCH();
-        GQ_TRY(gemv(d, &y->gu, d->xb, d->gu, 0));
-        k_swiglu1<<<blocks_for(H, 256), 256, 0, s>>>(d->hb, d->gu, H);
+        GQ_TRY(gemv(d, &y->gu, d->xb, d->xb16, d->gu, 0));
+        k_swiglu1<<<blocks_for(H, 256), 256, 0, s>>>(d->hb, d->hb16, d->gu, H);
         CUDA_CHECK_LAUNCH();
-        GQ_TRY(gemv(d, &y->down, d->hb, d->x, 1));
+        GQ_TRY(gemv(d, &y->down, d->hb, d->hb16, d->x, 1));
     }
-    gqk::k_rmsnorm<<<1, 256, 0, s>>>(d->xb, d->x, d->final_norm, D, c->norm_eps);
+    k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, d->res, d->final_norm, d->xb, NULL, D, c->norm_eps);
     CUDA_CHECK_LAUNCH();
-    GQ_TRY(gemv(d, &d->head, d->xb, d->logits, 0));
+    GQ_TRY(gemv(d, &d->head, d->xb, NULL, d->logits, 0)); /* the lm head stays fp16 in every format */
     k_argmax_advance<<<1, 1024, 0, s>>>(d->tokens, d->pos, d->n_prompt, d->logits, V);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
@@ -663,6 +868,11 @@ extern "C" gq_status gq_dec_generate(gq_decoder *d, const int32_t *prompt, int n
         stats->bytes_per_tok = (double)mm.linear_bytes + (double)mm.kv_bytes_per_pos * (n_prompt + (n_gen - 1) / 2.0);
     }
     return st;
+}
+
+extern "C" gq_status gq_dec_last_logits(gq_decoder *d, float *logits) {
+    CUDA_CHECK(cudaMemcpy(logits, d->logits, (size_t)d->c.vocab_size * 4, cudaMemcpyDeviceToHost));
+    return GQ_OK;
 }
 
 /* ===========================================================================================

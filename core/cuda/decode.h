@@ -3,7 +3,7 @@
  * replayed per token. The position and the token buffer live in device memory, so the same graph
  * serves every step and the host does nothing between tokens.
  *
- * Weight formats of the linear layers (the embedding table and norms stay fp16/fp32):
+ * Weight formats of the block linear layers (embedding and lm head stay fp16, norms fp32, in every format):
  *   GQ_DEC_FP16  fp16 weights, the engine's own fp16 GEMV (16-byte loads, fp32 accumulation)
  *   GQ_DEC_W4    dense 4-bit, per-group (G) scale/zero            } through the kernel engineer's GEMV
  *   GQ_DEC_GQS   GQS: group-sparse (BSR by rows) + 4-bit groups   } API (core/cuda/gqs_gemv.h)
@@ -17,11 +17,12 @@
 #ifndef GQ_CUDA_DECODE_H
 #define GQ_CUDA_DECODE_H
 
-#include "../model.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "../model.h"
+#include "../gqs_pack.h" /* C headers without their own extern "C" */
 
 typedef enum { GQ_DEC_FP16 = 0, GQ_DEC_W4 = 1, GQ_DEC_GQS = 2 } gq_dec_format;
 
@@ -31,6 +32,8 @@ typedef struct {
     int bits;         /* 4 */
     double sparsity;  /* GQS: fraction of groups pruned (0.3, 0.4, 0.5) */
     int max_T;        /* KV cache length (prompt + generated tokens) */
+    int gemv_kind;    /* W4/GQS GEMV kernel: -1 default (w4: GQ_GEMV_DENSE_W4, gqs: GQ_GEMV_STREAMK), else a
+                         gq_gemv_kind of core/cuda/gqs_gemv.h (0 row split, 1 Stream-K, 2 dense W4) */
 } gq_dec_opts;
 
 /* Parse "fp16", "w4", "gqs-s50" (sparsity 50%) into o->format / o->sparsity. GQ_ERR_ARG otherwise. */
@@ -48,6 +51,11 @@ gq_status gq_dec_create(const gq_model *m, const gq_dec_opts *o, gq_decoder **ou
 gq_status gq_dec_create_random(const gq_config *c, const gq_dec_opts *o, uint64_t seed, gq_decoder **out);
 void gq_dec_free(gq_decoder *d);
 
+/* The quantization gq_dec_create applies to one linear layer w [N, K] for W4/GQS (exposed so tests can
+ * build the CPU reference from the same W_hat with gq_gqs_dev_expand). Caller frees with
+ * gq_gqs_dev_free. */
+gq_status gq_dec_quantize(const float *w, int N, int K, const gq_dec_opts *o, const char *what, gq_gqs_dev *out);
+
 typedef struct {
     double prefill_ms;   /* steps over the prompt (same step graph, one token at a time) */
     double gen_ms;       /* n_gen generation steps, CUDA events around the graph replays */
@@ -60,6 +68,9 @@ typedef struct {
  * out [n_gen] gets the generated ids. stats may be NULL. Resets the KV cache first. */
 gq_status gq_dec_generate(gq_decoder *d, const int32_t *prompt, int n_prompt, int n_gen, int32_t *out,
                           gq_dec_stats *stats);
+
+/* Logits [V] of the last step run by gq_dec_generate (the step that produced out[n_gen-1]); for tests. */
+gq_status gq_dec_last_logits(gq_decoder *d, float *logits);
 
 typedef struct {
     size_t weight_bytes;   /* every linear layer in its format (values + metadata) + embedding + norms */

@@ -20,7 +20,7 @@ if [ "$mode" = 1 ] || [ "$mode" = bin ]; then
   cp -r "$root/models/stories260K" .devcarry/shared/models/
 fi
 if [ "$mode" = 1 ]; then head -c $half $f > .devcarry/model.part1; du -sh .devcarry; exit 0; fi
-[ "$mode" = 2 ] && tail -c +$((half + 1)) $f > .devcarry/model.part2
+if [ "$mode" = 2 ]; then tail -c +$((half + 1)) $f > .devcarry/model.part2; cp models/*.tokenizer.json .devcarry/ 2>/dev/null || true; fi
 mkdir -p .devcarry/bin .devcarry/lib
 make -j2 >/dev/null
 cp build/gqsa .devcarry/bin/

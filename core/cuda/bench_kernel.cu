@@ -1,0 +1,481 @@
+/* bench_kernel.cu — `gqsa bench kernel`: the GQS GEMV kernels against cuBLAS FP16 and the dense W4 kernel,
+ * timed as /work/.library/device/METHOD.md says. One command: correctness first, then timing, a compact
+ * table on stdout, every row to --csv (and to the results store with --store), and the target checks.
+ *
+ * Timing: a CUDA graph of GQ_BENCH_GRAPH launches cycling through R weight copies (R copies >= 4x the L2
+ * size and >= 240 MB, so no launch finds its weights in L2), warm-up replays, then the median over
+ * `reps` replays of CUDA-event time / GQ_BENCH_GRAPH. Random data, never zeros. Bytes moved per launch =
+ * weights as stored (codes + column indices + scales/mins + row offsets) + activations + output; the
+ * copy bandwidth is measured in the same run (cudaMemcpyAsync D2D of 1 GB, read + write bytes).
+ * 2:4 sparsity runs from tools/bench_24.py (torch + cuSPARSELt), writing the same CSV columns.
+ * Must not: build or install anything, or report a time whose correctness check failed.
+ */
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_check.h"
+#include "gqs_dev.h"
+extern "C" {
+#include "../store.h"
+#include "gpu.h"
+}
+
+#define GQ_BENCH_GRAPH 20      /* launches per captured graph */
+#define GQ_BENCH_MIN_ROT (240.0 * 1e6)
+
+namespace {
+
+struct Dev {
+    char name[256];
+    int nsm;
+    size_t l2;
+    double copy_gbs; /* measured D2D, read+write */
+};
+
+struct Row {
+    char kernel[32], pattern[12];
+    int N, K, B, G, bits;
+    double sparsity, time_us, bytes, gbs, frac, vs_fp16, vs_w4;
+    int copies;
+};
+
+struct Bench {
+    Dev dev;
+    cudaStream_t st;
+    cublasHandle_t blas;
+    void *blas_ws;
+    int reps;
+    FILE *csv;
+    gq_store *store;
+    Row *rows;
+    int nrows, caprows;
+    int check_failures;
+};
+
+int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median per-launch time (us) of a graph built by `enqueue(i)` for launch i (0..GQ_BENCH_GRAPH-1). */
+template <class F> gq_status time_graph(Bench &bn, F enqueue, double *us) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ge = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    gq_status st = GQ_OK;
+    float *ms = (float *)calloc((size_t)bn.reps, sizeof(float));
+    CUDA_CHECK_GOTO(cudaStreamBeginCapture(bn.st, cudaStreamCaptureModeThreadLocal), done);
+    for (int i = 0; i < GQ_BENCH_GRAPH && st == GQ_OK; i++) st = enqueue(i);
+    {
+        cudaError_t ce = cudaStreamEndCapture(bn.st, &g);
+        if (st != GQ_OK) goto done;
+        CUDA_CHECK_GOTO(ce, done);
+    }
+    CUDA_CHECK_GOTO(cudaGraphInstantiate(&ge, g, 0), done);
+    CUDA_CHECK_GOTO(cudaEventCreate(&e0), done);
+    CUDA_CHECK_GOTO(cudaEventCreate(&e1), done);
+    for (int w = 0; w < 3; w++) CUDA_CHECK_GOTO(cudaGraphLaunch(ge, bn.st), done); /* warm-up */
+    for (int r = 0; r < bn.reps; r++) {
+        CUDA_CHECK_GOTO(cudaEventRecord(e0, bn.st), done);
+        CUDA_CHECK_GOTO(cudaGraphLaunch(ge, bn.st), done);
+        CUDA_CHECK_GOTO(cudaEventRecord(e1, bn.st), done);
+        CUDA_CHECK_GOTO(cudaEventSynchronize(e1), done);
+        CUDA_CHECK_GOTO(cudaEventElapsedTime(&ms[r], e0, e1), done);
+    }
+    CUDA_CHECK_GOTO(cudaGetLastError(), done);
+    qsort(ms, (size_t)bn.reps, sizeof(float), cmp_float);
+    *us = 1000.0 * ms[bn.reps / 2] / GQ_BENCH_GRAPH;
+done:
+    if (ge) cudaGraphExecDestroy(ge);
+    if (g) cudaGraphDestroy(g);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    free(ms);
+    return st;
+}
+
+int copies_for(const Bench &bn, double bytes) {
+    double need = 4.0 * (double)bn.dev.l2;
+    if (need < GQ_BENCH_MIN_ROT) need = GQ_BENCH_MIN_ROT;
+    int c = (int)ceil(need / bytes);
+    return c < 2 ? 2 : c;
+}
+
+gq_status measure_copy(Bench &bn) {
+    const size_t n = (size_t)1 << 30;
+    void *a = NULL, *b = NULL;
+    gq_status st = GQ_OK;
+    double us = 0;
+    CUDA_CHECK_GOTO(cudaMalloc(&a, n), done);
+    CUDA_CHECK_GOTO(cudaMalloc(&b, n), done);
+    CUDA_CHECK_GOTO(cudaMemset(a, 0x5A, n), done);
+    st = time_graph(bn, [&](int) -> gq_status { CUDA_CHECK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, bn.st)); return GQ_OK; }, &us);
+    if (st == GQ_OK) bn.dev.copy_gbs = 2.0 * (double)n / (us * 1e-6) / 1e9;
+done:
+    cudaFree(a);
+    cudaFree(b);
+    return st;
+}
+
+void add_row(Bench &bn, const Row &r) {
+    if (bn.nrows == bn.caprows) {
+        bn.caprows = bn.caprows ? 2 * bn.caprows : 64;
+        bn.rows = (Row *)realloc(bn.rows, (size_t)bn.caprows * sizeof(Row));
+        if (!bn.rows) abort();
+    }
+    bn.rows[bn.nrows++] = r;
+}
+
+const Row *find_row(const Bench &bn, const char *kernel, int N, int K, int B, int G, double sp, const char *pat) {
+    for (int i = 0; i < bn.nrows; i++) {
+        const Row &r = bn.rows[i];
+        if (!strcmp(r.kernel, kernel) && r.N == N && r.K == K && r.B == B && (G < 0 || r.G == G) &&
+            (sp < 0 || fabs(r.sparsity - sp) < 1e-9) && (!pat || !strcmp(r.pattern, pat)))
+            return &r;
+    }
+    return NULL;
+}
+
+/* ---- data ------------------------------------------------------------------------------------------- */
+
+gq_status upload_x(int B, int K, uint64_t seed, void **xd, uint16_t **xh_out) {
+    uint16_t *xh = (uint16_t *)malloc((size_t)B * K * 2);
+    gq_rng rng;
+    gq_rng_seed(&rng, seed);
+    for (size_t i = 0; i < (size_t)B * K; i++) xh[i] = gq_fp32_to_fp16((float)gq_rng_normal(&rng));
+    gq_status st = gq_gemv_dev_alloc((size_t)B * K * 2, xd);
+    if (st == GQ_OK) st = gq_gemv_dev_upload(*xd, xh, (size_t)B * K * 2);
+    if (xh_out) *xh_out = xh;
+    else free(xh);
+    return st;
+}
+
+/* ---- GQS / W4 ------------------------------------------------------------------------------------- */
+
+struct Mat {
+    gq_gqs g;
+    gq_gqs_dev d;
+    gq_gqs_gpu **cp;
+    int ncp;
+    double wbytes_gqs, wbytes_dense;
+};
+
+void mat_free(Mat &m) {
+    for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_free(m.cp[i]);
+    free(m.cp);
+    gq_gqs_dev_free(&m.d);
+    gq_gqs_free(&m.g);
+    memset(&m, 0, sizeof m);
+}
+
+gq_status mat_make(Bench &bn, Mat &m, int N, int K, int G, double sp, gq_density pat, uint64_t seed) {
+    memset(&m, 0, sizeof m);
+    GQ_TRY(gq_gqs_random(&m.g, N, K, G, 4, sp, pat, 0, seed));
+    GQ_TRY(gq_gqs_pack(&m.g, "bench", &m.d));
+    m.wbytes_gqs = (double)gq_gqs_dev_bytes(&m.d, 0);
+    m.wbytes_dense = (double)gq_gqs_dev_bytes(&m.d, 1);
+    m.ncp = copies_for(bn, m.wbytes_gqs);
+    m.cp = (gq_gqs_gpu **)calloc((size_t)m.ncp, sizeof *m.cp);
+    for (int i = 0; i < m.ncp; i++) GQ_TRY(gq_gqs_gpu_upload(&m.d, &m.cp[i]));
+    return GQ_OK;
+}
+
+/* Relative L2 error against gq_gqs_gemv_ref for batches 0 and B-1; NaN fails. */
+gq_status check_kernel(Bench &bn, Mat &m, gq_gemv_kind kind, int B, void *xd, const uint16_t *xh, void *yd,
+                       double *relerr) {
+    const int N = m.g.N, K = m.g.K;
+    GQ_TRY(gq_gemv_dev_fill(yd, 0xFF, (size_t)B * N * 2));
+    GQ_TRY(gq_gqs_gpu_gemv(m.cp[0], kind, xd, B, yd, 0, bn.st));
+    CUDA_CHECK(cudaStreamSynchronize(bn.st));
+    uint16_t *y = (uint16_t *)malloc((size_t)B * N * 2);
+    float *xf = (float *)malloc((size_t)K * 4), *ref = (float *)malloc((size_t)N * 4);
+    gq_status st = gq_gemv_dev_download(y, yd, (size_t)B * N * 2);
+    double num = 0, den = 0;
+    const int bs[2] = {0, B - 1};
+    for (int t = 0; t < (B > 1 ? 2 : 1) && st == GQ_OK; t++) {
+        const int b = bs[t];
+        for (int k = 0; k < K; k++) xf[k] = gq_fp16_to_fp32(xh[(size_t)b * K + k]);
+        gq_gqs_gemv_ref(&m.g, xf, ref);
+        for (int r = 0; r < N; r++) {
+            double got = gq_fp16_to_fp32(y[(size_t)b * N + r]);
+            num += (got - ref[r]) * (got - ref[r]), den += (double)ref[r] * ref[r];
+            if (isnan(got)) num = INFINITY;
+        }
+    }
+    *relerr = den > 0 ? sqrt(num / den) : sqrt(num);
+    free(y), free(xf), free(ref);
+    return st;
+}
+
+/* Relative L2 error of a correct kernel: fp16 weights and output, ~1e-3 at most (PERF.md). */
+#define GQ_BENCH_CHECK_REL 5e-3
+
+gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, double sp) {
+    const int N = m.g.N, K = m.g.K;
+    void *xd = NULL, *yd = NULL;
+    uint16_t *xh = NULL;
+    gq_status st = upload_x(B, K, 17 + (uint64_t)B, &xd, &xh);
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)B * N * 2, &yd);
+    double rel = 0, us = 0;
+    if (st == GQ_OK) st = check_kernel(bn, m, kind, B, xd, xh, yd, &rel);
+    Row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", gq_gemv_kind_name(kind));
+    snprintf(r.pattern, sizeof r.pattern, "%s", kind == GQ_GEMV_DENSE_W4 ? "dense" : pat);
+    r.N = N, r.K = K, r.B = B, r.G = m.g.G, r.bits = 4, r.sparsity = kind == GQ_GEMV_DENSE_W4 ? 0 : sp;
+    r.copies = m.ncp;
+    if (st == GQ_OK && !(rel <= GQ_BENCH_CHECK_REL)) {
+        fprintf(stderr, "gqsa bench: CHECK FAILED %s N=%d K=%d B=%d G=%d sp=%.2f: rel err %.3g > %.3g; not timed\n",
+                r.kernel, N, K, B, r.G, sp, rel, GQ_BENCH_CHECK_REL);
+        bn.check_failures++;
+    } else if (st == GQ_OK) {
+        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, B, yd, 0, bn.st); }, &us);
+        if (st == GQ_OK) {
+            r.time_us = us;
+            r.bytes = (kind == GQ_GEMV_DENSE_W4 ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N;
+            r.gbs = r.bytes / (us * 1e-6) / 1e9;
+            r.frac = r.gbs / bn.dev.copy_gbs;
+            add_row(bn, r);
+        }
+    }
+    free(xh);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    return st;
+}
+
+/* ---- cuBLAS FP16 -------------------------------------------------------------------------------------- */
+
+__global__ void fill_half_kernel(__half *p, size_t n, uint32_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 15, h *= 2246822519u, h ^= h >> 13;
+        p[i] = __float2half(((float)(h & 0xFFFF) / 65536.0f - 0.5f) * 0.05f);
+    }
+}
+
+gq_status run_fp16(Bench &bn, int N, int K, int B) {
+    const double wb = 2.0 * N * K;
+    const int ncp = copies_for(bn, wb);
+    __half **w = (__half **)calloc((size_t)ncp, sizeof *w);
+    void *xd = NULL, *yd = NULL;
+    gq_status st = upload_x(B, K, 5, &xd, NULL);
+    double us = 0;
+    const float one = 1.f, zero = 0.f;
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)B * N * 2, &yd);
+    for (int i = 0; i < ncp && st == GQ_OK; i++) {
+        CUDA_CHECK_GOTO(cudaMalloc(&w[i], (size_t)wb), done);
+        fill_half_kernel<<<1024, 256, 0, bn.st>>>(w[i], (size_t)N * K, 1234u + i);
+        CUDA_CHECK_GOTO(cudaGetLastError(), done);
+    }
+    if (st != GQ_OK) goto done;
+    CUDA_CHECK_GOTO(cudaStreamSynchronize(bn.st), done);
+    /* y [B, N] row-major = column-major N x B; W [N, K] row-major = column-major K x N, so y = W^T(col) x */
+    st = time_graph(bn, [&](int i) -> gq_status {
+        CUBLAS_CHECK(cublasGemmEx(bn.blas, CUBLAS_OP_T, CUBLAS_OP_N, N, B, K, &one, w[i % ncp], CUDA_R_16F, K, xd,
+                                  CUDA_R_16F, K, &zero, yd, CUDA_R_16F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return GQ_OK;
+    }, &us);
+    if (st == GQ_OK) {
+        Row r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.kernel, sizeof r.kernel, "cublas_fp16");
+        snprintf(r.pattern, sizeof r.pattern, "dense");
+        r.N = N, r.K = K, r.B = B, r.G = 0, r.bits = 16, r.copies = ncp, r.time_us = us;
+        r.bytes = wb + 2.0 * B * K + 2.0 * B * N;
+        r.gbs = r.bytes / (us * 1e-6) / 1e9;
+        r.frac = r.gbs / bn.dev.copy_gbs;
+        add_row(bn, r);
+    }
+done:
+    for (int i = 0; i < ncp; i++) cudaFree(w[i]);
+    free(w);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    return st;
+}
+
+/* ---- sweep ---------------------------------------------------------------------------------------- */
+
+struct Shape { int N, K; const char *label; };
+
+gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
+    const int Bs_full[] = {1, 2, 4, 8, 16}, Bs_quick[] = {1, 16};
+    const int *Bs = quick ? Bs_quick : Bs_full;
+    const int nB = quick ? 2 : 5;
+    fprintf(stderr, "gqsa bench: %s (%d x %d)\n", s.label, s.N, s.K);
+    for (int i = 0; i < nB; i++) GQ_TRY(run_fp16(bn, s.N, s.K, Bs[i]));
+    /* dense W4 at G = 128 (the usual baseline) and at G = 16 (the GQS run's G); sparsity-0 GQS beside */
+    const int Gd[] = {128, 16};
+    for (int gi = 0; gi < 2; gi++) {
+        Mat m;
+        GQ_TRY(mat_make(bn, m, s.N, s.K, Gd[gi], 0.0, GQ_DENSITY_ROW, 11 + gi));
+        for (int i = 0; i < nB; i++) {
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4, Bs[i], "dense", 0.0));
+            if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
+            }
+        }
+        mat_free(m);
+    }
+    /* GQS G16: sparsity sweep (layer scope), then the three density patterns at S50 with all batches */
+    const double sps_full[] = {0.3, 0.5, 0.7}, sps_quick[] = {0.5};
+    const double *sps = quick ? sps_quick : sps_full;
+    const int nsp = quick ? 1 : 3;
+    for (int p = 0; p < 3; p++) {
+        for (int si = 0; si < nsp; si++) {
+            const double sp = sps[si];
+            if (p != GQ_DENSITY_LAYER && fabs(sp - 0.5) > 1e-9) continue;
+            Mat m;
+            GQ_TRY(mat_make(bn, m, s.N, s.K, 16, sp, (gq_density)p, 100 + p * 10 + si));
+            for (int i = 0; i < nB; i++) {
+                if (Bs[i] > 1 && fabs(sp - 0.5) > 1e-9) continue;
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], gq_density_name((gq_density)p), sp));
+            }
+            mat_free(m);
+        }
+    }
+    /* other group sizes at S50 layer, batch 1 */
+    if (!quick || s.N == 8192) {
+        const int Gs[] = {8, 32, 64};
+        for (int gi = 0; gi < 3; gi++) {
+            Mat m;
+            GQ_TRY(mat_make(bn, m, s.N, s.K, Gs[gi], 0.5, GQ_DENSITY_LAYER, 300 + gi));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, 1, "layer", 0.5));
+            mat_free(m);
+        }
+    }
+    return GQ_OK;
+}
+
+void fill_speedups(Bench &bn) {
+    for (int i = 0; i < bn.nrows; i++) {
+        Row &r = bn.rows[i];
+        const Row *f = find_row(bn, "cublas_fp16", r.N, r.K, r.B, -1, -1, NULL);
+        const Row *w = find_row(bn, "w4_dense", r.N, r.K, r.B, 128, -1, NULL);
+        r.vs_fp16 = f ? f->time_us / r.time_us : NAN;
+        r.vs_w4 = w ? w->time_us / r.time_us : NAN;
+    }
+}
+
+void print_and_write(Bench &bn) {
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %10s %9s %8s %6s %7s %6s\n", "kernel", "N", "K", "B", "spars", "G", "pattern",
+           "time_us", "MB", "GB/s", "%copy", "xFP16", "xW4");
+    if (bn.csv)
+        fprintf(bn.csv, "kernel,N,K,batch,sparsity,group,bits,pattern,time_us,bytes,gbps,frac_copy_bw,speedup_vs_fp16,"
+                        "speedup_vs_w4_g128,copies,device,copy_gbps\n");
+    for (int i = 0; i < bn.nrows; i++) {
+        const Row &r = bn.rows[i];
+        printf("%-12s %6d %6d %3d %5.2f %4d %-7s %10.2f %9.2f %8.0f %5.1f%% %7.2f %6.2f\n", r.kernel, r.N, r.K, r.B,
+               r.sparsity, r.G, r.pattern, r.time_us, r.bytes / 1e6, r.gbs, 100 * r.frac, r.vs_fp16, r.vs_w4);
+        if (bn.csv)
+            fprintf(bn.csv, "%s,%d,%d,%d,%.4f,%d,%d,%s,%.4f,%.0f,%.2f,%.4f,%.4f,%.4f,%d,\"%s\",%.1f\n", r.kernel, r.N,
+                    r.K, r.B, r.sparsity, r.G, r.bits, r.pattern, r.time_us, r.bytes, r.gbs, r.frac, r.vs_fp16, r.vs_w4,
+                    r.copies, bn.dev.name, bn.dev.copy_gbs);
+    }
+}
+
+gq_status store_rows(Bench &bn) {
+    if (!bn.store) return GQ_OK;
+    gq_store_bench *sb = (gq_store_bench *)calloc((size_t)bn.nrows + 1, sizeof *sb);
+    char(*shape)[48] = (char(*)[48])calloc((size_t)bn.nrows + 1, 48);
+    char(*extra)[160] = (char(*)[160])calloc((size_t)bn.nrows + 1, 160);
+    for (int i = 0; i < bn.nrows; i++) {
+        const Row &r = bn.rows[i];
+        snprintf(shape[i], 48, "%dx%dxB%d", r.N, r.K, r.B);
+        snprintf(extra[i], 160, "{\"pattern\":\"%s\",\"frac_copy_bw\":%.4f,\"copy_gbps\":%.1f,\"copies\":%d}", r.pattern,
+                 r.frac, bn.dev.copy_gbs, r.copies);
+        sb[i].kernel = r.kernel, sb[i].shape = shape[i], sb[i].sparsity = r.sparsity, sb[i].bits = r.bits;
+        sb[i].grp = r.G, sb[i].time_us = r.time_us, sb[i].bytes = r.bytes, sb[i].gbps = r.gbs;
+        sb[i].device = bn.dev.name, sb[i].extra = extra[i];
+    }
+    gq_status st = gq_store_bench_add(bn.store, sb, bn.nrows);
+    free(sb), free(shape), free(extra);
+    return st;
+}
+
+/* The targets of issue 6 (PERF.md): printed, never silently skipped. */
+void print_targets(const Bench &bn) {
+    printf("\ntargets (device copy bandwidth %.0f GB/s):\n", bn.dev.copy_gbs);
+    const Row *row = find_row(bn, "gqs_row", 8192, 8192, 1, 16, 0.5, "layer");
+    const Row *sk = find_row(bn, "gqs_streamk", 8192, 8192, 1, 16, 0.5, "layer");
+    const Row *best = row && sk ? (row->time_us < sk->time_us ? row : sk) : row ? row : sk;
+    const Row *fp = find_row(bn, "cublas_fp16", 8192, 8192, 1, -1, -1, NULL);
+    const Row *w128 = find_row(bn, "w4_dense", 8192, 8192, 1, 128, -1, NULL);
+    const Row *w16 = find_row(bn, "w4_dense", 8192, 8192, 1, 16, -1, NULL);
+    if (!best) printf("  MISS  W4S50 G16 8192x8192: not measured\n");
+    else {
+        printf("  %s  W4S50 G16 8192x8192 (%s): %.1f%% of copy bandwidth on its bytes (target >= 75%%)\n",
+               best->frac >= 0.75 ? "PASS" : "MISS", best->kernel, 100 * best->frac);
+        if (fp) printf("  %s  ... %.2fx faster than cuBLAS FP16 (target >= 4x)\n", fp->time_us / best->time_us >= 4 ? "PASS" : "MISS",
+                       fp->time_us / best->time_us);
+        if (w128) printf("  %s  ... %.2fx vs dense W4 G128 (target > 1)\n", w128->time_us > best->time_us ? "PASS" : "MISS",
+                         w128->time_us / best->time_us);
+        if (w16) printf("  %s  ... %.2fx vs dense W4 G16 (target > 1)\n", w16->time_us > best->time_us ? "PASS" : "MISS",
+                        w16->time_us / best->time_us);
+    }
+    for (int i = 0; i < bn.nrows; i++) {
+        const Row &r = bn.rows[i];
+        if (strcmp(r.kernel, "gqs_streamk") || strcmp(r.pattern, "uneven") || r.B != 1) continue;
+        const Row *rr = find_row(bn, "gqs_row", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        if (!rr) continue;
+        printf("  %s  uneven rows %dx%d S%.0f G%d: Stream-K %.2fx vs row split (target >= 1.2x)\n",
+               rr->time_us / r.time_us >= 1.2 ? "PASS" : "MISS", r.N, r.K, 100 * r.sparsity, r.G, rr->time_us / r.time_us);
+    }
+}
+
+} // namespace
+
+extern "C" gq_status gq_bench_kernel_run(const gq_bench_kernel_opts *o) {
+    if (gq_gpu_available() <= 0) return gq_errf(GQ_ERR_UNSUPPORTED, "bench kernel: no CUDA device (HINT: run on the GPU machine)");
+    Bench bn;
+    memset(&bn, 0, sizeof bn);
+    bn.reps = o->reps > 0 ? o->reps : 30;
+    if (bn.reps < 20) bn.reps = 20; /* METHOD.md: median of >= 20 */
+    gq_status st = GQ_OK;
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    snprintf(bn.dev.name, sizeof bn.dev.name, "%s", p.name);
+    bn.dev.nsm = p.multiProcessorCount, bn.dev.l2 = (size_t)p.l2CacheSize;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&bn.st, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&bn.blas));
+    CUBLAS_CHECK(cublasSetStream(bn.blas, bn.st));
+    CUDA_CHECK(cudaMalloc(&bn.blas_ws, 32u << 20)); /* fixed workspace: no allocation inside graph capture */
+    CUBLAS_CHECK(cublasSetWorkspace(bn.blas, bn.blas_ws, 32u << 20));
+    if (o->csv_path) {
+        bn.csv = fopen(o->csv_path, "w");
+        if (!bn.csv) return gq_errf(GQ_ERR_IO, "bench kernel: cannot write %s", o->csv_path);
+    }
+    if (o->store_path) GQ_TRY(gq_store_open(o->store_path, &bn.store));
+    GQ_TRY(measure_copy(bn));
+    fprintf(stderr, "gqsa bench: %s, %d SMs, L2 %.0f MB, D2D copy %.0f GB/s (read+write)\n", bn.dev.name, bn.dev.nsm,
+            bn.dev.l2 / 1e6, bn.dev.copy_gbs);
+    const Shape full[] = {{8192, 8192, "8192x8192"}, {4096, 4096, "7B q/k/v/o 4096x4096"},
+                          {11008, 4096, "7B gate/up 11008x4096"}, {4096, 11008, "7B down 4096x11008"}};
+    const Shape quick[] = {{8192, 8192, "8192x8192"}, {4096, 4096, "7B q/k/v/o 4096x4096"}};
+    const Shape *sh = o->quick ? quick : full;
+    const int nsh = o->quick ? 2 : 4;
+    const double t0 = gq_now();
+    for (int i = 0; i < nsh && st == GQ_OK; i++)
+        if (!o->only || strstr(sh[i].label, o->only)) st = sweep_shape(bn, sh[i], o->quick);
+    fill_speedups(bn);
+    print_and_write(bn);
+    print_targets(bn);
+    printf("%d rows in %.0f s; %d correctness failures%s\n", bn.nrows, gq_now() - t0, bn.check_failures,
+           bn.store ? "; rows added to the store" : "");
+    if (st == GQ_OK) st = store_rows(bn);
+    if (bn.csv) fclose(bn.csv);
+    if (bn.store) gq_store_close(bn.store);
+    cublasDestroy(bn.blas);
+    cudaFree(bn.blas_ws);
+    cudaStreamDestroy(bn.st);
+    free(bn.rows);
+    if (st == GQ_OK && bn.check_failures)
+        st = gq_errf(GQ_ERR_NUMERIC, "bench kernel: %d kernel(s) failed the correctness check (see stderr)", bn.check_failures);
+    return st;
+}
