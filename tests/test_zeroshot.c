@@ -838,6 +838,78 @@ static void test_e2e_stories260k(void **st) {
     gq_model_free(m);
 }
 
+/* SmolLM2 against the oracle's scores (tools/oracle_zeroshot.py run with torch fp32 on the GPU machine;
+ * fixtures/zeroshot/oracle_smollm2_fp32.jsonl holds every item): the first 2 documents per task, to keep
+ * the binary well under a minute on 2 shared cores. The whole comparison is
+ *   gqsa eval zeroshot --model smollm2-135m --out ours.jsonl
+ *   python3 tools/oracle_zeroshot.py --compare ours.jsonl --ref tests/fixtures/zeroshot/oracle_smollm2_fp32.jsonl */
+#define ORACLE_ATOL 2e-3 /* observed |dll| <= 1.1e-4 on the first 5 items per task: ~20x margin */
+#define ORACLE_RTOL 2e-5
+
+typedef struct {
+    cJSON *ref[GQ_ZS_N_TASKS][2];
+    int checked, bad;
+} oracle_ctx;
+
+static void oracle_cb(void *vctx, const gq_zs_item_score *s) {
+    oracle_ctx *c = vctx;
+    cJSON *r = c->ref[s->task][s->idx];
+    assert_non_null(r);
+    cJSON *ll = cJSON_GetObjectItem(r, "ll"), *nc = cJSON_GetObjectItem(r, "n_cont");
+    assert_int_equal(cJSON_GetArraySize(ll), s->n_choices);
+    for (int i = 0; i < s->n_choices; i++) {
+        double want = cJSON_GetArrayItem(ll, i)->valuedouble;
+        assert_int_equal(cJSON_GetArrayItem(nc, i)->valueint, s->n_cont[i]); /* same tokens scored */
+        if (!(fabs(s->ll[i] - want) <= ORACLE_ATOL + ORACLE_RTOL * fabs(want)) && c->bad++ < 5)
+            fprintf(stderr, "%s %d choice %d: ll %.6f, oracle %.6f\n", gq_zs_task_name(s->task), s->idx, i, s->ll[i],
+                    want);
+    }
+    assert_int_equal(cJSON_GetObjectItem(r, "pred")->valueint, s->pred);
+    assert_int_equal(cJSON_GetObjectItem(r, "pred_norm")->valueint, s->pred_norm);
+    c->checked++;
+}
+
+static void test_golden_smollm2_oracle(void **st) {
+    (void)st;
+    const char *fx = FIX "oracle_smollm2_fp32.jsonl";
+    if (!gq_file_exists(SMOLLM2_GGUF) || !gq_file_exists(fx) || !have_data(gq_zs_task_relpath(GQ_ZS_PIQA))) {
+        printf("SKIP: needs %s, %s and the task files\n", SMOLLM2_GGUF, fx);
+        return;
+    }
+    for (int k = 0; k < GQ_ZS_N_TASKS; k++)
+        if (!have_data(gq_zs_task_relpath((gq_zs_task_id)k))) {
+            printf("SKIP: %s missing\n", gq_zs_task_relpath((gq_zs_task_id)k));
+            return;
+        }
+    static oracle_ctx oc;
+    memset(&oc, 0, sizeof oc);
+    char *data;
+    size_t len;
+    assert_int_equal(gq_read_file(fx, &data, &len), GQ_OK);
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j);
+        int id = gq_zs_task_from_name(cJSON_GetObjectItem(j, "task")->valuestring);
+        int idx = cJSON_GetObjectItem(j, "idx")->valueint;
+        assert_true(id >= 0);
+        if (idx < 2) oc.ref[id][idx] = j;
+        else cJSON_Delete(j);
+    }
+    free(data);
+    gq_model *m;
+    assert_int_equal(gq_model_load(SMOLLM2_GGUF, NULL, &m), GQ_OK);
+    gq_zs_opts o = {.limit = 2, .quiet = 1, .on_item = oracle_cb, .cb_ctx = &oc};
+    gq_zs_result r;
+    gq_status s = gq_eval_zeroshot(m, &o, &r);
+    if (s != GQ_OK) fprintf(stderr, "%s\n", gq_errmsg());
+    assert_int_equal(s, GQ_OK);
+    assert_int_equal(oc.checked, 10);
+    assert_int_equal(oc.bad, 0);
+    for (int k = 0; k < GQ_ZS_N_TASKS; k++)
+        for (int i = 0; i < 2; i++) cJSON_Delete(oc.ref[k][i]);
+    gq_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_py_strings),
@@ -853,6 +925,7 @@ int main(void) {
         cmocka_unit_test(test_cont_logprob),
         cmocka_unit_test(test_eval_task_mock),
         cmocka_unit_test(test_e2e_stories260k),
+        cmocka_unit_test(test_golden_smollm2_oracle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
