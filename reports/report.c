@@ -426,6 +426,11 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
         g_sort_rows = rows;
         qsort(idx, (size_t)k, sizeof *idx, cmp_ablation);
         header_md(md, "Group size and sparsity curves (Figure 8 shape)", models[mi], rows, idx, k, store);
+        /* the paper plots WikiText-2; fall back to C4 when no run measured WikiText-2 */
+        int ds = GQ_DS_C4;
+        for (int a = 0; a < k; a++)
+            if (!isnan(rows[idx[a]].ppl[ds])) ds = GQ_DS_WIKITEXT2;
+        const char *dsname = ds == GQ_DS_WIKITEXT2 ? "WikiText-2" : "C4";
         /* curve A: ppl vs group size, one curve per (bits, sparsity) with both > 0 */
         /* curve B: ppl vs sparsity, one curve per (bits, group), sparsity > 0 */
         for (int fig = 0; fig < 2; fig++) {
@@ -438,12 +443,12 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
             }
             char titles[32][64];
             int nc = 0;
-            fprintf(md, "### perplexity (WikiText-2) vs %s\n\n| curve | %s | ppl | run |\n|---|---:|---:|---:|\n",
+            fprintf(md, "### perplexity (%s) vs %s\n\n| curve | %s | ppl | run |\n|---|---:|---:|---:|\n", dsname,
                     fig ? "sparsity" : "group size", fig ? "sparsity" : "G");
             int used[4096] = {0};
             for (int a = 0; a < k && a < 4096; a++) {
                 const rrow *ra = &rows[idx[a]];
-                if (used[a] || isnan(ra->ppl[GQ_DS_WIKITEXT2])) continue;
+                if (used[a] || isnan(ra->ppl[ds])) continue;
                 int ok = fig ? ra->cfg.method.sparsity > 0 : (ra->cfg.method.sparsity > 0 && ra->cfg.method.bits != GQ_BITS_NONE);
                 if (!ok) continue;
                 char ctitle[64];
@@ -454,7 +459,7 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
                 int pts[4096], np = 0;
                 for (int b = a; b < k && b < 4096; b++) {
                     const rrow *rb = &rows[idx[b]];
-                    if (used[b] || isnan(rb->ppl[GQ_DS_WIKITEXT2])) continue;
+                    if (used[b] || isnan(rb->ppl[ds])) continue;
                     int same = fig ? (rb->cfg.method.sparsity > 0 && rb->cfg.method.bits == ra->cfg.method.bits &&
                                       rb->cfg.method.group == ra->cfg.method.group)
                                    : (rb->cfg.method.bits == ra->cfg.method.bits &&
@@ -478,10 +483,10 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
                 for (int q = 0; q < np; q++) {
                     const rrow *r = &rows[idx[pts[q]]];
                     double xv = fig ? r->cfg.method.sparsity : r->cfg.method.group;
-                    if (dat) fprintf(dat, "%.10g %.10g\n", xv, r->ppl[GQ_DS_WIKITEXT2]);
-                    fprintf(md, "| %s | %g | %.2f | %lld |\n", ctitle, xv, r->ppl[GQ_DS_WIKITEXT2], (long long)r->id);
-                    fprintf(csv, "%s,%s,%d,%.10g,%d,wikitext2,%.10g,%lld,%s\n", r->cfg.model, ctitle, r->cfg.method.bits,
-                            r->cfg.method.sparsity, r->cfg.method.group, r->ppl[GQ_DS_WIKITEXT2], (long long)r->id, r->git);
+                    if (dat) fprintf(dat, "%.10g %.10g\n", xv, r->ppl[ds]);
+                    fprintf(md, "| %s | %g | %.2f | %lld |\n", ctitle, xv, r->ppl[ds], (long long)r->id);
+                    fprintf(csv, "%s,%s,%d,%.10g,%d,%s,%.10g,%lld,%s\n", r->cfg.model, ctitle, r->cfg.method.bits,
+                            r->cfg.method.sparsity, r->cfg.method.group, gq_dataset_name(ds), r->ppl[ds], (long long)r->id, r->git);
                 }
                 if (nc < 32) snprintf(titles[nc++], 64, "%s", ctitle);
             }
@@ -489,7 +494,7 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
             if (dat) fclose(dat);
             if (gp) {
                 char title[256];
-                snprintf(title, sizeof title, "%s: WikiText-2 perplexity vs %s", models[mi], fig ? "sparsity" : "group size");
+                snprintf(title, sizeof title, "%s: %s perplexity vs %s", models[mi], dsname, fig ? "sparsity" : "group size");
                 if (nc) write_gp(gp, base, title, fig ? "sparsity (fraction of groups removed)" : "group size G", !fig, nc, titles);
                 fclose(gp);
                 if (nc && st == GQ_OK) {

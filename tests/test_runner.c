@@ -286,6 +286,13 @@ static void test_sweeps_and_dry_run(void **st) {
     assert_int_equal(r.run_id, 0);
 }
 
+static int teardown(void **st) {
+    (void)st;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_and_chaining),
@@ -295,5 +302,5 @@ int main(void) {
         cmocka_unit_test(test_concurrent_runs_one_store),
         cmocka_unit_test(test_sweeps_and_dry_run),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
