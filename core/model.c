@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "ckpt.h"
 #include "tokenizer.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -288,11 +289,12 @@ gq_status gq_model_load(const char *path, const char *tokenizer_path, gq_model *
     size_t got = fread(magic, 1, sizeof magic, f);
     fclose(f);
     if (got >= 4 && !memcmp(magic, "GGUF", 4)) return gq_model_load_gguf(path, out);
+    if (got >= 8 && !memcmp(magic, "\x89HDF\r\n\x1a\n", 8)) return gq_ckpt_load_model(path, out);
     if (ends_with(path, ".gguf")) return gq_model_load_gguf(path, out); /* reports the bad magic */
     if (ends_with(path, ".safetensors") || ends_with(path, ".json")) return gq_model_load_safetensors(path, out);
     if (ends_with(path, ".bin")) return gq_model_load_llama2c(path, tokenizer_path, out);
-    if (ends_with(path, ".h5") || ends_with(path, ".hdf5"))
-        return gq_errf(GQ_ERR_UNSUPPORTED, "%s: HDF5 checkpoints are opened by the checkpoint module, not gq_model_load", path);
+    if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) return gq_ckpt_load_model(path, out);
+
     /* no telling extension: safetensors starts with a u64 header length followed by '{' */
     if (got == 8) {
         f = fopen(path, "rb");

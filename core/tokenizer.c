@@ -255,9 +255,16 @@ gq_status gq_tokenizer_load(const char *path, int vocab_size, gq_tokenizer **out
     gq_status st;
     if (i < len && buf[i] == '{')
         st = gq_tok_bpe_load_json(buf, len, path, out);
-    else if (len >= 2 && (uint8_t)buf[0] == 0x0A && buf[1] != 0) /* protobuf field 1, length-delimited */
+    else if (len >= 2 && (uint8_t)buf[0] == 0x0A && buf[1] != 0) { /* protobuf field 1, length-delimited */
         st = gq_tok_spm_load_buf((const uint8_t *)buf, len, path, out);
-    else
+        if (st != GQ_OK) {
+            /* a tokenizer.bin whose max_token_len is 0x..0A looks the same: try it before giving up */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", gq_errmsg());
+            if (gq_tok_l2c_load_buf((const uint8_t *)buf, len, vocab_size, path, out) == GQ_OK) st = GQ_OK;
+            else gq_errf(st, "%s", msg);
+        }
+    } else
         st = gq_tok_l2c_load_buf((const uint8_t *)buf, len, vocab_size, path, out);
     free(buf);
     return st;

@@ -299,6 +299,14 @@ static void test_bpe_json_golden(void **st) {
     gq_tokenizer_free(t);
 }
 
+/* Fixture lines point into a shared buffer: sscanf needs its own NUL-terminated copy. */
+static char *line_dup(const textset *t, size_t i) {
+    char *c = malloc(t->n[i] + 1);
+    memcpy(c, t->s[i], t->n[i]);
+    c[t->n[i]] = 0;
+    return c;
+}
+
 static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 
 static void test_l2c_cases(void **st) {
@@ -317,16 +325,18 @@ static void test_l2c_cases(void **st) {
     if (tk[0]) assert_int_equal(gq_tokenizer_vocab_size(tk[0]), 512);
     size_t same = 0, total = 0;
     for (size_t i = 0; i < cases.count; i++) {
-        char name[64], hex[65536];
+        static char name[64], hex[65536];
         int off = 0;
-        if (sscanf(cases.s[i], "%63s %65535s %n", name, hex, &off) < 2) fail_msg("bad case line %zu", i + 1);
+        char *line = line_dup(&cases, i);
+        if (sscanf(line, "%63s %65535s %n", name, hex, &off) < 2) fail_msg("bad case line %zu", i + 1);
         int k = !strcmp(name, names[0]) ? 0 : 1;
         if (!tk[k]) continue;
         size_t hl = strcmp(hex, "-") ? strlen(hex) : 0;
         char *text = malloc(hl / 2 + 1);
         for (size_t j = 0; j < hl / 2; j++) text[j] = (char)(hexval(hex[2 * j]) * 16 + hexval(hex[2 * j + 1]));
         int32_t *ids, *ref;
-        size_t n, nr = parse_ids(cases.s[i] + off, cases.n[i] - (size_t)off, &ref);
+        size_t n, nr = parse_ids(line + off, strlen(line + off), &ref);
+        free(line);
         assert_int_equal(gq_tokenizer_encode(tk[k], text, hl / 2, 1, &ids, &n), GQ_OK);
         total++;
         if (n == nr && !memcmp(ids, ref, n * 4)) same++;
@@ -552,12 +562,14 @@ static void test_spm_tiny_model_and_gguf(void **st) {
     for (size_t i = 0; i < cases.count; i++) {
         char hex[4096];
         int off = 0;
-        if (sscanf(cases.s[i], "%4095s %n", hex, &off) < 1) fail_msg("bad case line %zu", i + 1);
+        char *line = line_dup(&cases, i);
+        if (sscanf(line, "%4095s %n", hex, &off) < 1) fail_msg("bad case line %zu", i + 1);
         size_t hl = strcmp(hex, "-") ? strlen(hex) : 0;
         char text[2048];
         for (size_t j = 0; j < hl / 2; j++) text[j] = (char)(hexval(hex[2 * j]) * 16 + hexval(hex[2 * j + 1]));
         int32_t *ref;
-        size_t nr = parse_ids(cases.s[i] + off, cases.n[i] - (size_t)off, &ref);
+        size_t nr = parse_ids(line + off, strlen(line + off), &ref);
+        free(line);
         gq_tokenizer *both[2] = {tm, tg};
         for (int k = 0; k < 2; k++) {
             int32_t *ids;
