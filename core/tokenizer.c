@@ -186,6 +186,28 @@ static void try_pair(merge_ctx *c, int32_t l, int32_t r) {
     heap_push(&c->heap, m);
 }
 
+void gq_tok_compute_barriers(gq_tokenizer *t, int (*mergeable)(const gq_tokenizer *, int)) {
+    uint8_t seen[256] = {0};
+    int byte_in_longer = 0;
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (mergeable && !mergeable(t, id)) continue;
+        const char *p = gq_tok_str(t, id);
+        size_t n = t->piece_len[id];
+        if (n >= 2)
+            for (size_t i = 0; i < n; i++) seen[(unsigned char)p[i]] = 1;
+        if (n > 6 && memmem(p, n, "<0x", 3)) byte_in_longer = 1;
+    }
+    for (int c = 0; c < 128; c++) t->barrier[c] = !seen[c];
+    t->byte_sym_barrier = !byte_in_longer;
+}
+
+/* A symbol no merge can involve: a single ASCII character found in no mergeable piece of 2+ bytes,
+ * or (L2C byte fallback) a "<0xXX>" piece when no longer piece contains "<0x". */
+static int sym_is_barrier(const gq_tokenizer *t, const char *p, uint32_t n) {
+    if (n == 1) return (unsigned char)p[0] < 128 && t->barrier[(unsigned char)p[0]];
+    return n == 6 && t->byte_sym_barrier && !memcmp(p, "<0x", 3) && p[5] == '>';
+}
+
 void gq_tok_score_merge_ids(const gq_tokenizer *t, const char **sym_ptr, uint32_t *sym_len, int32_t *sym_id,
                             size_t *n_sym, int (*mergeable)(const gq_tokenizer *, int)) {
     size_t n = *n_sym;
@@ -196,34 +218,44 @@ void gq_tok_score_merge_ids(const gq_tokenizer *t, const char **sym_ptr, uint32_
     c.next = gq_malloc(n * sizeof *c.next);
     c.scratch_cap = maxlen;
     c.scratch = gq_malloc(maxlen + 1);
-    /* a merged symbol's text points at its vocabulary piece, so callers' buffers are never written */
-    for (size_t i = 0; i < n; i++) {
-        c.prev[i] = (int32_t)i - 1;
-        c.next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
-    }
-    for (size_t i = 0; i + 1 < n; i++) try_pair(&c, (int32_t)i, (int32_t)(i + 1));
-    while (c.heap.n) {
-        merge_cand m = heap_pop(&c.heap);
-        /* stale: one side was merged away or changed since this pair was queued */
-        if (sym_len[m.left] == 0 || sym_len[m.right] == 0 || c.next[m.left] != m.right ||
-            sym_len[m.left] + sym_len[m.right] != m.size)
-            continue;
-        memcpy(c.scratch, sym_ptr[m.left], sym_len[m.left]);
-        memcpy(c.scratch + sym_len[m.left], sym_ptr[m.right], sym_len[m.right]);
-        int id = gq_tok_lookup(t, c.scratch, m.size);
-        GQ_ASSERT(id >= 0);
-        sym_ptr[m.left] = gq_tok_str(t, id);
-        sym_len[m.left] = m.size;
-        if (sym_id) sym_id[m.left] = id;
-        sym_len[m.right] = 0;
-        int32_t nx = c.next[m.right];
-        c.next[m.left] = nx;
-        if (nx >= 0) c.prev[nx] = m.left;
-        try_pair(&c, c.prev[m.left], m.left);
-        try_pair(&c, m.left, nx);
+    /* a merged symbol's text points at its vocabulary piece, so callers' buffers are never written.
+     * Runs between barrier symbols (ones no mergeable piece can contain) merge independently, which
+     * keeps the heap small on long texts; the result is the same as one global queue. */
+    for (size_t st = 0; st < n;) {
+        size_t en = st;
+        while (en < n && !sym_is_barrier(t, sym_ptr[en], sym_len[en])) en++;
+        if (en == st) { st++; continue; }
+        for (size_t i = st; i < en; i++) {
+            c.prev[i] = i > st ? (int32_t)i - 1 : -1;
+            c.next[i] = i + 1 < en ? (int32_t)(i + 1) : -1;
+        }
+        c.heap.n = 0;
+        for (size_t i = st; i + 1 < en; i++) try_pair(&c, (int32_t)i, (int32_t)(i + 1));
+        while (c.heap.n) {
+            merge_cand m = heap_pop(&c.heap);
+            /* stale: one side was merged away or changed since this pair was queued */
+            if (sym_len[m.left] == 0 || sym_len[m.right] == 0 || c.next[m.left] != m.right ||
+                sym_len[m.left] + sym_len[m.right] != m.size)
+                continue;
+            memcpy(c.scratch, sym_ptr[m.left], sym_len[m.left]);
+            memcpy(c.scratch + sym_len[m.left], sym_ptr[m.right], sym_len[m.right]);
+            int id = gq_tok_lookup(t, c.scratch, m.size);
+            GQ_ASSERT(id >= 0);
+            sym_ptr[m.left] = gq_tok_str(t, id);
+            sym_len[m.left] = m.size;
+            if (sym_id) sym_id[m.left] = id;
+            sym_len[m.right] = 0;
+            int32_t nx = c.next[m.right];
+            c.next[m.left] = nx;
+            if (nx >= 0) c.prev[nx] = m.left;
+            try_pair(&c, c.prev[m.left], m.left);
+            try_pair(&c, m.left, nx);
+        }
+        st = en;
     }
     size_t k = 0;
-    for (int32_t i = 0; i >= 0; i = c.next[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (sym_len[i] == 0) continue; /* merged into its left neighbour */
         sym_ptr[k] = sym_ptr[i];
         sym_len[k] = sym_len[i];
         if (sym_id) sym_id[k] = sym_id[i];

@@ -39,6 +39,8 @@ struct gq_tokenizer {
     uint8_t *type;      /* [n_vocab] GQ_TOK_T_* */
     gq_tok_strmap map;
     size_t max_piece_len; /* set by gq_tok_build_map */
+    uint8_t barrier[128];  /* SPM/L2C: ASCII characters no mergeable piece of 2+ bytes contains */
+    int byte_sym_barrier;  /* L2C: no piece longer than 6 bytes contains "<0x" */
     int bos, eos, unk, add_bos;
 
     /* SPM */
@@ -95,6 +97,9 @@ void gq_tok_score_merge(const gq_tokenizer *t, const char **sym_ptr, uint32_t *s
  * vocabulary id of a merged one. */
 void gq_tok_score_merge_ids(const gq_tokenizer *t, const char **sym_ptr, uint32_t *sym_len, int32_t *sym_id,
                             size_t *n_sym, int (*mergeable)(const gq_tokenizer *, int));
+
+/* Fill t->barrier / t->byte_sym_barrier (all zero = no shortcut) from the pieces mergeable() admits. */
+void gq_tok_compute_barriers(gq_tokenizer *t, int (*mergeable)(const gq_tokenizer *, int));
 
 /* Per-kind loaders/encoders (tokenizer_spm.c, tokenizer_l2c.c, tokenizer_bpe.c). */
 gq_status gq_tok_spm_load_buf(const uint8_t *buf, size_t len, const char *name, gq_tokenizer **out);

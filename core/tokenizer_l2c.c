@@ -70,6 +70,7 @@ gq_status gq_tok_l2c_load_buf(const uint8_t *buf, size_t len, int vocab_size, co
     t->eos = 2;
     t->add_bos = 1; /* run.c's generate() encodes with BOS */
     t->max_token_len = mtl;
+    gq_tok_compute_barriers(t, NULL);
     *out = t;
     return GQ_OK;
 }

@@ -190,6 +190,23 @@ static gq_status parse_normalizer(pb *r, spm_spec *sp) {
     return GQ_OK;
 }
 
+/* Two uppercase/lowercase hex digits -> 0..255, else -1 (sscanf's %X would take signs and spaces). */
+static int hex2(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 2; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static int spm_mergeable(const gq_tokenizer *t, int id) {
+    int ty = t->type[id];
+    return ty == GQ_TOK_T_NORMAL || ty == GQ_TOK_T_USER || ty == GQ_TOK_T_UNUSED;
+}
+
 /* Common construction from a list of pieces (protobuf or GGUF). */
 static gq_status spm_build(const spm_piece *pcs, size_t n, const spm_spec *sp, const char *name, gq_tokenizer **out) {
     if (n == 0) return gq_errf(GQ_ERR_FORMAT, "%s: the model has no pieces", name);
@@ -221,9 +238,9 @@ static gq_status spm_build(const spm_piece *pcs, size_t n, const spm_spec *sp, c
         t->type[i] = (uint8_t)pcs[i].type;
         if (pcs[i].type == GQ_TOK_T_USER) n_user++;
         if (pcs[i].type == GQ_TOK_T_BYTE) {
-            unsigned v;
-            char tail;
-            if (pcs[i].n != 6 || sscanf((const char *)t->str + t->piece_off[i], "<0x%2X%c", &v, &tail) != 2 || tail != '>') {
+            const char *q = (const char *)t->str + t->piece_off[i];
+            int v = pcs[i].n == 6 && !memcmp(q, "<0x", 3) && q[5] == '>' ? hex2(q + 3) : -1;
+            if (v < 0) {
                 gq_tokenizer_free(t);
                 return gq_errf(GQ_ERR_FORMAT, "%s: byte piece %zu is not of the form <0xXX>", name, i);
             }
@@ -253,6 +270,7 @@ static gq_status spm_build(const spm_piece *pcs, size_t n, const spm_spec *sp, c
     t->remove_extra_ws = sp->remove_extra_ws;
     t->escape_ws = sp->escape_ws;
     t->byte_fallback = sp->byte_fallback;
+    gq_tok_compute_barriers(t, spm_mergeable);
     *out = t;
     return GQ_OK;
 }
@@ -354,10 +372,6 @@ gq_status gq_tok_spm_from_gguf(const struct gq_gguf *g, gq_tokenizer **out) {
 
 /* ---------------------------------------------------------------- encoding */
 
-static int spm_mergeable(const gq_tokenizer *t, int id) {
-    int ty = t->type[id];
-    return ty == GQ_TOK_T_NORMAL || ty == GQ_TOK_T_USER || ty == GQ_TOK_T_UNUSED;
-}
 
 static const char SPACE_MARK[3] = {(char)0xE2, (char)0x96, (char)0x81}; /* U+2581 */
 

@@ -429,7 +429,7 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
         /* the paper plots WikiText-2; fall back to C4 when no run measured WikiText-2 */
         int ds = GQ_DS_C4;
         for (int a = 0; a < k; a++)
-            if (!isnan(rows[idx[a]].ppl[ds])) ds = GQ_DS_WIKITEXT2;
+            if (!isnan(rows[idx[a]].ppl[GQ_DS_WIKITEXT2])) ds = GQ_DS_WIKITEXT2;
         const char *dsname = ds == GQ_DS_WIKITEXT2 ? "WikiText-2" : "C4";
         /* curve A: ppl vs group size, one curve per (bits, sparsity) with both > 0 */
         /* curve B: ppl vs sparsity, one curve per (bits, group), sparsity > 0 */
