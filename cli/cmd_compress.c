@@ -10,6 +10,7 @@
 #include "../core/ckpt.h"
 #include "../core/compress.h"
 #include "../core/model.h"
+#include "../stages/baselines/baselines.h"
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -36,16 +37,20 @@ static void usage(FILE *f) {
             "  --seqlen L       tokens per window (default 2048, capped at the model's context)\n"
             "  --seed S         window sampling seed (default 0)\n"
             "  --damp D         Hessian damping relative to mean(diag H) (default 0.01)\n"
-            "  --method NAME    compression method (default gqsa); registered here:");
-    for (int i = 0; i < n && i < 32; i++) fprintf(f, " %s", ms[i]->name);
+            "  --method NAME    compression method (default gqsa); registered here:\n");
+    for (int i = 0; i < n && i < 32; i++) fprintf(f, "                     %-16s %s\n", ms[i]->name, ms[i]->help ? ms[i]->help : "");
     fprintf(f,
-            "\n  --no-sequential  calibrate every block on full-precision inputs\n"
+            "                   baselines read --bits (0 = prune only), --group (RTN/GPTQ quantization group),\n"
+            "                   --sparsity (unstructured fraction of weights); the *24 names are 2:4\n"
+            "  --no-sequential  calibrate every block on full-precision inputs\n"
             "  --fp16-scales    round scales up to fp16 values (what an fp16-scale kernel computes)\n"
             "  --data-root DIR  where datasets/ and models/ are (default $GQSA_DATA_ROOT or ../shared)\n"
             "  --verbose        one line per linear layer (achieved sparsity) on stderr\n");
 }
 
 int cmd_compress(int argc, char **argv) {
+    /* the baselines live in the static library only if something references them */
+    gq_baselines_register();
     const char *model = NULL, *out = NULL, *v = NULL;
     gq_compress_opts o;
     gq_compress_opts_default(&o);

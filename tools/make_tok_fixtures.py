@@ -32,6 +32,7 @@ Usage: python3 tools/make_tok_fixtures.py [--data-root ../shared] [--out tests/f
 """
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import os
 import struct
@@ -195,7 +196,7 @@ def main():
             "Made by `python3 tools/make_tok_fixtures.py` (see its docstring for exactly what each file holds).\n"
             "Do not edit by hand.\n\n"
             f"- sentencepiece {spm.__version__}, tokenizers {tokenizers.__version__}, "
-            f"transformers {transformers.__version__}, gguf (python) {getattr(gguf, '__version__', 'unknown')}, "
+            f"transformers {transformers.__version__}, gguf (python) {importlib.metadata.version('gguf')}, "
             f"python {sys.version.split()[0]}\n"
             f"- inputs: wiki.test.raw ({len(lines)} lines), first 100 docs of c4-validation-shard0-first1025.jsonl\n"
             "- llama2: `sp.encode(line)` (no BOS) with ../shared/models/llama2-tokenizer/tokenizer.model\n"
