@@ -12,13 +12,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: gqsa sweep SWEEP.yaml [--dry-run] [--store PATH] [--data-root DIR] [--keep-going] [--quiet]\n\n"
+            "usage: gqsa sweep SWEEP.yaml [--dry-run] [--store PATH] [--data-root DIR] [--device cpu|cuda] [--keep-going] [--quiet]\n\n"
             "Expand a sweep file (a base run config plus axes as a grid and/or a list of points) into runs.\n"
             "Each point is an ordinary run with its own config hash; points that already have a finished\n"
             "run in the store are skipped, and points sharing a prefix (same model and calibration) reuse\n"
             "each other's checkpoints. Format: see stages/sweep.h and configs/demo_sweep.yaml.\n\n"
             "  --dry-run      list the points, their config hashes and which are done\n"
             "  --store PATH   results store for every point (overrides their store:)\n"
+            "  --device D     where the evaluate stage runs: cpu (default) or cuda\n"
             "  --data-root DIR where datasets/ and models/ are\n"
             "  --keep-going   run the remaining points after a failure (exit status still 1)\n"
             "  --quiet        no per-stage lines\n");
@@ -37,6 +38,12 @@ int cmd_sweep(int argc, char **argv) {
         if (!strcmp(argv[i], "--keep-going")) { keep = 1; continue; }
         if (!strcmp(argv[i], "--quiet")) { quiet = 1; continue; }
         if ((r = cli_flag(argc, argv, &i, "--store", &v))) { if (r < 0) return 2; store_path = v; continue; }
+        if ((r = cli_flag(argc, argv, &i, "--device", &v))) {
+            if (r < 0) return 2;
+            if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(argv[0], "--device: expected cpu or cuda, got '%s'", v);
+            setenv("GQSA_EVAL_DEVICE", v, 1); /* where evaluation runs is not part of what a run computes */
+            continue;
+        }
         if ((r = cli_flag(argc, argv, &i, "--data-root", &v))) { if (r < 0) return 2; root = v; continue; }
         if (argv[i][0] == '-') return cli_usage_error("sweep", "unknown option %s", argv[i]);
         if (path) return cli_usage_error("sweep", "one sweep file only");

@@ -7,6 +7,7 @@
  */
 #include "stage.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/eval_ppl.h"
@@ -18,7 +19,8 @@ static gq_status evaluate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     const gq_runcfg *c = ctx->cfg;
     for (int d = 0; d < GQ_DS_COUNT; d++) {
         if (!(c->eval.ppl & (1u << d))) continue;
-        gq_ppl_opts o = {.dataset = gq_dataset_name(d), .seqlen = c->eval.seqlen, .limit = c->eval.limit, .add_bos = -1};
+        gq_ppl_opts o = {.dataset = gq_dataset_name(d), .seqlen = c->eval.seqlen, .limit = c->eval.limit, .add_bos = -1,
+                         .device = getenv("GQSA_EVAL_DEVICE") /* gqsa run/sweep --device */};
         gq_ppl_result r;
         memset(&r, 0, sizeof r);
         GQ_TRY(gq_eval_ppl(m, &o, &r));

@@ -100,15 +100,19 @@ __global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const 
 /* ===========================================================================================
  * Decode attention, split over key chunks (flash-decoding): block (h, c) scores keys
  * [c*CHUNK, min((c+1)*CHUNK, p+1)) for query head h, one key per thread (the K row read as
- * 16-byte vectors), then accumulates p_j V_j with one output dim per thread; k_attn_combine merges
- * the chunks with their (max, sum) pairs. Blocks past the current position exit at once, so the
- * grid can be sized for max_T and the graph stays valid at every position.
+ * 16-byte vectors), then accumulates p_j V_j with one output dim per thread. The last block of a
+ * head to finish (arrival counter per head, reset by that block) merges the chunks with their
+ * (max, sum) pairs: one launch per layer instead of two (launch gaps dominate small decode steps).
+ * Blocks past the current position exit at once, so the grid can be sized for max_T and the graph
+ * stays valid at every position.
  * =========================================================================================== */
 template <int HD>
 __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, float *pl, const float *q,
                                                         const __half *kc, const __half *vc, const int32_t *pos,
-                                                        int NH, int NKV, int maxc, float scale) {
+                                                        int NH, int NKV, int maxc, float scale, int *arrived,
+                                                        float *out, __half *out16) {
     __shared__ float qs[HD];
+    __shared__ int last;
     __shared__ float ps[GQD_CHUNK];
     int h = blockIdx.x, c = blockIdx.y, tid = threadIdx.x;
     int n = *pos + 1, j0 = c * GQD_CHUNK;
@@ -146,22 +150,27 @@ __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, 
         pm[h * maxc + c] = m;
         pl[h * maxc + c] = l;
     }
-}
-__global__ void k_attn_combine(float *out, __half *out16, const float *pacc, const float *pm, const float *pl,
-                               const int32_t *pos, int HD, int maxc) {
-    int h = blockIdx.x, nc = (*pos + 1 + GQD_CHUNK - 1) / GQD_CHUNK;
+    /* publish the partials, then count arrivals; the last of the nc active blocks combines */
+    __threadfence();
+    __syncthreads();
+    int nc = (n + GQD_CHUNK - 1) / GQD_CHUNK;
+    if (tid == 0) last = atomicAdd(&arrived[h], 1) == nc - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
     float M = -FLT_MAX;
-    for (int c = 0; c < nc; c++) M = fmaxf(M, pm[h * maxc + c]);
+    for (int cc = 0; cc < nc; cc++) M = fmaxf(M, __ldcg(&pm[h * maxc + cc]));
     float L = 0.f;
-    for (int c = 0; c < nc; c++) L += __expf(pm[h * maxc + c] - M) * pl[h * maxc + c];
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+    for (int cc = 0; cc < nc; cc++) L += __expf(__ldcg(&pm[h * maxc + cc]) - M) * __ldcg(&pl[h * maxc + cc]);
+    for (int d = tid; d < HD; d += blockDim.x) {
         float a = 0.f;
-        for (int c = 0; c < nc; c++) a += __expf(pm[h * maxc + c] - M) * pacc[((size_t)h * maxc + c) * HD + d];
+        for (int cc = 0; cc < nc; cc++)
+            a += __expf(__ldcg(&pm[h * maxc + cc]) - M) * __ldcg(&pacc[((size_t)h * maxc + cc) * HD + d]);
         out[h * HD + d] = a / L;
         if (out16) out16[h * HD + d] = __float2half(a / L);
     }
+    if (tid == 0) arrived[h] = 0; /* ready for the next layer / step (launches are stream-ordered) */
 }
-
 /* ===========================================================================================
  * Step kernels
  * =========================================================================================== */
@@ -170,13 +179,31 @@ __global__ void k_embed_dec(float *x, const __half *emb, const int32_t *tokens, 
     id = id < 0 ? 0 : (id >= V ? V - 1 : id); /* defensive: ids come from the host check or argmax */
     for (int i = threadIdx.x; i < D; i += blockDim.x) x[i] = __half2float(emb[(size_t)id * D + i]);
 }
-/* K/V of the current position into the fp16 cache of one layer ([max_T, NKVD] each). */
-__global__ void k_kv_store(__half *kc, __half *vc, const float *qkv, const int32_t *pos, int NQ, int NKVD) {
+/* RoPE at the current position on q (in place, fp32) and k (written rotated, fp16, straight into
+ * the cache of one layer, [max_T, NKVD]); v copied to its cache. One launch instead of two. Pairing
+ * as gqk::k_rope / core/forward.c: INTERLEAVED (2i, 2i+1), HALF (i, i + HD/2). */
+__global__ void k_rope_store(float *qkv, __half *kc, __half *vc, const float *cosb, const float *sinb, int style,
+                             const int32_t *pos, int NH, int NKV, int HD) {
     size_t p = (size_t)*pos;
-    for (int i = threadIdx.x; i < NKVD; i += blockDim.x) {
-        kc[p * NKVD + i] = __float2half(qkv[NQ + i]);
-        vc[p * NKVD + i] = __float2half(qkv[NQ + NKVD + i]);
+    int half = HD / 2, NKVD = NKV * HD, npairs = (NH + NKV) * half;
+    int t0 = blockIdx.x * blockDim.x + threadIdx.x, step = gridDim.x * blockDim.x;
+    for (int e = t0; e < npairs; e += step) {
+        int h = e / half, i = e % half;
+        int a = style == GQ_ROPE_HALF ? i : 2 * i, b = style == GQ_ROPE_HALF ? i + half : 2 * i + 1;
+        float *v = qkv + (size_t)h * HD; /* k heads follow the q heads */
+        float c = cosb[p * half + i], s = sinb[p * half + i];
+        float x0 = v[a], x1 = v[b], y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+        if (h < NH) {
+            v[a] = y0;
+            v[b] = y1;
+        } else {
+            size_t base = p * NKVD + (size_t)(h - NH) * HD;
+            kc[base + a] = __float2half(y0);
+            kc[base + b] = __float2half(y1);
+        }
     }
+    const float *vsrc = qkv + (size_t)(NH + NKV) * HD;
+    for (int e = t0; e < NKVD; e += step) vc[p * NKVD + e] = __float2half(vsrc[e]);
 }
 /* Greedy pick (lowest id among equal maxima, as the CPU's loop) and advance the position. */
 __global__ void k_argmax_advance(int32_t *tokens, int32_t *pos, const int32_t *n_prompt, const float *logits, int V) {
@@ -270,6 +297,7 @@ struct gq_decoder {
     float *res;                 /* [max(D, ...)] residual of quantized o/down GEMVs, added by the next norm */
     __half *xb16, *att16, *hb16;/* fp16 inputs of the quantized GEMVs (NULL for fp16 weights) */
     int32_t *tokens, *pos, *n_prompt;
+    int *arrived;      /* [NH] attention chunk arrival counters, zero between launches */
     int maxc;
     cudaGraph_t graph;
     cudaGraphExec_t exec;
@@ -338,7 +366,7 @@ extern "C" void gq_dec_free(gq_decoder *d) {
     cudaFree(d->x); cudaFree(d->xb); cudaFree(d->qkv); cudaFree(d->att); cudaFree(d->gu); cudaFree(d->hb);
     cudaFree(d->logits); cudaFree(d->pacc); cudaFree(d->pm); cudaFree(d->pl);
     cudaFree(d->res); cudaFree(d->xb16); cudaFree(d->att16); cudaFree(d->hb16);
-    cudaFree(d->tokens); cudaFree(d->pos); cudaFree(d->n_prompt);
+    cudaFree(d->tokens); cudaFree(d->pos); cudaFree(d->n_prompt); cudaFree(d->arrived);
     if (d->s) cudaStreamDestroy(d->s);
     free(d);
 }
@@ -364,6 +392,8 @@ static gq_status alloc_state(gq_decoder *d) {
     GQ_TRY(dmalloc((void **)&d->pm, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
     GQ_TRY(dmalloc((void **)&d->pl, (size_t)c->n_heads * d->maxc * 4, "attention partials"));
     GQ_TRY(dmalloc((void **)&d->tokens, (size_t)T * 4, "tokens"));
+    GQ_TRY(dmalloc((void **)&d->arrived, (size_t)c->n_heads * 4, "attention counters"));
+    GQ_CU_MEMSET0(d->arrived, (size_t)c->n_heads * 4);
     if (d->o.format != GQ_DEC_FP16) {
         GQ_TRY(dmalloc((void **)&d->res, (size_t)D * 4, "activations"));
         GQ_TRY(dmalloc((void **)&d->xb16, (size_t)D * 2, "activations"));
@@ -750,7 +780,8 @@ static void launch_attn(gq_decoder *d, int l) {
     size_t off = (size_t)l * d->o.max_T * c->n_kv_heads * HD;
     dim3 g(c->n_heads, d->maxc);
     k_attn_dec<HD><<<g, GQD_CHUNK, 0, d->s>>>(d->pacc, d->pm, d->pl, d->qkv, d->kc + off, d->vc + off, d->pos,
-                                              c->n_heads, c->n_kv_heads, d->maxc, 1.f / sqrtf((float)HD));
+                                              c->n_heads, c->n_kv_heads, d->maxc, 1.f / sqrtf((float)HD),
+                                              d->arrived, d->att, d->att16);
 }
 
 static gq_status record_step(gq_decoder *d) {
@@ -771,10 +802,9 @@ static gq_status record_step(gq_decoder *d) {
             k_bias1<<<blocks_for(NQ + 2 * NKVD, 256), 256, 0, s>>>(d->qkv, y->bqkv, NQ + 2 * NKVD);
             CUDA_CHECK_LAUNCH();
         }
-        gqk::k_rope<<<dim3(1, c->n_heads + c->n_kv_heads), HD / 2 < 32 ? 32 : HD / 2, 0, s>>>(
-            d->qkv, NQ + 2 * NKVD, c->n_heads, c->n_kv_heads, HD, d->rope_cos, d->rope_sin, (int)c->rope_style, d->pos);
-        CUDA_CHECK_LAUNCH();
-        k_kv_store<<<1, 256, 0, s>>>(d->kc + l * layer_kv, d->vc + l * layer_kv, d->qkv, d->pos, NQ, NKVD);
+        k_rope_store<<<blocks_for((size_t)(c->n_heads + c->n_kv_heads) * HD / 2, 256), 256, 0, s>>>(
+            d->qkv, d->kc + l * layer_kv, d->vc + l * layer_kv, d->rope_cos, d->rope_sin, (int)c->rope_style, d->pos,
+            c->n_heads, c->n_kv_heads, HD);
         CUDA_CHECK_LAUNCH();
         switch (HD) {
         case 8: launch_attn<8>(d, l); break;
@@ -784,9 +814,6 @@ static gq_status record_step(gq_decoder *d) {
         case 128: launch_attn<128>(d, l); break;
         default: GQ_ASSERT(0 && "head_dim checked at build");
         }
-        CUDA_CHECK_LAUNCH();
-        k_attn_combine<<<c->n_heads, HD < 32 ? 32 : HD, 0, s>>>(d->att, d->att16, d->pacc, d->pm, d->pl, d->pos, HD,
-                                                                d->maxc);
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->o, d->att, d->att16, d->x, 1));
         k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, d->res, y->ffn_norm, d->xb, d->xb16, D, c->norm_eps);
