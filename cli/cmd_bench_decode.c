@@ -35,7 +35,7 @@ static const char *USAGE =
     "  --random         random weights even when a real model is available\n"
     "  --formats LIST   comma list of fp16, w4, gqs-s30, gqs-s40, gqs-s50 (default fp16,w4,gqs-s50)\n"
     "  --group G        group size of w4 / gqs (default 16)\n"
-    "  --gemv K         GQS GEMV kernel: streamk (default) or row (core/cuda/gqs_gemv.h); w4 always uses\n"
+    "  --gemv K         GQS GEMV kernel: row (default) or streamk (core/cuda/gqs_gemv.h); w4 always uses\n"
     "                   the dense W4 kernel\n"
     "  --lengths LIST   output lengths (default 128,256,512,1024)\n"
     "  --prompt TEXT    prompt for a real model (default \"Once upon a time\"); random models use 8\n"

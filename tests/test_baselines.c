@@ -237,7 +237,7 @@ static void ref_obs(const fixture *f, const ref_opts *ro, double *out, double da
                     double w = W[r * KK + i + c];
                     s[c] = w * w / dseq[i + c];
                 }
-                ref_select(s, ro->nm_m, ro->nm_n, pr);
+                ref_select(s, ro->nm_m, ro->nm_m - ro->nm_n, pr); /* N:M keeps N of M */
                 for (int c = 0; c < ro->nm_m; c++) pruned[r * KK + i + c] = pr[c];
             }
         if (ro->bits && !ro->act_order && i % G == 0) {
@@ -333,7 +333,7 @@ static void test_sparsegpt_matches_textbook(void **st) {
     static double ref[NN * KK];
     const struct { double s; int n, m, bits, group, block; } cases[] = {
         {0.5, 0, 0, 0, 0, 16},  {0.3, 0, 0, 0, 0, 128}, {0.5, 2, 4, 0, 0, 16},
-        {0.5, 2, 4, 4, 8, 16},  {0.5, 2, 4, 4, 24, 32}, {0.6, 0, 0, 3, 16, 16},
+        {0.5, 2, 4, 4, 8, 16},  {0.5, 2, 4, 4, 24, 32}, {0.6, 0, 0, 3, 16, 16}, {0.75, 1, 4, 0, 0, 16},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         gq_compress_opts o;
@@ -356,7 +356,7 @@ static void test_sparsegpt_matches_textbook(void **st) {
         assert_close(got, ref, NN * KK, what);
         /* exact sparsity: every column block removes exactly round(s * N * cnt) weights (N:M: n of m) */
         long expect = 0;
-        if (o.nm_m) expect = (long)NN * KK * o.nm_n / o.nm_m;
+        if (o.nm_m) expect = (long)NN * KK * (o.nm_m - o.nm_n) / o.nm_m;
         else
             for (int i1 = 0; i1 < KK; i1 += o.blocksize) {
                 int cnt = i1 + o.blocksize < KK ? o.blocksize : KK - i1;
@@ -508,6 +508,28 @@ static void test_group_controls(void **st) {
     gq_gqs_free(&res.gqs);
 }
 
+/* gqsa-obs: exactly GQSA's group mask, and the OBS update can only lower the layer-output error */
+static void test_gqsa_obs(void **st) {
+    (void)st;
+    static fixture f;
+    make_fixture(&f, 8);
+    static float g[NN * KK], go[NN * KK];
+    for (int scope = 0; scope < 2; scope++) {
+        gq_compress_opts o;
+        gq_compress_opts_default(&o);
+        o.sparsity = 0.5;
+        o.group = 8;
+        o.bits = 0;
+        o.scope = scope ? GQ_SCOPE_ROW : GQ_SCOPE_LAYER;
+        gq_compress_result res;
+        assert_int_equal(run_method(&f, gq_compress_gqsa, &o, g, &res), GQ_OK);
+        assert_int_equal(run_method(&f, gq_bl_gqsa_obs, &o, go, &res), GQ_OK);
+        for (int i = 0; i < NN * KK; i++)
+            if (i % KK != DEAD_COL) assert_int_equal(g[i] == 0.0f, go[i] == 0.0f);
+        assert_true(out_err(&f, go) < out_err(&f, g));
+    }
+}
+
 static void test_rtn_reference(void **st) {
     (void)st;
     static fixture f;
@@ -590,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_24_masks),
         cmocka_unit_test(test_wanda_magnitude_bruteforce),
         cmocka_unit_test(test_group_controls),
+        cmocka_unit_test(test_gqsa_obs),
         cmocka_unit_test(test_rtn_reference),
         cmocka_unit_test(test_errors),
     };

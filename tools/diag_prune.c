@@ -5,7 +5,9 @@
  *   cc -O2 -o build/diag_prune tools/diag_prune.c build/libgqsa.a $(pkg-config --libs hdf5 yaml-0.1 sqlite3 \
  *      libpcre2-8 libcjson openblas) -lm -lpthread -ldl [-L/usr/local/cuda/lib64 -lcublas -lcudart_static -lrt -lstdc++]
  * Usage:
- *   diag_prune MODEL NSAMPLES SEQLEN HESS.h5 METHOD:SPARSITY:GROUP:BITS[:SCOPE] ...   (METHOD "fp" = no change)
+ *   diag_prune MODEL NSAMPLES SEQLEN HESS.h5 METHOD:SPARSITY:GROUP:BITS[:SCOPE[:KINDS]] ...
+ *     (METHOD "fp" = no change; KINDS = letters of the linears kept compressed, e.g. "qkvo"; the
+ *      sparsity printed is then that of all linears before the others were restored)
  *   diag_prune --h5 CKPT.h5 ...                                                      (evaluate checkpoints)
  * HESS.h5 caches the Hessians (written on the first run, read afterwards). Perplexity: wikitext2 test,
  * seqlen 512, first 4 windows (a quick check, NOT the published protocol).
@@ -104,9 +106,9 @@ int main(int argc, char **argv) {
     for (int a = 5; a < argc; a++) {
         char spec[256];
         snprintf(spec, sizeof spec, "%s", argv[a]);
-        char *f[5] = {0};
+        char *f[6] = {0};
         int nf = 0;
-        for (char *t = strtok(spec, ":"); t && nf < 5; t = strtok(NULL, ":")) f[nf++] = t;
+        for (char *t = strtok(spec, ":"); t && nf < 6; t = strtok(NULL, ":")) f[nf++] = t;
         if (nf < 4) {
             fprintf(stderr, "bad spec %s\n", argv[a]);
             return 2;
@@ -131,6 +133,12 @@ int main(int argc, char **argv) {
             }
             sp = gq_compressed_total_sparsity(&c);
             mc = gq_compressed_take_model(&c);
+            if (nf == 6) /* only the linears named by letters (q k v o g u d) stay compressed */
+                for (int l = 0; l < m->cfg.n_layers; l++)
+                    for (int k = 0; k < GQ_LIN_COUNT; k++)
+                        if (!strchr(f[5], "qkvogud"[k]))
+                            memcpy(mc->blocks[l].lin[k].w, m->blocks[l].lin[k].w,
+                                   sizeof(float) * m->blocks[l].lin[k].out * m->blocks[l].lin[k].in);
             gq_compressed_free(&c);
         }
         double tc = gq_now() - t0;

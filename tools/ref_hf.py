@@ -48,7 +48,7 @@ import sys
 import time
 
 PROMPTS = [
-    "The capital of France is",
+    "The capital of France is Paris, and the capital of Italy is",
     "Once upon a time, there was a little robot who wanted to learn how to paint the sky.",
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
     "In 1969, Neil Armstrong became the first person to walk on the Moon. The mission was called",

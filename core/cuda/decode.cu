@@ -481,7 +481,9 @@ static int kept_groups(int ng, double s) {
 }
 static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4 : GQ_GEMV_STREAMK;
+    /* row split for GQS: measured 3.46 vs 5.04 ms/token (Stream-K) for llama2-7b shape S50 G16 on an
+     * H100 inside the step graph (docs/PERF.md, decode engine section) */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4 : GQ_GEMV_ROW;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;

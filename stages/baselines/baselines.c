@@ -140,8 +140,9 @@ typedef struct {
     const double *U;      /* [K, K] upper Cholesky factor of the damped H^-1, same order */
     int blocksize;
     double sparsity;      /* unstructured: fraction removed in every column block (nm_m == 0) */
-    int nm_n, nm_m;       /* N:M; 0 = unstructured (or no pruning when sparsity == 0) */
+    int nm_n, nm_m;       /* N:M = keep N of every M (2:4); 0 = unstructured (or no pruning when sparsity == 0) */
     uint8_t *pruned;      /* [N, K] out, processing order; required when pruning */
+    int fixed;            /* 1: pruned is an input (mask chosen beforehand), no selection here */
     int bits;             /* 0 = no quantization */
     gq_qspec spec;
     int group;            /* quantization group along K (K = one per row) */
@@ -160,14 +161,14 @@ static void obs_run(obs_job *j) {
     double *Err = gq_malloc((size_t)N * B * sizeof(double));
     float *cur_s = gq_calloc((size_t)N, sizeof(float)), *cur_z = gq_calloc((size_t)N, sizeof(float));
     float *gv = gq_malloc((size_t)G * sizeof(float));
-    const int prune = j->nm_m > 0 || j->sparsity > 0;
-    if (prune) memset(j->pruned, 0, (size_t)N * K);
+    const int prune = j->fixed || j->nm_m > 0 || j->sparsity > 0;
+    if (prune && !j->fixed) memset(j->pruned, 0, (size_t)N * K);
     double *tmp = prune ? gq_malloc((size_t)N * B * sizeof(double)) : NULL;
     uint8_t *sel = prune ? gq_malloc((size_t)N * B) : NULL;
     j->loss = 0;
     for (int i1 = 0; i1 < K; i1 += B) {
         const int i2 = i1 + B < K ? i1 + B : K, cnt = i2 - i1;
-        if (prune && j->nm_m == 0) {
+        if (prune && !j->fixed && j->nm_m == 0) {
             /* SparseGPT: the mask of a whole column block is chosen at once, from the weights as the
              * previous blocks' updates left them, by w^2 / U_jj^2 */
             for (int r = 0; r < N; r++)
@@ -182,14 +183,14 @@ static void obs_run(obs_job *j) {
         }
         for (int i = i1; i < i2; i++) {
             const double d = U[(size_t)i * K + i];
-            if (prune && j->nm_m > 0 && i % j->nm_m == 0) {
+            if (prune && !j->fixed && j->nm_m > 0 && i % j->nm_m == 0) {
                 const int m = j->nm_m;
                 for (int r = 0; r < N; r++)
                     for (int c = 0; c < m; c++) {
                         double w = W[(size_t)r * K + i + c], dd = U[(size_t)(i + c) * K + i + c];
                         tmp[(size_t)r * m + c] = w * w / (dd * dd);
                     }
-                gq_bl_select_nm(tmp, N, m, j->nm_n, m, sel);
+                gq_bl_select_nm(tmp, N, m, m - j->nm_n, m, sel);
                 for (int r = 0; r < N; r++)
                     for (int c = 0; c < m; c++) j->pruned[(size_t)r * K + i + c] = sel[(size_t)r * m + c];
             }
@@ -275,19 +276,9 @@ static gq_status obs_prepare(const gq_compress_job *job, const gq_compress_opts 
     return GQ_OK;
 }
 
-/* descending diag(H), ties by index: the reference's torch.argsort(torch.diag(H), descending=True)
- * (stable order is our choice; torch's is unspecified for ties) */
-static const double *g_perm_diag;
-static int perm_cmp(const void *pa, const void *pb) {
-    int a = *(const int *)pa, b = *(const int *)pb;
-    double da = g_perm_diag[a], db = g_perm_diag[b];
-    if (da != db) return da > db ? -1 : 1;
-    return a < b ? -1 : a > b;
-}
-
 /* shared driver of GPTQ (prune = 0) and SparseGPT */
 static gq_status obs_method(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res,
-                            const char *meth, int prune) {
+                            const char *meth, int prune, const uint8_t *fixed) {
     GQ_TRY(need_h(job, meth, 0));
     if (!prune) GQ_TRY(need_bits(job, o, meth));
     else if (o->bits) GQ_TRY(need_bits(job, o, meth));
@@ -303,13 +294,14 @@ static gq_status obs_method(const gq_compress_job *job, const gq_compress_opts *
 
     int *perm = NULL;
     if (act_order) {
+        /* descending diag(H), ties by index: the reference's torch.argsort(torch.diag(H), descending=True)
+         * (the tie order is our choice; torch's is unspecified) */
         perm = gq_malloc((size_t)K * sizeof(int));
-        double *dg = gq_malloc((size_t)K * sizeof(double));
-        for (int a = 0; a < K; a++) perm[a] = a, dg[a] = job->h->H[(size_t)a * K + a];
-        g_perm_diag = dg;
-        qsort(perm, (size_t)K, sizeof(int), perm_cmp);
-        g_perm_diag = NULL;
-        free(dg);
+        bl_scored *t = gq_malloc((size_t)K * sizeof *t);
+        for (int a = 0; a < K; a++) t[a] = (bl_scored){-job->h->H[(size_t)a * K + a], (size_t)a};
+        qsort(t, (size_t)K, sizeof *t, bl_cmp);
+        for (int a = 0; a < K; a++) perm[a] = (int)t[a].i;
+        free(t);
     }
     double *U = gq_try_malloc((size_t)K * K * sizeof(double));
     double *W = gq_try_malloc((size_t)N * K * sizeof(double));
@@ -355,11 +347,12 @@ static gq_status obs_method(const gq_compress_job *job, const gq_compress_opts *
             ze = st_z ? st_z : gq_calloc((size_t)N * C, sizeof(float));
         }
         if (prune) pruned = gq_malloc((size_t)N * K);
+        if (fixed) memcpy(pruned, fixed, (size_t)N * K);
         obs_job j = {.N = N, .K = K, .W = W, .U = U, .blocksize = B, .sparsity = prune ? o->sparsity : 0,
-                     .nm_n = prune ? o->nm_n : 0, .nm_m = prune ? o->nm_m : 0, .pruned = pruned, .bits = o->bits,
+                     .nm_n = prune ? o->nm_n : 0, .nm_m = prune ? o->nm_m : 0, .pruned = pruned, .fixed = fixed != NULL, .bits = o->bits,
                      .spec = spec, .group = G, .st_scales = st_s, .st_zeros = st_z, .perm = perm, .codes = codes,
                      .scales = st_s ? NULL : sc, .zeros = st_z ? NULL : ze};
-        if (prune && o->nm_m == 0 && !(o->sparsity > 0))
+        if (prune && !fixed && o->nm_m == 0 && !(o->sparsity > 0))
             st = gq_errf(GQ_ERR_ARG, "%s: %s prunes: give a sparsity > 0 or an N:M pattern", job->name, meth);
         if (st == GQ_OK) {
             obs_run(&j);
@@ -385,11 +378,45 @@ static gq_status obs_method(const gq_compress_job *job, const gq_compress_opts *
 }
 
 gq_status gq_bl_gptq(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res) {
-    return obs_method(job, o, res, "gptq", 0);
+    return obs_method(job, o, res, "gptq", 0, NULL);
 }
 
 gq_status gq_bl_sparsegpt(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res) {
-    return obs_method(job, o, res, "sparsegpt", 1);
+    return obs_method(job, o, res, "sparsegpt", 1, NULL);
+}
+
+gq_status gq_bl_gqsa_obs(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res) {
+    GQ_TRY(need_h(job, "gqsa-obs", 0));
+    const int N = job->lin->out, K = job->lin->in, G = o->group;
+    if (G <= 0 || K % G)
+        return gq_errf(GQ_ERR_ARG, "%s: group size %d does not divide its input dimension K=%d (choose a G that divides %d)",
+                       job->name, G, K, K);
+    const int C = K / G;
+    /* GQSA's own mask (saliency.h + prune.h, exactly as gq_compress_gqsa chooses it) ... */
+    double *diag = gq_malloc((size_t)K * sizeof(double));
+    gq_status st = gq_saliency_hinv_diag(job->h->H, K, o->damp, job->name, diag, NULL);
+    if (st != GQ_OK) {
+        free(diag);
+        return st;
+    }
+    double *sal = gq_malloc((size_t)N * K * sizeof(double)), *score = gq_malloc((size_t)N * C * sizeof(double));
+    uint8_t *keep = gq_malloc((size_t)N * C), *pruned = gq_malloc((size_t)N * K);
+    gq_saliency_weights(job->lin->w, N, K, diag, sal);
+    gq_saliency_groups(sal, N, K, G, score);
+    gq_prune_groups(score, N, C, o->sparsity, o->scope, keep);
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < K; c++) pruned[(size_t)r * K + c] = !keep[(size_t)r * C + c / G];
+    /* ... then the OBS update that the saliency w^2/[H^-1]_jj presumes (the remaining weights of
+     * the row compensate), column by column as SparseGPT does; bits > 0 quantizes jointly */
+    gq_compress_opts p = *o;
+    p.nm_n = p.nm_m = 0;
+    st = obs_method(job, &p, res, "gqsa-obs", 1, pruned);
+    free(diag);
+    free(sal);
+    free(score);
+    free(keep);
+    free(pruned);
+    return st;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -422,7 +449,7 @@ static gq_status elementwise(const gq_compress_job *job, const gq_compress_opts 
         return gq_errf(GQ_ERR_ARG, "%s: %s prunes: give a sparsity > 0 or an N:M pattern", job->name, meth);
     uint8_t *pruned = gq_malloc((size_t)N * K);
     if (o->nm_m > 0) {
-        gq_bl_select_nm(score, N, K, o->nm_n, o->nm_m, pruned);
+        gq_bl_select_nm(score, N, K, o->nm_m - o->nm_n, o->nm_m, pruned);
     } else if (row_scope) {
         size_t per_row = (size_t)llround(o->sparsity * K);
         for (int r = 0; r < N; r++) gq_bl_select_lowest(score + (size_t)r * K, (size_t)K, per_row, pruned + (size_t)r * K);
@@ -561,6 +588,7 @@ void gq_baselines_register(void) {
         {"magnitude", gq_bl_magnitude, 0, "magnitude: |W| over the whole layer (--sparsity); --bits > 0 then RTN"},
         {"group-magnitude", gq_bl_group_magnitude, 0, "GQSA groups scored by mean |w|^2 (control; --group, --scope)"},
         {"group-wanda", gq_bl_group_wanda, 1, "GQSA groups scored by mean (|w| ||x||)^2 (control; --group, --scope)"},
+        {"gqsa-obs", gq_bl_gqsa_obs, 1, "diagnostic: GQSA's group mask + SparseGPT's OBS update of the kept weights"},
         {"sparsegpt24", bl_sparsegpt24, 1, "SparseGPT 2:4 (--bits > 0: joint 2:4 + quantization)"},
         {"wanda24", bl_wanda24, 1, "Wanda 2:4"},
         {"magnitude24", bl_magnitude24, 0, "magnitude 2:4"},

@@ -15,6 +15,9 @@
  *   group-wanda      same, group score mean (|w| * ||x||)^2.
  *   sparsegpt24, wanda24, magnitude24   the same methods forced to 2:4 (the CLI has no N:M flag).
  *   joint-w4-24      sparsegpt 2:4 + 4-bit per-group (group = opts.group, 128 if opts.group is 0).
+ *   gqsa-obs         diagnostic: GQSA's group mask, then SparseGPT's OBS update of the kept weights.
+ * N:M follows the usual convention (and core/config.c's `pattern`): N of every M consecutive inputs
+ * of a row are KEPT (2:4 keeps 2, sparsity 1 - N/M).
  * For the pruning methods, bits > 0 also quantizes: sparsegpt jointly (inside the OBS loop, as the
  * reference does with wbits), wanda/magnitude by per-group RTN of the pruned matrix, group-* by one
  * quantizer per kept group (exactly GQSA's quantize step, with GQS arrays). bits = 0: prune only.
@@ -38,6 +41,9 @@ gq_status gq_bl_sparsegpt(const gq_compress_job *job, const gq_compress_opts *o,
 gq_status gq_bl_wanda(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
 gq_status gq_bl_magnitude(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
 gq_status gq_bl_group_magnitude(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
+/* Diagnostic "gqsa-obs": GQSA's saliency-ranked group mask (same groups, scope, counts), then the
+ * SparseGPT OBS update of the kept weights (bits > 0: joint quantization, group = opts.group). */
+gq_status gq_bl_gqsa_obs(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
 gq_status gq_bl_group_wanda(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
 
 /* Exact-count selection helpers (also used by the tests' invariants).
