@@ -17,7 +17,7 @@ int cmd_bench_cpu(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: gqsa eval ppl --model M --dataset wikitext2|c4 [--seqlen L] [--limit N] [--data-root DIR]\n"
+            "usage: gqsa eval ppl --model M --dataset wikitext2|c4|text:FILE [--seqlen L] [--limit N] [--data-root DIR]\n"
             "                     [--device cpu|cuda] [--precision fp32|tf32|bf16] [--add-bos 0|1]\n"
             "                     [--tokenizer FILE] [--json]\n"
             "       gqsa eval ppl --sgemm-peak      (measure this machine's OpenBLAS sgemm GFLOP/s)\n\n"
@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "and ppl = exp(sum of NLL over positions 1..seqlen-1 of every window / (windows * (seqlen-1))),\n"
             "which equals GPTQ's exp(mean of per-window mean losses).\n\n"
             "  --model M        .gguf, llama2.c .bin, HF directory, or a registry name (smollm2-135m, stories260K)\n"
-            "  --dataset D      wikitext2 (test split) or c4 (validation, c4-new)\n"
+            "  --dataset D      wikitext2 (test split), c4 (validation, c4-new), or text:FILE (any UTF-8 file,\n"
+            "                   tokenized once; one window if shorter than seqlen)\n"
             "  --seqlen L       window length (default 2048, capped at the model's context)\n"
             "  --limit N        evaluate only the first N windows (quick checks; the result is then NOT the\n"
             "                   published protocol, and says so)\n"
@@ -63,8 +64,8 @@ int cmd_eval_ppl(int argc, char **argv) {
         else if ((r = cli_flag(argc, argv, &i, "--data-root", &v))) { if (r < 0) return 2; gq_set_data_root(v); }
         else if ((r = cli_flag(argc, argv, &i, "--dataset", &v))) {
             if (r < 0) return 2;
-            if (strcmp(v, "wikitext2") && strcmp(v, "c4"))
-                return cli_usage_error("eval ppl", "--dataset: expected wikitext2 or c4, got '%s'", v);
+            if (strcmp(v, "wikitext2") && strcmp(v, "c4") && strncmp(v, "text:", 5))
+                return cli_usage_error("eval ppl", "--dataset: expected wikitext2, c4 or text:FILE, got '%s'", v);
             o.dataset = v;
         } else if ((r = cli_flag(argc, argv, &i, "--device", &v))) {
             if (r < 0) return 2;

@@ -125,8 +125,11 @@ gq_status gq_ppl_dataset_ids(const gq_model *m, const char *dataset, int seqlen,
         is_c4 = 1;
         if (docs < GQ_TEXT_C4_PROTOCOL_DOCS && note_cap)
             snprintf(note, note_cap, "c4: %d of %d documents", docs, GQ_TEXT_C4_PROTOCOL_DOCS);
+    } else if (!strncmp(dataset, "text:", 5)) {
+        /* any UTF-8 text file, tokenized once (a quick look at a model on its own domain) */
+        GQ_TRY(gq_read_file(dataset + 5, &text, &len));
     } else {
-        return gq_errf(GQ_ERR_ARG, "perplexity: unknown dataset '%s' (wikitext2 or c4)", dataset);
+        return gq_errf(GQ_ERR_ARG, "perplexity: unknown dataset '%s' (wikitext2, c4 or text:FILE)", dataset);
     }
     if (!m->tok) {
         free(text);
@@ -162,6 +165,10 @@ gq_status gq_eval_ppl(const gq_model *m, const gq_ppl_opts *o, gq_ppl_result *r)
     char note[256];
     GQ_TRY(gq_ppl_dataset_ids(m, o->dataset ? o->dataset : "wikitext2", seqlen, o->add_bos, &ids, &n, note,
                               sizeof note));
+    if (o->dataset && !strncmp(o->dataset, "text:", 5) && n >= 2 && n < (size_t)seqlen) {
+        seqlen = (int)n; /* a text shorter than one window is scored as one window of all its tokens */
+        snprintf(note, sizeof note, "text shorter than seqlen: one window of all %zu tokens", n);
+    }
     gq_status st = cuda ? eval_ppl_gpu(m, ids, n, seqlen, o->limit, o->precision, r)
                         : gq_eval_ppl_tokens(m, ids, n, seqlen, o->limit, r);
     free(ids);

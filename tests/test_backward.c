@@ -123,6 +123,9 @@ static void test_linear(void **st) {
     gq_bw_linear_bwd_f64(dx, 0, dW, c.C, c.x, c.W, T, N, K);
     CHECK_FD("linear dx", lin_loss, &c, c.x, dx, T * K, 1000);
     CHECK_FD("linear dW", lin_loss, &c, c.W, dW, N * K, 1000);
+    /* negative control: the check must catch a 1% error in one entry */
+    dW[7] *= 1.01;
+    assert_true(fd_check("linear dW (corrupted on purpose)", lin_loss, &c, c.W, dW, N * K, 1000) > 1e-3);
     free(c.x); free(c.W); free(c.b); free(c.C); free(c.y); free(dx); free(dW);
 }
 
