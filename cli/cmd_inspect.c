@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../core/ckpt.h"
+#include "../core/export_gguf.h"
 #include "../core/gqs.h"
 #include "../core/model.h"
 #include "cli.h"
@@ -16,7 +17,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: gqsa inspect FILE [--summary] [--zeros-fp16] [--data-root DIR]\n\n"
             "Describe a model or checkpoint. FILE may be an HDF5 checkpoint written by gqsa (compress or a\n"
-            "pipeline stage), a .gguf, a llama2.c .bin, an HF directory or a registry name.\n"
+            "pipeline stage), a .gguf (a GQS export from `gqsa export` too), a llama2.c .bin, an HF directory\n"
+            "or a registry name.\n"
             "For GQS (group-quantized, group-sparse) layers it reports the memory of the BSR form: codes,\n"
             "row_index (int32), group_col (int32), scales (fp16) and zeros (bits-wide integers), as bits per\n"
             "original weight with and without that metadata.\n\n"
@@ -150,6 +152,11 @@ int cmd_inspect(int argc, char **argv) {
         fclose(f);
     }
     if (is_h5) return inspect_h5(file, per_layer, zeros_fp16);
+    /* a GQS export (`gqsa export`) has no dense linears for the model loader: describe its arrays */
+    if (gq_export_is_gqs_gguf(file)) {
+        gq_status est = gq_export_describe(file, per_layer, zeros_fp16, stdout);
+        return est == GQ_OK ? 0 : cli_fail(est, "the GQS export is corrupt or from another version");
+    }
     gq_model *m;
     gq_status st = gq_model_load(file, NULL, &m);
     if (st != GQ_OK) return cli_fail(st, "FILE must be a model file, a gqsa HDF5 checkpoint or a registry name");

@@ -474,6 +474,7 @@ static void runcfg_defaults(gq_runcfg *c) {
     c->calib.dataset = GQ_DS_WIKITEXT2;
     c->calib.nsamples = 128; /* the usual one-shot budget: 128 x 2048 */
     c->calib.seqlen = 2048;
+    c->calib.sequential = 1; /* baselines as their reference implementations run */
     c->method.name = GQ_METHOD_FP;
     c->method.bits = GQ_BITS_NONE;
     c->method.group = 16;
@@ -491,7 +492,8 @@ static void runcfg_defaults(gq_runcfg *c) {
 
 static const char *const TOP_KEYS[] = {"name", "model", "tokenizer", "data_root", "output", "store", "seed",
                                        "calibration", "method", "stages", "evaluation", "training", "bench", NULL};
-static const char *const CALIB_KEYS[] = {"dataset", "nsamples", "seqlen", "seed", NULL};
+static const char *const CALIB_KEYS[] = {"dataset", "nsamples", "seqlen", "seed", "sequential", NULL};
+static const char *const BOOL_NAMES[] = {"false", "true"};
 static const char *const METHOD_KEYS[] = {"name", "sparsity", "bits", "group", "scope", "damp", "pattern", "blocksize", NULL};
 static const char *const EVAL_KEYS[] = {"ppl", "seqlen", "limit", "zeroshot", "zeroshot_limit", NULL};
 static const char *const TRAIN_KEYS[] = {"bqpo", "e2e_oqp", NULL};
@@ -657,6 +659,7 @@ gq_status gq_runcfg_from_tree(const gq_ynode *root, gq_runcfg *c) {
         GQ_TRY(get_int(sec, "calibration.", "nsamples", 1, 1000000, &c->calib.nsamples));
         GQ_TRY(get_int(sec, "calibration.", "seqlen", 2, MAX_TOKENS_PER_WINDOW, &c->calib.seqlen));
         GQ_TRY(get_seed(sec, "calibration.", "seed", &c->calib.seed));
+        GQ_TRY(get_enum(sec, "calibration.", "sequential", BOOL_NAMES, 2, &c->calib.sequential));
     }
     GQ_TRY(get_section(root, "method", METHOD_KEYS, &sec));
     if (sec) GQ_TRY(runcfg_method(sec, c));
@@ -764,8 +767,10 @@ char *gq_runcfg_canonical(const gq_runcfg *c) {
               SCOPE_NAMES[c->method.scope], c->method.damp, c->method.nm_n, c->method.nm_m, c->method.blocksize);
     /* Sections of stages that are not listed cannot change a number: leave them out. */
     if (gq_runcfg_has_stage(c, GQ_STAGE_CALIBRATE))
-        sb_printf(&b, "calibration.dataset=%s\ncalibration.nsamples=%d\ncalibration.seqlen=%d\ncalibration.seed=%llu\n",
-                  DS_NAMES[c->calib.dataset], c->calib.nsamples, c->calib.seqlen, (unsigned long long)c->calib.seed);
+        sb_printf(&b, "calibration.dataset=%s\ncalibration.nsamples=%d\ncalibration.seqlen=%d\ncalibration.seed=%llu\n"
+                      "calibration.sequential=%d\n",
+                  DS_NAMES[c->calib.dataset], c->calib.nsamples, c->calib.seqlen, (unsigned long long)c->calib.seed,
+                  c->calib.sequential);
     if (gq_runcfg_has_stage(c, GQ_STAGE_EVALUATE)) {
         sb_printf(&b, "evaluation.ppl=");
         sb_mask(&b, c->eval.ppl, DS_NAMES, GQ_DS_COUNT);
@@ -823,8 +828,9 @@ char *gq_runcfg_to_yaml(const gq_runcfg *c) {
     sb_printf(&b, "\nstore: ");
     sb_quoted(&b, c->store);
     sb_printf(&b, "\nseed: %llu\n", (unsigned long long)c->seed);
-    sb_printf(&b, "calibration:\n  dataset: %s\n  nsamples: %d\n  seqlen: %d\n  seed: %llu\n", DS_NAMES[c->calib.dataset],
-              c->calib.nsamples, c->calib.seqlen, (unsigned long long)c->calib.seed);
+    sb_printf(&b, "calibration:\n  dataset: %s\n  nsamples: %d\n  seqlen: %d\n  seed: %llu\n  sequential: %s\n",
+              DS_NAMES[c->calib.dataset], c->calib.nsamples, c->calib.seqlen, (unsigned long long)c->calib.seed,
+              BOOL_NAMES[c->calib.sequential != 0]);
     sb_printf(&b, "method:\n  name: %s\n  sparsity: %.17g\n  bits: %d\n  group: %d\n  scope: %s\n  damp: %.17g\n",
               METHOD_NAMES[c->method.name], c->method.sparsity, c->method.bits, c->method.group, SCOPE_NAMES[c->method.scope],
               c->method.damp);

@@ -106,6 +106,9 @@ typedef struct {
         int nsamples;          /* windows */
         int seqlen;            /* tokens per window */
         uint64_t seed;         /* window sampling */
+        int sequential;        /* baselines: 1 = GPTQ-style sequential calibration (block i sees blocks < i
+                                  compressed, one calibration pass per run); 0 = use the calibrate stage's
+                                  full-precision Hessians, shared by every run of a sweep (GQSA always does) */
     } calib;
     struct {
         gq_method_id name;

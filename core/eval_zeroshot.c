@@ -6,6 +6,7 @@
  * longer window instead of being run again. Contexts are not shared across choices: forward.h has
  * no "continue from a prefilled prefix" entry point, and a per-token decode is ~10x slower per token
  * on the CPU than a window's sgemm.
+ * gq_eval_zeroshot dispatches on opts.device: the GPU backend lives in core/eval_zeroshot_gpu.c.
  * Must not: print to stdout; know the datasets' file formats.
  */
 #include "eval_zeroshot.h"
@@ -471,6 +472,13 @@ gq_status gq_eval_zeroshot_backend(const gq_zs_backend *b, const gq_zs_opts *o, 
 }
 
 gq_status gq_eval_zeroshot(const gq_model *m, const gq_zs_opts *o, gq_zs_result *r) {
+    const char *dev = o->device && *o->device ? o->device : "cpu";
+    if (!strcmp(dev, "cuda")) return gq_eval_zeroshot_gpu(m, o, r);
+    memset(r, 0, sizeof *r);
+    if (strcmp(dev, "cpu")) return gq_errf(GQ_ERR_ARG, "zero-shot: unknown device '%s' (cpu or cuda)", dev);
+    if (o->precision && strcmp(o->precision, "fp32"))
+        return gq_errf(GQ_ERR_ARG, "zero-shot: precision '%s' applies to the cuda device only (the CPU runs fp32)",
+                       o->precision);
     if (!m->tok) return gq_errf(GQ_ERR_ARG, "model %s has no tokenizer: zero-shot evaluation needs one", m->source);
     model_backend mb = {.m = m};
     /* lm-eval's max_length is the model's context (HF max_position_embeddings); the forward buffers
@@ -481,5 +489,6 @@ gq_status gq_eval_zeroshot(const gq_model *m, const gq_zs_opts *o, gq_zs_result 
     if (mb.fwd_ready) gq_fwd_free(&mb.f);
     free(mb.logits);
     free(mb.x);
+    if (st == GQ_OK) snprintf(r->device, sizeof r->device, "cpu (%d threads)", gq_num_threads());
     return st;
 }

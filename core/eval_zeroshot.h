@@ -66,6 +66,8 @@ typedef struct {
     gq_zs_item_cb on_item;/* optional, called after each item is scored */
     void *cb_ctx;
     int quiet;            /* no progress on stderr */
+    const char *device;   /* gq_eval_zeroshot: NULL or "cpu" (forward.h) | "cuda" (core/cuda/gpu.h) */
+    const char *precision;/* cuda only: NULL or "fp32" (default) | "tf32" | "bf16" */
 } gq_zs_opts;
 
 typedef struct {
@@ -87,14 +89,20 @@ typedef struct {
     double avg_acc_norm; /* mean over the tasks of acc_norm, or acc where lm-eval reports no acc_norm
                             (winogrande), the usual "Avg" column of the papers' tables */
     double seconds;
+    char device[192];    /* what ran the model: "cpu" or "cuda fp32: <GPU description>" */
 } gq_zs_result;
 
 /* Parse "piqa,arc_easy,..." into ids (duplicates rejected). NULL/"" selects all five. GQ_ERR_ARG
  * naming the unknown task. */
 gq_status gq_zs_parse_tasks(const char *list, gq_zs_task_id *ids, int *n);
 
-/* Evaluate a model with its own tokenizer on the CPU forward pass (core/forward.h). */
+/* Evaluate a model with its own tokenizer on o->device: the CPU forward pass (core/forward.h) or the
+ * GPU (gq_eval_zeroshot_gpu). GQ_ERR_ARG for an unknown device, GQ_ERR_UNSUPPORTED without a GPU. */
 gq_status gq_eval_zeroshot(const gq_model *m, const gq_zs_opts *o, gq_zs_result *r);
+/* The GPU backend (core/eval_zeroshot_gpu.c): the model uploaded once (fp32 unless o->precision says
+ * otherwise), each item's choices scored in one packed forward pass by gq_gpu_token_logprobs_batch,
+ * tokenization on the host exactly as the CPU backend does. */
+gq_status gq_eval_zeroshot_gpu(const gq_model *m, const gq_zs_opts *o, gq_zs_result *r);
 /* The same over any backend. */
 gq_status gq_eval_zeroshot_backend(const gq_zs_backend *b, const gq_zs_opts *o, gq_zs_result *r);
 

@@ -674,3 +674,178 @@ gq_status gq_export_gguf(const char *path, const gq_model *m, const gq_gqs *gqs,
     gq_ggufw_free(w);
     return st;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* reading an export back */
+
+int gq_export_is_gqs_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    int ok = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    if (!ok) return 0;
+    gq_gguf *g;
+    if (gq_gguf_open(path, &g) != GQ_OK) {
+        gq_err_clear();
+        return 0;
+    }
+    gq_gguf_str s;
+    int r = gq_gguf_get_str(g, "gqsa.weights", &s) == GQ_OK && s.n == 3 && !memcmp(s.s, "gqs", 3);
+    gq_err_clear();
+    gq_gguf_close(g);
+    return r;
+}
+
+/* Tensor `name` of `type` with 1-D length n0 (n1 == 0) or 2-D {n0, n1}; NULL + error otherwise. */
+static const gq_gguf_tensor *need_tensor(const gq_gguf *g, const char *name, uint32_t type, uint64_t n0, uint64_t n1,
+                                         gq_status *st) {
+    const gq_gguf_tensor *t = gq_gguf_find_tensor(g, name);
+    if (!t) {
+        *st = gq_errf(GQ_ERR_FORMAT, "%s: missing tensor '%s'", g->path, name);
+        return NULL;
+    }
+    int ok = t->type == type && (n1 ? (t->n_dims == 2 && t->dims[0] == n0 && t->dims[1] == n1)
+                                     : (t->n_dims == 1 && t->dims[0] == n0));
+    if (!ok) {
+        *st = gq_errf(GQ_ERR_FORMAT, "%s: tensor '%s' is %s with %u dims {%llu, ...}, expected %s {%llu%s%llu}", g->path,
+                      name, gq_ggml_type_name(t->type), t->n_dims, (unsigned long long)t->dims[0], gq_ggml_type_name(type),
+                      (unsigned long long)n0, n1 ? ", " : "", (unsigned long long)n1);
+        return NULL;
+    }
+    return t;
+}
+
+gq_status gq_export_read_gqs(const gq_gguf *g, int layer, gq_linear_kind k, int N, int K, gq_gqs *out) {
+    GQ_ASSERT(g && out && k >= 0 && k < GQ_LIN_COUNT && N > 0 && K > 0);
+    memset(out, 0, sizeof *out);
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.gqs.row_index", layer, k_lin_gguf[k]);
+    if (!gq_gguf_find_tensor(g, name)) return GQ_OK;
+    uint64_t G, bits;
+    GQ_TRY(gq_gguf_get_u64(g, "gqsa.group_size", &G));
+    GQ_TRY(gq_gguf_get_u64(g, "gqsa.bits", &bits));
+    if (!(bits == 2 || bits == 3 || bits == 4 || bits == 8) || G == 0 || G > 4096 || K % (int)G)
+        return gq_errf(GQ_ERR_FORMAT, "%s: gqsa.group_size %llu / gqsa.bits %llu do not fit a matrix of %d columns", g->path,
+                       (unsigned long long)G, (unsigned long long)bits, K);
+    gq_status st = GQ_OK;
+    const gq_gguf_tensor *ri = need_tensor(g, name, GQ_GGUFW_I32, (uint64_t)N + 1, 0, &st);
+    if (!ri) return st;
+    int32_t nnz_i;
+    memcpy(&nnz_i, ri->data + (size_t)N * 4, 4);
+    if (nnz_i < 1 || (int64_t)nnz_i > (int64_t)N * (K / (int)G))
+        return gq_errf(GQ_ERR_FORMAT, "%s: '%s' ends at %d groups (a %dx%d matrix has %d)", g->path, name, nnz_i, N, K,
+                       N * (K / (int)G));
+    size_t nnz = (size_t)nnz_i, bpg = gq_gqs_bytes_per_group((int)G, (int)bits);
+    const gq_gguf_tensor *t[4];
+    static const char *sfx[4] = {"group_col", "values", "scales", "zeros"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "blk.%d.%s.gqs.%s", layer, k_lin_gguf[k], sfx[i]);
+        uint32_t ty = i == 0 ? GQ_GGUFW_I32 : i == 1 ? GQ_GGUFW_I8 : GQ_GGML_F32;
+        if (i >= 2) {
+            const gq_gguf_tensor *x = gq_gguf_find_tensor(g, name);
+            if (x && x->type == GQ_GGML_F16) ty = GQ_GGML_F16;
+        }
+        t[i] = need_tensor(g, name, ty, i == 1 ? bpg : nnz, i == 1 ? nnz : 0, &st);
+        if (!t[i]) return st;
+    }
+    out->N = N, out->K = K, out->G = (int)G, out->bits = (int)bits, out->nnz = nnz;
+    out->row_index = gq_malloc(((size_t)N + 1) * 4);
+    out->group_col = gq_malloc(nnz * 4);
+    out->values = gq_malloc(nnz * bpg);
+    out->scales = gq_malloc(nnz * 4);
+    out->zeros = gq_malloc(nnz * 4);
+    memcpy(out->row_index, ri->data, ((size_t)N + 1) * 4);
+    memcpy(out->group_col, t[0]->data, nnz * 4);
+    memcpy(out->values, t[1]->data, nnz * bpg);
+    st = gq_gguf_tensor_to_f32(g, t[2], out->scales, nnz);
+    if (st == GQ_OK) st = gq_gguf_tensor_to_f32(g, t[3], out->zeros, nnz);
+    char what[1200];
+    snprintf(what, sizeof what, "%s: blk.%d.%s.gqs", g->path, layer, k_lin_gguf[k]);
+    if (st == GQ_OK) st = gq_gqs_validate(out, what);
+    if (st != GQ_OK) gq_gqs_free(out);
+    return st;
+}
+
+static void describe_str(const gq_gguf *g, const char *key, FILE *f) {
+    gq_gguf_str s;
+    if (gq_gguf_get_str(g, key, &s) == GQ_OK) fprintf(f, "%-26s %.*s\n", key, (int)(s.n > 200 ? 200 : s.n), s.s);
+    gq_err_clear();
+}
+
+gq_status gq_export_describe(const char *path, int per_layer, int zeros_fp16, FILE *f) {
+    gq_gguf *g;
+    GQ_TRY(gq_gguf_open(path, &g));
+    gq_status st = GQ_OK;
+    uint64_t D = 0, H = 0, L = 0, NH = 0, NKV = 0, HD = 0, u;
+    if ((st = gq_gguf_get_u64(g, "llama.embedding_length", &D)) == GQ_OK &&
+        (st = gq_gguf_get_u64(g, "llama.feed_forward_length", &H)) == GQ_OK &&
+        (st = gq_gguf_get_u64(g, "llama.block_count", &L)) == GQ_OK &&
+        (st = gq_gguf_get_u64(g, "llama.attention.head_count", &NH)) == GQ_OK) {
+        NKV = gq_gguf_get_u64(g, "llama.attention.head_count_kv", &u) == GQ_OK ? u : NH;
+        HD = NH ? D / NH : 0;
+        if (gq_gguf_get_u64(g, "llama.attention.key_length", &u) == GQ_OK) HD = u;
+        gq_err_clear();
+        const uint64_t big = 1u << 24;
+        if (!D || !H || !L || !NH || !NKV || !HD || D > big || H > big || L > 4096 || NH * HD > big || NKV * HD > big)
+            st = gq_errf(GQ_ERR_FORMAT, "%s: llama.* shape keys out of range", path);
+    }
+    if (st != GQ_OK) {
+        gq_gguf_close(g);
+        return st;
+    }
+    fprintf(f, "gguf export  %s (GGUF v%u, %llu tensors)\n", path, g->version, (unsigned long long)g->n_tensors);
+    describe_str(g, "general.name", f);
+    fprintf(f, "dims         D %llu  H %llu  L %llu  NH %llu  NKV %llu  HD %llu\n", (unsigned long long)D,
+            (unsigned long long)H, (unsigned long long)L, (unsigned long long)NH, (unsigned long long)NKV,
+            (unsigned long long)HD);
+    static const char *keys[] = {"gqsa.method", "gqsa.scope", "gqsa.values_layout", "gqsa.config_hash",
+                                 "gqsa.git_revision", "gqsa.source_model", "tokenizer.ggml.model"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) describe_str(g, keys[i], f);
+    double sp;
+    if (gq_gguf_get_f64(g, "gqsa.sparsity", &sp) == GQ_OK) fprintf(f, "%-26s %.4g\n", "gqsa.sparsity", sp);
+    if (gq_gguf_get_u64(g, "gqsa.group_size", &u) == GQ_OK) fprintf(f, "%-26s %llu\n", "gqsa.group_size", (unsigned long long)u);
+    if (gq_gguf_get_u64(g, "gqsa.bits", &u) == GQ_OK) fprintf(f, "%-26s %llu\n", "gqsa.bits", (unsigned long long)u);
+    gq_err_clear();
+    if (per_layer)
+        fprintf(f, "\n%-22s %13s %6s %4s %4s %12s %8s %8s\n", "linear", "shape", "sparse", "bits", "G", "bytes", "bpw",
+                "bpw-meta");
+    size_t tot_w = 0, tot_b = 0, tot_vals = 0, n_gqs = 0;
+    double tot_sparse = 0;
+    for (int l = 0; l < (int)L && st == GQ_OK; l++)
+        for (int k = 0; k < GQ_LIN_COUNT && st == GQ_OK; k++) {
+            uint64_t shp[GQ_LIN_COUNT][2] = {{NH * HD, D}, {NKV * HD, D}, {NKV * HD, D}, {D, NH * HD},
+                                             {H, D},       {H, D},        {D, H}};
+            int N = (int)shp[k][0], K = (int)shp[k][1];
+            size_t nw = (size_t)N * K;
+            tot_w += nw;
+            char nm[64], shape[32];
+            snprintf(nm, sizeof nm, "layers.%d.%s", l, gq_linear_name((gq_linear_kind)k));
+            snprintf(shape, sizeof shape, "%dx%d", N, K);
+            gq_gqs q;
+            if ((st = gq_export_read_gqs(g, l, (gq_linear_kind)k, N, K, &q)) != GQ_OK) break;
+            if (q.row_index) {
+                gq_gqs_mem mem;
+                gq_gqs_memory(&q, zeros_fp16, &mem);
+                tot_b += mem.bytes_total;
+                tot_vals += mem.bytes_values;
+                tot_sparse += mem.sparsity * (double)nw;
+                n_gqs++;
+                if (per_layer)
+                    fprintf(f, "%-22s %13s %6.4f %4d %4d %12zu %8.3f %8.3f\n", nm, shape, mem.sparsity, q.bits, q.G,
+                            mem.bytes_total, mem.bits_per_weight, mem.bits_per_weight_nometa);
+                gq_gqs_free(&q);
+            } else {
+                tot_b += nw * 2;
+                tot_vals += nw * 2;
+                if (per_layer) fprintf(f, "%-22s %13s %6s %4s %4s %12zu %8.3f %8.3f\n", nm, shape, "-", "fp16", "-", nw * 2, 16.0, 16.0);
+            }
+        }
+    if (st == GQ_OK && tot_w) {
+        fprintf(f, "%-22s %13zu %6.4f %4s %4s %12zu %8.3f %8.3f\n", "total (linears)", tot_w, tot_sparse / (double)tot_w, "",
+                "", tot_b, 8.0 * tot_b / tot_w, 8.0 * tot_vals / tot_w);
+        fprintf(f, "\n%zu of %llu linears in GQS form (memory as gqsa inspect counts it: scales fp16, zeros %s, dense "
+                "linears as fp16)\n", n_gqs, (unsigned long long)L * GQ_LIN_COUNT, zeros_fp16 ? "fp16" : "bits-wide");
+    }
+    gq_gguf_close(g);
+    return st;
+}

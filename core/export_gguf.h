@@ -115,4 +115,19 @@ void gq_export_rope_perm(int n_heads, int head_dim, int32_t *perm);
 /* A GQS matrix with its rows reordered: out row r = in row perm[r]. out is allocated (gq_gqs_free). */
 void gq_export_gqs_permute_rows(const gq_gqs *in, const int32_t *perm, gq_gqs *out);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Reading an export back (for `gqsa inspect` and tools) */
+
+/* 1 if path is a GGUF whose gqsa.weights is "gqs" (a GQS export), else 0 (never an error). */
+int gq_export_is_gqs_gguf(const char *path);
+/* The GQS arrays of linear k of block `layer` of an export, as copies (free with gq_gqs_free);
+ * N, K: the linear's shape (from the llama.* keys). GQ_OK with out->row_index NULL when the file
+ * holds that linear dense. Every tensor's type and dims are checked and the result validated
+ * (gq_gqs_validate): GQ_ERR_FORMAT naming the file and tensor. */
+gq_status gq_export_read_gqs(const gq_gguf *g, int layer, gq_linear_kind k, int N, int K, gq_gqs *out);
+/* Print what an export holds: the gqsa.* method keys, the model shape and, per linear (unless
+ * !per_layer), the achieved sparsity and GQS bytes / bits per weight with and without metadata
+ * (gq_gqs_memory; zeros_fp16 as there), then totals. */
+gq_status gq_export_describe(const char *path, int per_layer, int zeros_fp16, FILE *f);
+
 #endif

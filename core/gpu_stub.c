@@ -21,6 +21,18 @@ gq_status gq_gpu_window_nll(gq_gpu_model *g, const int32_t *tokens, int T, doubl
     (void)g; (void)tokens; (void)T; (void)nll_sum;
     return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
 }
+gq_status gq_gpu_model_reserve(gq_gpu_model *g, int max_T) {
+    (void)g; (void)max_T;
+    return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
+}
+gq_status gq_gpu_token_logprobs(gq_gpu_model *g, const int32_t *tokens, int T, int from, double *lp, int *is_greedy) {
+    (void)g; (void)tokens; (void)T; (void)from; (void)lp; (void)is_greedy;
+    return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
+}
+gq_status gq_gpu_token_logprobs_batch(gq_gpu_model *g, int n, const gq_gpu_lp_seq *seqs) {
+    (void)g; (void)n; (void)seqs;
+    return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
+}
 #else
 /* keep the translation unit non-empty under -Wpedantic */
 typedef int gq_gpu_stub_unused;

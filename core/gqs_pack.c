@@ -220,6 +220,172 @@ gq_status gq_gqs_sk_emulate(const gq_gqs_dev *d, int64_t W, const int64_t *order
     return status;
 }
 
+/* ---- v2 flat (segmented) stream emulation ------------------------------------------------------ */
+
+/* One worker of the flat stream (gqs_sk.h, v2), lane by lane as core/cuda/gqs_flat.h runs it, with the
+ * shuffles of the segmented sum replayed on arrays. UNR rounds per chunk only matter for the load
+ * pipeline, not for the arithmetic, so rounds are walked one by one. */
+typedef struct {
+    const gq_gqs_dev *d;
+    int mode, B;
+    int64_t W;
+    const float *x;
+    double *y, *rec;
+    int *cnt, *wr;
+    gq_sk_stats *st;
+} flat_ctx;
+
+static gq_status flat_flush(flat_ctx *c, int64_t w, int64_t s, int64_t e, int r, const double *v) {
+    const int32_t *ru = c->d->row_unit;
+    const int N = c->d->N, B = c->B;
+    const int64_t U = c->d->n_units, rs = ru[r], re = ru[r + 1];
+    if (c->mode == 0 || (rs >= s && re <= e)) {
+        for (int b = 0; b < B; b++) c->y[(size_t)b * N + r] = v[b];
+        c->wr[r]++;
+        return GQ_OK;
+    }
+    const int slot = gq_sk_slot(ru, r, s);
+    for (int b = 0; b < B; b++) c->rec[(size_t)(2 * w + slot) * B + b] = v[b];
+    c->st->records++;
+    const int64_t wa = gq_sk_worker_of(U, c->W, rs), wb = gq_sk_worker_of(U, c->W, re - 1);
+    if (w < wa || w > wb)
+        return gq_errf(GQ_ERR_INTERNAL, "flat: worker %lld flushes cut row %d owned by workers %lld..%lld", (long long)w,
+                       r, (long long)wa, (long long)wb);
+    if (++c->cnt[r] > wb - wa + 1) return gq_errf(GQ_ERR_INTERNAL, "flat: row %d counter overshoots", r);
+    if (c->cnt[r] == wb - wa + 1) {
+        for (int b = 0; b < B; b++) {
+            double sum = 0;
+            for (int64_t v2 = wa; v2 <= wb; v2++)
+                sum += c->rec[(size_t)(2 * v2 + gq_sk_slot(ru, r, gq_sk_begin(U, c->W, v2))) * B + b];
+            c->y[(size_t)b * N + r] = sum;
+        }
+        c->wr[r]++;
+        c->cnt[r] = 0;
+        c->st->cut_rows++;
+    }
+    return GQ_OK;
+}
+
+static gq_status flat_worker(flat_ctx *c, int64_t w, int64_t rpw) {
+    const gq_gqs_dev *d = c->d;
+    const int32_t *ru = d->row_unit;
+    const int N = d->N, B = c->B;
+    const int64_t U = d->n_units;
+    int64_t s, e;
+    int rA, rB;
+    if (c->mode == 0) {
+        const int64_t R0 = w * rpw, R1 = R0 + rpw < N ? R0 + rpw : N;
+        rA = (int)R0, rB = (int)R1, s = ru[R0], e = ru[R1];
+    } else {
+        s = gq_sk_begin(U, c->W, w), e = gq_sk_begin(U, c->W, w + 1);
+        const int64_t L = gq_sk_count_le32(ru, (int64_t)N + 1, s - 1), Le = gq_sk_count_le32(ru, N, e - 1);
+        rA = gq_sk_first_row_from(ru, L, s);
+        rB = gq_sk_row_end_from(Le, N, w == c->W - 1, rA);
+        /* the v1 walk's rows, for the record: the two must visit the same rows */
+        int r1 = gq_sk_first_row(ru, N, U, s), r2 = r1;
+        while (gq_sk_visits(ru, N, U, e, w == c->W - 1, r2)) r2++;
+        if (r1 != rA || (r2 != rB && !(r2 == r1 && rB == rA)))
+            return gq_errf(GQ_ERR_INTERNAL, "flat: worker %lld rows [%d,%d) but the v1 walk visits [%d,%d)", (long long)w,
+                           rA, rB, r1, r2);
+    }
+    if (e - s > c->st->max_share) c->st->max_share = e - s;
+    if (e - s < c->st->min_share) c->st->min_share = e - s;
+    int cur[32], row[32];
+    int64_t nx[32];
+    double *v = gq_malloc((size_t)32 * B * sizeof(double)), *vo = gq_malloc((size_t)32 * B * sizeof(double));
+    double *carry = gq_calloc((size_t)B, sizeof(double));
+    int carry_row = -1;
+    gq_status status = GQ_OK;
+    for (int l = 0; l < 32; l++) cur[l] = rA, nx[l] = s < e ? ru[rA + 1] : 0;
+    for (int64_t ub = s; ub < e && status == GQ_OK; ub += 32) {
+        for (int l = 0; l < 32; l++) {
+            const int64_t u = ub + l;
+            if (u < e) {
+                while (nx[l] <= u) cur[l]++, nx[l] = ru[cur[l] + 1];
+                row[l] = cur[l];
+                units_dot(d, u, u + 1, c->x, B, v + (size_t)l * B);
+            } else {
+                row[l] = INT32_MAX;
+                for (int b = 0; b < B; b++) v[(size_t)l * B + b] = 0;
+            }
+        }
+        for (int off = 1; off < 32; off <<= 1) { /* segmented suffix sum: shfl_down by off */
+            memcpy(vo, v, (size_t)32 * B * sizeof(double));
+            for (int l = 0; l + off < 32; l++)
+                if (row[l + off] == row[l])
+                    for (int b = 0; b < B; b++) v[(size_t)l * B + b] += vo[(size_t)(l + off) * B + b];
+        }
+        if (carry_row >= 0) {
+            if (row[0] != carry_row) {
+                status = gq_errf(GQ_ERR_INTERNAL, "flat: carry of row %d meets row %d", carry_row, row[0]);
+                break;
+            }
+            for (int b = 0; b < B; b++) v[b] += carry[b];
+        }
+        const int64_t rend = ub + 32 < e ? ub + 32 : e;
+        int ncont = 0;
+        carry_row = -1;
+        for (int l = 0; l < 32 && status == GQ_OK; l++) {
+            const int head = ub + l < e && (l == 0 || row[l - 1] != row[l]);
+            if (!head) continue;
+            if (gq_sk_round_flushes(nx[l], rend, e)) status = flat_flush(c, w, s, e, row[l], v + (size_t)l * B);
+            else {
+                ncont++;
+                carry_row = row[l];
+                for (int b = 0; b < B; b++) carry[b] = v[(size_t)l * B + b];
+            }
+        }
+        if (ncont > 1) status = gq_errf(GQ_ERR_INTERNAL, "flat: %d rows continue past one round", ncont);
+    }
+    if (status == GQ_OK && carry_row >= 0)
+        status = gq_errf(GQ_ERR_INTERNAL, "flat: worker %lld ends with row %d unflushed", (long long)w, carry_row);
+    /* visited empty rows (complete by construction) and, for an empty share, the cut row it visits */
+    for (int r = rA; r < rB && status == GQ_OK; r++) {
+        for (int b = 0; b < B; b++) v[b] = 0;
+        if (ru[r] == ru[r + 1]) {
+            if (c->mode == 1 && !gq_sk_complete(ru, r, s, e))
+                status = gq_errf(GQ_ERR_INTERNAL, "flat: visited empty row %d not complete", r);
+            else status = flat_flush(c, w, s, e, r, v);
+        } else if (s == e) {
+            status = flat_flush(c, w, s, e, r, v);
+        }
+    }
+    free(v), free(vo), free(carry);
+    return status;
+}
+
+gq_status gq_gqs_flat_emulate(const gq_gqs_dev *d, int mode, int64_t W, const int64_t *order, const float *x, int B,
+                              double *y, int *writes, gq_sk_stats *stats) {
+    GQ_ASSERT(W >= 1 && B >= 1 && (mode == 0 || mode == 1));
+    const int N = d->N;
+    int64_t rpw = 1;
+    if (mode == 0) {
+        rpw = gq_flat_rows_per_worker(N, W);
+        W = (N + rpw - 1) / rpw;
+    }
+    flat_ctx c = {d, mode, B, W, x, y, NULL, NULL, NULL, NULL};
+    gq_sk_stats st = {0, 0, 0, INT64_MAX};
+    c.rec = gq_calloc((size_t)(2 * W) * B, sizeof(double));
+    c.cnt = gq_calloc((size_t)N, sizeof(int));
+    c.wr = gq_calloc((size_t)N, sizeof(int));
+    c.st = &st;
+    gq_status status = GQ_OK;
+    for (int64_t idx = 0; idx < W && status == GQ_OK; idx++) {
+        const int64_t w = order ? order[idx] : idx;
+        GQ_ASSERT(w >= 0 && w < W);
+        status = flat_worker(&c, w, rpw);
+    }
+    for (int r = 0; r < N && status == GQ_OK; r++) {
+        if (c.wr[r] != 1) status = gq_errf(GQ_ERR_INTERNAL, "flat: row %d written %d times (U=%lld, W=%lld, mode %d)", r,
+                                           c.wr[r], (long long)d->n_units, (long long)W, mode);
+        else if (c.cnt[r] != 0) status = gq_errf(GQ_ERR_INTERNAL, "flat: row %d counter left at %d", r, c.cnt[r]);
+    }
+    if (writes) memcpy(writes, c.wr, (size_t)N * sizeof(int));
+    if (stats) *stats = st;
+    free(c.rec), free(c.cnt), free(c.wr);
+    return status;
+}
+
 /* ---- random matrices ------------------------------------------------------------------------------ */
 
 const char *gq_density_name(gq_density p) {
@@ -248,12 +414,18 @@ static void row_counts(int N, int C, double sparsity, gq_density pat, gq_rng *rn
         else wt[r] = 0; /* uneven: set below */
     }
     if (pat == GQ_DENSITY_UNEVEN) {
-        /* a random quarter of the rows gets weight 9 (75% of the mass with 1 elsewhere: 9/4 : 3/4) */
-        int heavy = N / 4 > 0 ? N / 4 : 1;
+        /* A quarter of the rows gets weight 9 (75% of the mass with 1 elsewhere: 9/4 : 3/4; at S50 the
+         * heavy rows are capped at full and hold half the kept groups, the most a row cap allows), in
+         * contiguous runs of up to 64 rows (heads / channel blocks that stay dense together), so a
+         * static split by rows puts whole runs of full rows on one warp / CTA / SM: its stragglers. */
+        const int run = N / 16 < 1 ? 1 : N / 16 > 64 ? 64 : N / 16;
+        const int nruns = (N + run - 1) / run, heavy = nruns / 4 > 0 ? nruns / 4 : 1;
         for (int r = 0; r < N; r++) wt[r] = 1;
         for (int h = 0; h < heavy;) {
-            int r = (int)gq_rng_below(rng, (uint64_t)N);
-            if (wt[r] == 1) wt[r] = 9, h++;
+            const int q = (int)gq_rng_below(rng, (uint64_t)nruns);
+            if (wt[q * run] != 1) continue;
+            for (int r = q * run; r < N && r < (q + 1) * run; r++) wt[r] = 9;
+            h++;
         }
     }
     /* Water-filling: distribute `total` proportionally to wt, capping rows at C and re-spreading. */

@@ -80,12 +80,25 @@ typedef struct {
 gq_status gq_gqs_sk_emulate(const gq_gqs_dev *d, int64_t W, const int64_t *order, const float *x, int B, double *y,
                             int *writes, gq_sk_stats *stats);
 
+/* The v2 flat stream (gqs_sk.h, core/cuda/gqs_flat.h): mode 1 = Stream-K (W equal unit shares),
+ * mode 0 = row split (row-aligned shares of gq_flat_rows_per_worker(N, W) rows each; the number of
+ * workers becomes ceil(N / rpw), and `order` must then list that many). Same contract as
+ * gq_gqs_sk_emulate; it also checks that the v2 row range of every Stream-K worker equals the v1 walk's. */
+gq_status gq_gqs_flat_emulate(const gq_gqs_dev *d, int mode, int64_t W, const int64_t *order, const float *x, int B,
+                              double *y, int *writes, gq_sk_stats *stats);
+/* Rows per worker of the v2 row split with at most W workers: ceil(N / W) (>= 1). */
+static inline int64_t gq_flat_rows_per_worker(int N, int64_t W) {
+    const int64_t r = ((int64_t)N + W - 1) / W;
+    return r < 1 ? 1 : r;
+}
+
 /* ---- random GQS matrices (tests, benchmarks) ------------------------------------------------------ */
 
 typedef enum {
     GQ_DENSITY_ROW = 0,   /* every row keeps the same number of groups (prune scope "row") */
     GQ_DENSITY_LAYER = 1, /* rows keep a log-normally varying number of groups (scope "layer") */
-    GQ_DENSITY_UNEVEN = 2 /* a random quarter of the rows holds 75% of the kept groups (capped at full) */
+    GQ_DENSITY_UNEVEN = 2 /* a quarter of the rows, in contiguous runs of up to 64, holds 75% of the kept
+                             groups (capped at full rows: at S50 they are full and hold half) */
 } gq_density;
 const char *gq_density_name(gq_density p);
 /* Parse "row" / "layer" / "uneven"; -1 when unknown. */

@@ -225,6 +225,9 @@ void gq_stage_hash_method(const gq_runcfg *c, gq_sha256 *h) {
     gq_stage_hash_num(h, "method.nm_n", c->method.nm_n);
     gq_stage_hash_num(h, "method.nm_m", c->method.nm_m);
     gq_stage_hash_num(h, "method.blocksize", c->method.blocksize);
+    /* how a baseline's Hessians are gathered changes its result (GQSA's staged path ignores it) */
+    if (c->method.name != GQ_METHOD_GQSA && c->method.name != GQ_METHOD_FP)
+        gq_stage_hash_num(h, "calibration.sequential", c->calib.sequential);
 }
 
 /* Does path exist as a regular file? (gq_file_exists may accept folders.) */

@@ -46,8 +46,15 @@ gq_status gq_stage_run_baseline(gq_stage_ctx *ctx, gq_ckpt *ck) {
     windows = meth->needs_hessian ? ctx->windows : NULL;
     ctx->cm = gq_calloc(1, sizeof *ctx->cm);
     gq_compressed_init(ctx->cm, gq_model_clone(fp), &o);
-    GQ_TRY(gq_compress_run(ctx->cm, windows, ctx->n_windows, ctx->seqlen, 1, ctx->progress));
-    if (meth->needs_hessian) gq_stage_note(ctx, "sequential calibration over the calibrate stage's windows");
+    if (meth->needs_hessian && !ctx->cfg->calib.sequential) {
+        /* the calibrate stage's full-precision Hessians, shared by every run of a sweep */
+        if (!ctx->have_hs) return gq_errf(GQ_ERR_INTERNAL, "%s: calibrate stage left no Hessians", ctx->cfg->source);
+        GQ_TRY(gq_compress_model(ctx->cm, &ctx->hs));
+        gq_stage_note(ctx, "full-precision Hessians from the calibrate stage (calibration.sequential: false)");
+    } else {
+        GQ_TRY(gq_compress_run(ctx->cm, windows, ctx->n_windows, ctx->seqlen, 1, ctx->progress));
+        if (meth->needs_hessian) gq_stage_note(ctx, "sequential calibration over the calibrate stage's windows");
+    }
     GQ_TRY(gq_ckpt_write_compressed(ck, ctx->cm));
     gq_stage_compressed_metrics(ctx);
     return GQ_OK;

@@ -37,7 +37,8 @@ static gq_status evaluate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
                 if (tasks[0]) strcat(tasks, ",");
                 strcat(tasks, gq_zs_task_name((gq_zs_task_id)t));
             }
-        gq_zs_opts o = {.tasks = tasks, .limit = c->eval.zeroshot_limit, .quiet = !ctx->progress};
+        gq_zs_opts o = {.tasks = tasks, .limit = c->eval.zeroshot_limit, .quiet = !ctx->progress,
+                        .device = getenv("GQSA_EVAL_DEVICE") /* as for perplexity: not part of the result */};
         gq_zs_result r;
         memset(&r, 0, sizeof r);
         GQ_TRY(gq_eval_zeroshot(m, &o, &r));
@@ -50,6 +51,7 @@ static gq_status evaluate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
         }
         gq_stage_metric(ctx, "avg_acc", NULL, r.avg_acc);
         gq_stage_metric(ctx, "avg_acc_norm", NULL, r.avg_acc_norm);
+        gq_stage_note(ctx, "zero-shot ran on %s", r.device);
     }
     (void)ck; /* the runner writes the metrics into it */
     return GQ_OK;

@@ -2,7 +2,9 @@
  * against core/gqs.h (codes bit-exact, values within the fp16 rounding of scale/min, exact for dyadic
  * data), the documented nibble order checked on a hand-made unit, padding, byte accounting, rejected
  * combinations, and the Stream-K split (core/cuda/gqs_sk.h) emulated over many shares and worker
- * orders: every row written exactly once and equal to a brute-force float64 product. */
+ * orders: every row written exactly once and equal to a brute-force float64 product — for the v1 walk
+ * and for the v2 flat stream (segmented per-round sums, carries, cut rows) in both its Stream-K and
+ * row-split partitions, plus the warp's 32-ary row search against a linear count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,7 +198,8 @@ static double brute_row(const float *w, const float *x, int K, int r, double *ab
     return a;
 }
 
-static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, int B, uint64_t seed, int shuffle) {
+static void sk_case_mode(int mode, int N, int K, int G, double sp, gq_density pat, int64_t W, int B, uint64_t seed,
+                         int shuffle) {
     gq_gqs g;
     gq_gqs_dev d;
     assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
@@ -206,6 +209,8 @@ static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, i
     float *x = malloc((size_t)B * K * sizeof(float)), *w = malloc((size_t)N * K * sizeof(float));
     for (int i = 0; i < B * K; i++) x[i] = (float)gq_rng_normal(&rng);
     gq_gqs_dev_expand(&d, w);
+    const int64_t W0 = W;
+    if (mode == 0) W = (N + gq_flat_rows_per_worker(N, W) - 1) / gq_flat_rows_per_worker(N, W);
     int64_t *order = malloc((size_t)W * sizeof(int64_t));
     for (int64_t i = 0; i < W; i++) order[i] = shuffle ? W - 1 - i : i;
     if (shuffle == 2)
@@ -217,11 +222,13 @@ static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, i
     for (int i = 0; i < B * N; i++) y[i] = NAN; /* poison */
     int *writes = malloc((size_t)N * sizeof(int));
     gq_sk_stats stats;
-    gq_status s = gq_gqs_sk_emulate(&d, W, order, x, B, y, writes, &stats);
-    if (s != GQ_OK) fail_msg("N=%d K=%d G=%d sp=%g W=%lld: %s", N, K, G, sp, (long long)W, gq_errmsg());
+    gq_status s = mode < 0 ? gq_gqs_sk_emulate(&d, W, order, x, B, y, writes, &stats)
+                           : gq_gqs_flat_emulate(&d, mode, W0, order, x, B, y, writes, &stats);
+    if (s != GQ_OK) fail_msg("mode %d N=%d K=%d G=%d sp=%g W=%lld: %s", mode, N, K, G, sp, (long long)W, gq_errmsg());
     for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
-    /* equal shares: sizes differ by at most one unit */
-    assert_true(stats.max_share - stats.min_share <= 1);
+    /* equal shares: sizes differ by at most one unit (Stream-K); the row split cuts no row */
+    if (mode != 0) assert_true(stats.max_share - stats.min_share <= 1);
+    else assert_int_equal(stats.records, 0);
     for (int b = 0; b < B; b++)
         for (int r = 0; r < N; r++) {
             double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
@@ -233,6 +240,35 @@ static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, i
     free(x), free(w), free(order), free(y), free(writes);
     gq_gqs_dev_free(&d);
     gq_gqs_free(&g);
+}
+
+static void sk_case(int N, int K, int G, double sp, gq_density pat, int64_t W, int B, uint64_t seed, int shuffle) {
+    for (int mode = -1; mode <= 1; mode++) sk_case_mode(mode, N, K, G, sp, pat, W, B, seed, shuffle);
+}
+
+/* The warp's 32-ary search (gq_sk_count_le32, gqs_sk.h) against a linear count, and the v2 row range
+ * helpers against the v1 walk, on random ascending arrays with long runs of equal values (empty rows). */
+static void test_sk_search(void **st) {
+    (void)st;
+    gq_rng rng;
+    gq_rng_seed(&rng, 99);
+    for (int t = 0; t < 400; t++) {
+        const int n = 1 + (int)gq_rng_below(&rng, t < 200 ? 70 : 20000);
+        int32_t *a = malloc((size_t)(n + 1) * sizeof(int32_t));
+        a[0] = 0;
+        for (int i = 1; i <= n; i++) a[i] = a[i - 1] + (gq_rng_below(&rng, 3) == 0 ? 0 : (int32_t)gq_rng_below(&rng, 9));
+        for (int q = 0; q < 40; q++) {
+            const int64_t p = (int64_t)gq_rng_below(&rng, (uint64_t)a[n] + 3) - 1;
+            int64_t want = 0;
+            for (int i = 0; i <= n; i++) want += a[i] <= p;
+            assert_int_equal(gq_sk_count_le32(a, n + 1, p), want);
+            /* rows: N = n, row_unit = a; first row for a share starting at s = p (0 <= s <= U) */
+            const int64_t sft = p < 0 ? 0 : p > a[n] ? a[n] : p;
+            const int64_t L = gq_sk_count_le32(a, n + 1, sft - 1);
+            assert_int_equal(gq_sk_first_row_from(a, L, sft), gq_sk_first_row(a, n, a[n], sft));
+        }
+        free(a);
+    }
 }
 
 static void test_sk_emulation(void **st) {
@@ -255,6 +291,10 @@ static void test_sk_emulation(void **st) {
     sk_case(20, 64, 8, 1.0, GQ_DENSITY_ROW, 1, 1, 7, 0);
     sk_case(1, 4096, 16, 0.5, GQ_DENSITY_ROW, 64, 3, 8, 2);
     sk_case(300, 256, 16, 0.5, GQ_DENSITY_UNEVEN, 17, 4, 9, 2);
+    /* v2 stream on long uneven rows that cross many rounds and shares; few workers (rows cut many times) */
+    sk_case(64, 8192, 16, 0.5, GQ_DENSITY_UNEVEN, 5, 2, 10, 2);
+    sk_case(200, 2048, 8, 0.3, GQ_DENSITY_LAYER, 37, 1, 11, 1);
+    sk_case(33, 4096, 32, 0.9, GQ_DENSITY_UNEVEN, 300, 1, 12, 2);
     assert_true(cases == 90);
 }
 
@@ -289,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_density_patterns),
         cmocka_unit_test(test_sk_helpers_bruteforce),
+        cmocka_unit_test(test_sk_search),
         cmocka_unit_test(test_sk_emulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,6 +30,35 @@ gq_status gq_gpu_forward(gq_gpu_model *g, const int32_t *tokens, int T, float *l
  * device (logits never leave it). */
 gq_status gq_gpu_window_nll(gq_gpu_model *g, const int32_t *tokens, int T, double *nll_sum);
 
+/* Grow the per-window buffers (activations, logits, RoPE tables) to windows of max_T rows; the
+ * weights stay where they are. A no-op when they are that large already. On failure (GQ_ERR_NOMEM)
+ * the model keeps its old size and stays usable. */
+gq_status gq_gpu_model_reserve(gq_gpu_model *g, int max_T);
+
+/* Per-token log-probabilities, computed on the device: the lm head runs only on the scored rows, and
+ * one kernel per row does log-softmax (max in fp32, sum of exponentials in float64), the gather of the
+ * target and the argmax, so nothing of size V leaves the GPU.
+ *   The window is tokens[0..T) with T >= 2; its forward covers tokens[0..T-1) (the last token is only a
+ *   target, as lm-eval's [:-1]), so T-1 <= max_T. For t in [from, T-1), 0 <= from < T-1:
+ *     lp[t - from]        = log p(tokens[t+1] | tokens[<=t])                    (T-1-from values)
+ *     is_greedy[t - from] = tokens[t+1] is the first argmax of the logits at t (NULL: not wanted)
+ * Every token must lie in [0, V): GQ_ERR_ARG names the sequence and position otherwise. */
+gq_status gq_gpu_token_logprobs(gq_gpu_model *g, const int32_t *tokens, int T, int from, double *lp, int *is_greedy);
+
+typedef struct {
+    const int32_t *tokens; /* [T] */
+    int T;                 /* >= 2 */
+    int from;              /* 0 <= from < T-1 */
+    double *lp;            /* [T-1-from] out */
+    int *is_greedy;        /* [T-1-from] out, or NULL */
+} gq_gpu_lp_seq;
+
+/* The same for n independent sequences in as few forward passes as fit: their rows are packed back to
+ * back (no padding; RoPE positions and causal attention restart at each sequence, so each result equals
+ * the single-sequence call's up to GEMM blocking), as many per pass as fit in max_T rows. A sequence
+ * whose T-1 exceeds max_T is GQ_ERR_ARG (call gq_gpu_model_reserve first). */
+gq_status gq_gpu_token_logprobs_batch(gq_gpu_model *g, int n, const gq_gpu_lp_seq *seqs);
+
 #ifdef __cplusplus
 }
 #endif
