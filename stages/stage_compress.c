@@ -7,6 +7,8 @@
  */
 #include "stage_compress.h"
 
+#include "baselines/baselines.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,7 @@ gq_status gq_stage_run_baseline(gq_stage_ctx *ctx, gq_ckpt *ck) {
     GQ_TRY(gq_stage_need_model(ctx, &fp));
     gq_compress_opts o;
     gq_stage_compress_opts(ctx->cfg, &o);
+    gq_baselines_register(); /* idempotent; links stages/baselines into the binary */
     const gq_compress_method *meth = gq_compress_find(o.method);
     if (!meth)
         return gq_err_prefix(GQ_ERR_UNSUPPORTED, "%s: method.name %s is not available in this build: ", ctx->cfg->source,

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# final.sh PHASE — the batched GPU-machine run (after `. tools/device/stage.sh`). Phases:
+#   tests    GPU test binaries (GPU forward vs CPU, golden logits, GEMV kernels vs CPU reference)
+#   ppl      SmolLM2 FP perplexity on the GPU (full protocol, both datasets) + the first 16 windows
+#   bench    kernel and decode benchmarks (CSV into $OUT)
+#   sweeps   start the SmolLM2 sweeps (ablation, methods, zero-shot) in the background (setsid)
+#   wait N   wait up to N seconds for the sweeps, then collect
+#   collect  copy the store, render every report into $OUT
+set -u
+O=${OUT:-/tmp/out}
+M=models/SmolLM2-135M-Instruct.Q4_1.gguf
+export GQSA_PROGRESS=1
+collect() {
+  mkdir -p "$O/report"
+  [ -f results/gqsa.sqlite ] && sqlite3 results/gqsa.sqlite ".backup '$O/gqsa.sqlite'" 2>/dev/null || cp results/gqsa.sqlite "$O/" 2>/dev/null
+  gqsa report --store results/gqsa.sqlite --out "$O/report" --kind all > "$O/report.log" 2>&1; tail -3 "$O/report.log"
+  cp /tmp/gq/sweeps.log "$O/" 2>/dev/null
+  ls "$O/report" | head -30
+}
+case "$1" in
+tests)
+  for t in test_gpu_forward test_golden_logits test_cuda_gemv; do
+    timeout 240 /tmp/gq/bin/$t > "$O/$t.log" 2>&1; echo "$t rc=$?"; grep -E "PASSED|FAILED|SKIP|worst|error" "$O/$t.log" | tail -4
+  done ;;
+ppl)
+  for d in wikitext2 c4; do
+    gqsa eval ppl --model $M --dataset $d --device cuda --json > "$O/ppl_${d}_cuda.json" 2> "$O/ppl_${d}_cuda.err"; echo "$d rc=$?"; cat "$O/ppl_${d}_cuda.json"; echo
+  done
+  gqsa eval ppl --model $M --dataset wikitext2 --device cuda --limit 16 --json > "$O/ppl_wikitext2_cuda_limit16.json"; cat "$O/ppl_wikitext2_cuda_limit16.json"; echo ;;
+bench)
+  timeout 300 gqsa bench kernel --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$?"; tail -25 "$O/kernel.log"
+  timeout 120 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -5 "$O/sparse24.log"
+  timeout 200 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths 128,256,512,1024 --csv "$O/decode.csv" > "$O/decode.log" 2>&1; echo "decode rc=$?"; tail -14 "$O/decode.log"
+  timeout 60 gqsa bench decode --shape smollm2 --model $M --formats fp16,gqs-s50 --lengths 128 --csv "$O/decode_smollm2.csv" > "$O/decode_smollm2.log" 2>&1; echo "decode smollm2 rc=$?"; tail -8 "$O/decode_smollm2.log" ;;
+sweeps)
+  setsid nohup bash -c "
+    gqsa sweep configs/smollm2_ablation.yaml --device cuda --keep-going;
+    gqsa sweep configs/smollm2_zeroshot.yaml --device cuda --keep-going;
+    gqsa sweep configs/smollm2_methods.yaml --device cuda --keep-going;
+    echo ALL_SWEEPS_DONE" > /tmp/gq/sweeps.log 2>&1 < /dev/null &
+  sleep 2; echo started; tail -3 /tmp/gq/sweeps.log ;;
+wait)
+  end=$(( $(date +%s) + ${2:-500} ))
+  while [ "$(date +%s)" -lt "$end" ] && ! grep -q ALL_SWEEPS_DONE /tmp/gq/sweeps.log; do sleep 10; done
+  grep -E "^point|done|failed|error" /tmp/gq/sweeps.log | tail -40; tail -2 /tmp/gq/sweeps.log
+  collect ;;
+collect) collect ;;
+esac
