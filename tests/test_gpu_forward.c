@@ -5,6 +5,9 @@
  * The decode engine (core/cuda/decode.h, fp16 weights and KV cache, CUDA graph per step): greedy
  * tokens of stories260K equal the CPU greedy decode, and the last step's logits of a random
  * rotate-half GQA model equal the CPU decode of the same tokens with fp16-rounded weights.
+ * Per-token log-probabilities on the device (gq_gpu_token_logprobs*: head on the scored rows only,
+ * packed batches, chunking, buffer growth) against float64 log-softmax of the CPU logits, and the
+ * zero-shot GPU backend against the CPU backend on stories260K (same predictions, ll within 1e-3).
  * Without a GPU (the CPU CI machine, or a build without nvcc) every test prints SKIP and passes.
  */
 #include <setjmp.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "cuda/gpu.h"
+#include "eval_zeroshot.h"
 #include "forward.h"
 #include "model.h"
 #ifdef GQSA_CUDA
@@ -204,6 +208,282 @@ static void test_bad_input(void **st) {
     gq_model_free(m);
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* per-token log-probabilities */
+
+/* Log-probs come from the same fp32 logits up to TOL_LOGIT_FP32-level rounding (~1e-6 of max|logit|
+ * seen); a log-softmax moves by at most twice the largest logit error, so 1e-4 absolute (the brief's
+ * gate) holds for logits of magnitude up to ~50. */
+#define TOL_LP_ABS 1e-4
+/* An argmax may legitimately flip between CPU and GPU only when the target's logit is this close to
+ * the best other logit (relative to the row's max |logit|): rounding-level ties. */
+#define TOL_ARGMAX_TIE 1e-5
+
+/* CPU reference for window tokens[0..T): float64 log-softmax of gq_forward's logits at rows [from, T-1). */
+static void cpu_logprobs(const gq_model *m, const int32_t *tok, int T, int from, double *lp, int *greedy,
+                         double *tie_gap) {
+    int V = m->cfg.vocab_size;
+    float *lg = malloc(sizeof(float) * (size_t)T * V);
+    assert_non_null(lg);
+    gq_fwd f;
+    assert_int_equal(gq_fwd_init(&f, m, T), GQ_OK);
+    assert_int_equal(gq_forward(&f, tok, T, lg), GQ_OK);
+    gq_fwd_free(&f);
+    for (int t = from; t < T - 1; t++) {
+        const float *row = lg + (size_t)t * V;
+        int y = tok[t + 1], amax = 0;
+        double mx = row[0], amx = fabs(row[0]), best_other = -INFINITY;
+        for (int v = 1; v < V; v++) {
+            if (row[v] > mx) { mx = row[v]; amax = v; }
+            amx = fmax(amx, fabs(row[v]));
+        }
+        for (int v = 0; v < V; v++)
+            if (v != y) best_other = fmax(best_other, row[v]);
+        double se = 0.0;
+        for (int v = 0; v < V; v++) se += exp((double)row[v] - mx);
+        lp[t - from] = (double)row[y] - mx - log(se);
+        greedy[t - from] = amax == y;
+        tie_gap[t - from] = fabs((double)row[y] - best_other) / fmax(amx, 1e-30);
+    }
+    free(lg);
+}
+
+/* Check GPU results of one sequence against the CPU; returns the max |lp diff|. */
+static double check_lp(const gq_model *m, const int32_t *tok, int T, int from, const double *lp, const int *greedy) {
+    int n = T - 1 - from;
+    double *ref = malloc(sizeof(double) * (size_t)n), *gap = malloc(sizeof(double) * (size_t)n);
+    int *rg = malloc(sizeof(int) * (size_t)n);
+    cpu_logprobs(m, tok, T, from, ref, rg, gap);
+    double worst = 0.0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(lp[i] - ref[i]);
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+        if (!(e < TOL_LP_ABS) && bad++ < 5)
+            printf("  lp mismatch T=%d t=%d: gpu %.9g cpu %.9g\n", T, from + i, lp[i], ref[i]);
+        if (greedy && greedy[i] != rg[i]) {
+            printf("  greedy differs T=%d t=%d (gpu %d cpu %d, tie gap %.3g)\n", T, from + i, greedy[i], rg[i], gap[i]);
+            assert_true(gap[i] < TOL_ARGMAX_TIE);
+        }
+    }
+    printf("  T=%d from=%d: %d log-probs, max |gpu - cpu| = %.3g\n", T, from, n, worst);
+    assert_true(worst < TOL_LP_ABS);
+    free(ref); free(gap); free(rg);
+    return worst;
+}
+
+static void test_logprobs_stories260k(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    gq_model *m = NULL;
+    if (gq_model_load("stories260K", NULL, &m) != GQ_OK) {
+        printf("SKIP: stories260K not found (%s)\n", gq_errmsg());
+        return;
+    }
+    int T = 200, V = m->cfg.vocab_size;
+    int32_t *tok = random_tokens(T, V, 17);
+    tok[0] = 1;
+    gq_gpu_model *g = NULL;
+    assert_int_equal(gq_gpu_model_upload(m, T - 1, "fp32", &g), GQ_OK); /* T-1 rows: the last token is a target */
+    double *lp = malloc(sizeof(double) * (size_t)T);
+    int *gr = malloc(sizeof(int) * (size_t)T);
+    int froms[] = {0, 1, 137, T - 2};
+    for (size_t k = 0; k < sizeof froms / sizeof froms[0]; k++) {
+        int n = T - 1 - froms[k];
+        for (int i = 0; i < T; i++) { lp[i] = NAN; gr[i] = -1; }
+        gq_status s = gq_gpu_token_logprobs(g, tok, T, froms[k], lp, gr);
+        if (s != GQ_OK) fprintf(stderr, "%s\n", gq_errmsg());
+        assert_int_equal(s, GQ_OK);
+        for (int i = n; i < T; i++) { /* nothing written past T-1-from */
+            assert_true(isnan(lp[i]));
+            assert_int_equal(gr[i], -1);
+        }
+        check_lp(m, tok, T, froms[k], lp, gr);
+    }
+    /* a real text-like sequence: greedy continuation of BOS is all-greedy on both sides */
+    gq_gpu_model_free(g);
+    free(lp); free(gr); free(tok);
+    gq_model_free(m);
+}
+
+/* Packed batches: prefix and duplicate sequences, a 2-token sequence, passes split by max_T, growth. */
+static void test_logprobs_batch_random(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int V = 301;
+    gq_model *m = random_model(96, 160, 2, 6, 2, V, GQ_ROPE_HALF, 0, 41);
+    enum { NS = 6 };
+    int Ts[NS] = {40, 25, 2, 77, 40, 33};
+    int froms[NS] = {30, 0, 0, 60, 5, 31};
+    int32_t *tok[NS];
+    for (int b = 0; b < NS; b++) tok[b] = random_tokens(Ts[b], V, 200 + b);
+    memcpy(tok[1], tok[0], sizeof(int32_t) * 25); /* 1 is a prefix of 0 */
+    memcpy(tok[4], tok[0], sizeof(int32_t) * 40); /* 4 equals 0 */
+    gq_gpu_lp_seq q[NS];
+    for (int b = 0; b < NS; b++) {
+        int n = Ts[b] - 1 - froms[b];
+        q[b] = (gq_gpu_lp_seq){tok[b], Ts[b], froms[b], malloc(sizeof(double) * (size_t)n), malloc(sizeof(int) * (size_t)n)};
+    }
+    gq_gpu_model *g = NULL;
+    /* 76 rows per pass: 39+24+1 | 76 | 39+32 — three passes, one exactly full */
+    assert_int_equal(gq_gpu_model_upload(m, 76, "fp32", &g), GQ_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        gq_status s = gq_gpu_token_logprobs_batch(g, NS, q);
+        if (s != GQ_OK) fprintf(stderr, "%s\n", gq_errmsg());
+        assert_int_equal(s, GQ_OK);
+        for (int b = 0; b < NS; b++) check_lp(m, tok[b], Ts[b], froms[b], q[b].lp, q[b].is_greedy);
+        /* the duplicate's rows are the same rows of a window with the same tokens */
+        for (int t = 30; t < 39; t++) assert_true(fabs(q[4].lp[t - 5] - q[0].lp[t - 30]) < TOL_LP_ABS);
+        /* second round: everything in one pass after growing the buffers */
+        assert_int_equal(gq_gpu_model_reserve(g, 300), GQ_OK);
+    }
+    /* is_greedy may be NULL */
+    q[3].is_greedy = NULL;
+    assert_int_equal(gq_gpu_token_logprobs_batch(g, 1, &q[3]), GQ_OK);
+    check_lp(m, tok[3], Ts[3], froms[3], q[3].lp, NULL);
+    /* bad requests name the sequence and change nothing else */
+    gq_gpu_lp_seq bad = q[0];
+    gq_gpu_lp_seq two[2] = {q[0], q[0]};
+    bad.T = 1;
+    two[1] = bad;
+    assert_int_equal(gq_gpu_token_logprobs_batch(g, 2, two), GQ_ERR_ARG);
+    assert_non_null(strstr(gq_errmsg(), "sequence 1"));
+    bad = q[0];
+    bad.from = bad.T - 1;
+    assert_int_equal(gq_gpu_token_logprobs_batch(g, 1, &bad), GQ_ERR_ARG);
+    bad.from = -1;
+    assert_int_equal(gq_gpu_token_logprobs_batch(g, 1, &bad), GQ_ERR_ARG);
+    int32_t oov[5] = {1, 2, 3, V, 4};
+    double lp5[4];
+    assert_int_equal(gq_gpu_token_logprobs(g, oov, 5, 0, lp5, NULL), GQ_ERR_ARG); /* the target is checked too */
+    assert_non_null(strstr(gq_errmsg(), "position 3"));
+    int32_t *lng = random_tokens(302, V, 9); /* 301 rows > 300 */
+    double *lpl = malloc(sizeof(double) * 301);
+    assert_int_equal(gq_gpu_token_logprobs(g, lng, 302, 0, lpl, NULL), GQ_ERR_ARG);
+    assert_non_null(strstr(gq_errmsg(), "gq_gpu_model_reserve"));
+    /* and the model still works after the errors */
+    assert_int_equal(gq_gpu_token_logprobs(g, lng, 301, 250, lpl, NULL), GQ_OK);
+    check_lp(m, lng, 301, 250, lpl, NULL);
+    free(lng); free(lpl);
+    gq_gpu_model_free(g);
+    for (int b = 0; b < NS; b++) { free(tok[b]); free(q[b].lp); free(b == 3 ? NULL : q[b].is_greedy); }
+    gq_model_free(m);
+}
+
+static void test_logprobs_smollm_shape(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    /* head_dim 64, 3 query heads per kv head, tied embeddings (SmolLM2's attention shape) */
+    gq_model *m = random_model(192, 256, 2, 3, 1, 500, GQ_ROPE_HALF, 1, 42);
+    int32_t *a = random_tokens(300, 500, 51), *b = random_tokens(129, 500, 52);
+    double lpa[299], lpb[128];
+    int ga[299], gb[128];
+    gq_gpu_lp_seq q[2] = {{a, 300, 0, lpa, ga}, {b, 129, 64, lpb, gb}};
+    gq_gpu_model *g = NULL;
+    assert_int_equal(gq_gpu_model_upload(m, 512, "fp32", &g), GQ_OK);
+    assert_int_equal(gq_gpu_token_logprobs_batch(g, 2, q), GQ_OK);
+    check_lp(m, a, 300, 0, lpa, ga);
+    check_lp(m, b, 129, 64, lpb, gb);
+    gq_gpu_model_free(g);
+    free(a); free(b);
+    gq_model_free(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the zero-shot GPU backend against the CPU backend */
+
+/* Per-item ll: the same per-token log-probs summed in the same order over <= ~100 continuation
+ * tokens, each within ~1e-5: 1e-3 is the brief's gate. Predictions must agree except where the two
+ * best choices are closer than that on the CPU (a tie at the gate's resolution). */
+#define TOL_ZS_LL 1e-3
+
+typedef struct {
+    int n;
+    int task[32], idx[32], nc[32], pred[32], pred_norm[32];
+    double ll[32][GQ_ZS_MAX_CHOICES];
+    size_t chars[32][GQ_ZS_MAX_CHOICES];
+} zs_items;
+
+static void zs_collect(void *ctx, const gq_zs_item_score *s) {
+    zs_items *z = ctx;
+    assert_true(z->n < 32);
+    int k = z->n++;
+    z->task[k] = s->task;
+    z->idx[k] = s->idx;
+    z->nc[k] = s->n_choices;
+    z->pred[k] = s->pred;
+    z->pred_norm[k] = s->pred_norm;
+    for (int c = 0; c < s->n_choices; c++) {
+        z->ll[k][c] = s->ll[c];
+        z->chars[k][c] = s->chars[c];
+    }
+}
+
+static int have_data_file(const char *rel) {
+    char buf[1024];
+    return gq_file_exists(gq_data_path(buf, sizeof buf, rel));
+}
+
+static void test_zeroshot_gpu_vs_cpu(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    for (int k = 0; k < GQ_ZS_N_TASKS; k++)
+        if (!have_data_file(gq_zs_task_relpath((gq_zs_task_id)k))) {
+            printf("SKIP: %s not under %s\n", gq_zs_task_relpath((gq_zs_task_id)k), gq_data_root());
+            return;
+        }
+    gq_model *m = NULL;
+    if (gq_model_load("stories260K", NULL, &m) != GQ_OK) {
+        printf("SKIP: stories260K not found (%s)\n", gq_errmsg());
+        return;
+    }
+    static zs_items zc, zg;
+    memset(&zc, 0, sizeof zc);
+    memset(&zg, 0, sizeof zg);
+    gq_zs_opts o = {.limit = 5, .quiet = 1, .on_item = zs_collect, .cb_ctx = &zc, .device = "cpu"};
+    gq_zs_result rc, rg;
+    assert_int_equal(gq_eval_zeroshot(m, &o, &rc), GQ_OK);
+    o.cb_ctx = &zg;
+    o.device = "cuda";
+    gq_status s = gq_eval_zeroshot(m, &o, &rg);
+    if (s != GQ_OK) fprintf(stderr, "%s\n", gq_errmsg());
+    assert_int_equal(s, GQ_OK);
+    printf("  cpu: %s\n  gpu: %s\n", rc.device, rg.device);
+    assert_non_null(strstr(rg.device, "cuda fp32"));
+    assert_int_equal(zc.n, 25);
+    assert_int_equal(zg.n, 25);
+    double worst = 0.0;
+    for (int i = 0; i < zc.n; i++) {
+        assert_int_equal(zg.task[i], zc.task[i]);
+        assert_int_equal(zg.idx[i], zc.idx[i]);
+        assert_int_equal(zg.nc[i], zc.nc[i]);
+        for (int c = 0; c < zc.nc[i]; c++) {
+            double e = fabs(zg.ll[i][c] - zc.ll[i][c]);
+            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+        }
+        if (zg.pred[i] != zc.pred[i]) {
+            printf("  item %d: pred gpu %d cpu %d\n", i, zg.pred[i], zc.pred[i]);
+            assert_true(fabs(zc.ll[i][zg.pred[i]] - zc.ll[i][zc.pred[i]]) < TOL_ZS_LL);
+        }
+        if (zg.pred_norm[i] != zc.pred_norm[i]) {
+            int a = zg.pred_norm[i], b = zc.pred_norm[i];
+            printf("  item %d: pred_norm gpu %d cpu %d\n", i, a, b);
+            assert_true(fabs(zc.ll[i][a] / (double)zc.chars[i][a] - zc.ll[i][b] / (double)zc.chars[i][b]) < TOL_ZS_LL);
+        }
+    }
+    printf("  zero-shot: 25 items, max |ll gpu - ll cpu| = %.3g\n", worst);
+    assert_true(worst < TOL_ZS_LL);
+    for (int k = 0; k < rc.n_tasks; k++) {
+        assert_int_equal(rg.task[k].n, rc.task[k].n);
+        assert_int_equal(rg.task[k].n_tokens, rc.task[k].n_tokens);
+    }
+    /* an unknown device is an argument error, not a silent CPU run */
+    o.device = "tpu";
+    assert_int_equal(gq_eval_zeroshot(m, &o, &rg), GQ_ERR_ARG);
+    gq_model_free(m);
+}
+
 #ifdef GQSA_CUDA
 /* fp16 KV cache and fp16 activations nowhere else (weights compared after the same fp16 rounding):
  * K/V rounding gives ~1e-3 relative logit errors; 1e-2 of max |logit| still catches any indexing
@@ -350,6 +630,10 @@ int main(void) {
         cmocka_unit_test(test_random_half_gqa_hd64),
         cmocka_unit_test(test_interleaved_hd128),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_logprobs_stories260k),
+        cmocka_unit_test(test_logprobs_batch_random),
+        cmocka_unit_test(test_logprobs_smollm_shape),
+        cmocka_unit_test(test_zeroshot_gpu_vs_cpu),
 #ifdef GQSA_CUDA
         cmocka_unit_test(test_decode_stories260k),
         cmocka_unit_test(test_decode_random_half_gqa),

@@ -53,7 +53,7 @@ struct gq_gemv_args {
     int N, K, nb, y_fp32;
 };
 
-#define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the row-split kernels */
+#define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the v1 row-split kernels */
 #define GQ_SK_WARPS 8  /* warps (shares) per CTA of the Stream-K kernel */
 
 /* ---- loads ---------------------------------------------------------------------------------------- */
@@ -119,12 +119,19 @@ __device__ __forceinline__ void gq_load_meta(const gq_gemv_args &a, int64_t u, u
 
 /* ---- one unit --------------------------------------------------------------------------------------- */
 
+/* x staged in shared memory (v2, core/cuda/gqs_flat.h): batch row b at xs + b * kc (kc = 16-byte chunks per
+ * row, K rounded up to 64), chunk c (8 halfs) stored at c ^ ((c >> 3) & 7). Without the swizzle every
+ * lane of a G16 quad reads chunk 2*col + parity: one half of the 8 four-bank groups, at least 2-way
+ * conflicts on every LDS.128; with it the group bits of the column spread the chunks over all eight. */
+__device__ __forceinline__ int gq_xswz(int c) { return c ^ ((c >> 3) & 7); }
+
 /* acc[b] += sum over the unit's 32 weights of w * x[b][k]. kdense: the unit's first column for the dense
- * kernel ((u - row's first unit) * 32); ignored otherwise. */
-template <int G, int B, bool DENSE>
+ * kernel ((u - row's first unit) * 32); ignored otherwise. XS: x from shared memory (xs, kc as above),
+ * else from global memory with __ldg (v1). */
+template <int G, int B, bool DENSE, bool XS = false>
 __device__ __forceinline__ void gq_unit(const gq_gemv_args &a, int64_t u, int kdense, uint4 c,
                                         const uint32_t (&sm)[gq_ns<G>::value], const uint32_t (&col)[gq_ns<G>::value],
-                                        float (&acc)[B]) {
+                                        float (&acc)[B], const uint4 *xs = nullptr, int kc = 0) {
     const uint32_t cw[4] = {c.x, c.y, c.z, c.w};
     const __half2 k1024 = gq_u32_as_h2(0x64006400u);
 #pragma unroll
@@ -146,7 +153,9 @@ __device__ __forceinline__ void gq_unit(const gq_gemv_args &a, int64_t u, int kd
 #pragma unroll
         for (int b = 0; b < B; b++) {
             if (b < a.nb) {
-                const uint4 xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
+                uint4 xv;
+                if constexpr (XS) xv = xs[b * kc + gq_xswz(k0 >> 3)];
+                else xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
                 __half2 p = __hmul2(w[0], gq_u32_as_h2(xv.x));
                 p = __hfma2(w[1], gq_u32_as_h2(xv.y), p);
                 p = __hfma2(w[2], gq_u32_as_h2(xv.z), p);

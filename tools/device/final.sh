@@ -35,8 +35,8 @@ bench)
 sweeps)
   setsid nohup bash -c "
     gqsa sweep configs/smollm2_ablation.yaml --device cuda --keep-going;
-    gqsa sweep configs/smollm2_zeroshot.yaml --device cuda --keep-going;
     gqsa sweep configs/smollm2_methods.yaml --device cuda --keep-going;
+    gqsa sweep configs/smollm2_zeroshot.yaml --device cuda --keep-going;
     echo ALL_SWEEPS_DONE" > /tmp/gq/sweeps.log 2>&1 < /dev/null &
   sleep 2; echo started; tail -3 /tmp/gq/sweeps.log ;;
 wait)
