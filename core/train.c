@@ -427,7 +427,7 @@ gq_status gq_train_eval_loss(const gq_model *m, const int32_t *windows, int n, i
     gq_status st = gq_bw_model_ws_init_f32(&ws, &m->cfg, seqlen, 0, 0);
     double s = 0;
     for (int i = 0; i < n && st == GQ_OK; i++) {
-        double l;
+        double l = 0;
         st = model_loss_f32(&ws, m, bw, windows + (size_t)i * seqlen, seqlen, 0, NULL, NULL, &l);
         s += l;
     }
@@ -494,8 +494,11 @@ gq_status gq_e2e_oqp_run(gq_compressed *c, const int32_t *windows, int n, int se
                 }
             double lsum = 0;
             for (int bi = 0; bi < nb && st == GQ_OK; bi++) {
-                double l;
+                double l = 0;
                 st = model_loss_f32(&ws, m, bw, windows + (size_t)order[i0 + bi] * T, T, 1, e2e_collect, &e, &l);
+                if (st != GQ_OK)
+                    gq_err_prefix(st, "e2e_oqp: epoch %d, optimizer step %ld, window %d: ", ep, step + 1,
+                                  order[i0 + bi]);
                 lsum += l;
             }
             if (st != GQ_OK) break;

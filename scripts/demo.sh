@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GQSA=./build/gqsa
 STORE=results/demo/gqsa.sqlite
-$GQSA run configs/demo_fp.yaml --store "$STORE"
-$GQSA run configs/demo.yaml --store "$STORE"
+$GQSA sweep configs/demo_table.yaml --store "$STORE"
 $GQSA report --store "$STORE" --out results/demo/report --kind ablation --kind groups --kind methods
 echo
 cat results/demo/report/ablation.md

@@ -34,6 +34,7 @@
 #include "gguf.h"
 #include "model.h"
 #include "tokenizer.h"
+#include "tokenizer_export.h"
 
 /* Python prints sum|w_hat| from a float64 decode, gq_gqs_expand rounds each weight to fp32 first:
  * the sums (about 5e2 over 4096 weights) differ by at most ~4096 * 2^-24 relative, far below this */
@@ -506,7 +507,43 @@ static void test_export_gqs_roundtrip(void **st) {
     assert_non_null(te);
     assert_memory_equal(te->data, g_model->tok_emb, (size_t)cf->vocab_size * cf->dim * 4);
     assert_null(gq_gguf_find_tensor(g, "output.weight")); /* tied */
+    /* the export reader (inspect) gives back the same arrays */
+    for (int l = 0; l < cf->n_layers; l++)
+        for (int k = 0; k < GQ_LIN_COUNT; k++) {
+            const gq_gqs *q = &c.gqs[(size_t)l * GQ_LIN_COUNT + k];
+            gq_gqs r;
+            assert_int_equal(gq_export_read_gqs(g, l, (gq_linear_kind)k, q->N, q->K, &r), GQ_OK);
+            assert_non_null(r.row_index);
+            assert_true(r.G == q->G && r.bits == q->bits && r.nnz == q->nnz);
+            assert_memory_equal(r.values, q->values, q->nnz * gq_gqs_bytes_per_group(q->G, q->bits));
+            assert_memory_equal(r.scales, q->scales, q->nnz * 4);
+            gq_gqs_free(&r);
+        }
     gq_gguf_close(g);
+    assert_true(gq_export_is_gqs_gguf(path));
+    FILE *df = tmpfile();
+    assert_int_equal(gq_export_describe(path, 0, 0, df), GQ_OK);
+    fclose(df);
+    /* a corrupted group column is caught by validation, naming the tensor */
+    {
+        char *d;
+        size_t n;
+        assert_int_equal(gq_read_file(path, &d, &n), GQ_OK);
+        assert_int_equal(gq_gguf_parse(d, n, "corrupt.gguf", &g), GQ_OK);
+        const gq_gguf_tensor *gc = gq_gguf_find_tensor(g, "blk.1.ffn_up.gqs.group_col");
+        size_t off = (size_t)(gc->data - g->buf);
+        gq_gguf_close(g);
+        int32_t bad = 1000;
+        memcpy(d + off, &bad, 4);
+        assert_int_equal(gq_gguf_parse(d, n, "corrupt.gguf", &g), GQ_OK);
+        const gq_gqs *q = &c.gqs[1 * GQ_LIN_COUNT + GQ_LIN_UP];
+        gq_gqs r;
+        assert_int_equal(gq_export_read_gqs(g, 1, GQ_LIN_UP, q->N, q->K, &r), GQ_ERR_FORMAT);
+        assert_non_null(strstr(gq_errmsg(), "ffn_up"));
+        assert_null(r.row_index);
+        gq_gguf_close(g);
+        free(d);
+    }
 
     /* --gqs-f16: scales/zeros as F16 of the same values */
     assert_int_equal(run_export(dir, "h.gguf", "--gqs-f16"), 0);
@@ -708,6 +745,72 @@ static void test_export_half_rope(void **st) {
     free(dir);
 }
 
+/* SPM (the LLaMA-2 tokenizer.model) and GPT-2 BPE (SmolLM2's GGUF vocabulary and merges) survive
+ * export -> gq_tokenizer_from_gguf with identical ids on mixed text. */
+static void check_tok_roundtrip(gq_tokenizer *a, const char *what, const char *pre) {
+    char *dir = make_tmpdir();
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tok.gguf", dir);
+    gq_ggufw *w = gq_ggufw_new();
+    assert_int_equal(gq_tokenizer_export_gguf(a, w, pre, -1), GQ_OK);
+    assert_int_equal(gq_ggufw_write(w, path), GQ_OK);
+    gq_ggufw_free(w);
+    gq_gguf *g;
+    assert_int_equal(gq_gguf_open(path, &g), GQ_OK);
+    gq_tokenizer *b;
+    if (gq_tokenizer_from_gguf(g, &b) != GQ_OK) fail_msg("%s: %s", what, gq_errmsg());
+    assert_int_equal(gq_tokenizer_kind(b), gq_tokenizer_kind(a));
+    assert_int_equal(gq_tokenizer_vocab_size(b), gq_tokenizer_vocab_size(a));
+    assert_int_equal(gq_tokenizer_bos(b), gq_tokenizer_bos(a));
+    assert_int_equal(gq_tokenizer_eos(b), gq_tokenizer_eos(a));
+    const char *texts[] = {"The quick brown fox jumps over the lazy dog. 1234567 + 89 = ?",
+                           " = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 : Unrecorded Chronicles ( Japanese : "
+                           "\xe6\x88\xa6\xe5\xa0\xb4\xe3\x81\xae ) , commonly referred to",
+                           "  multiple   spaces\ttabs\r\nand émojis 🙂 don't can't I'll"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        int32_t *ia, *ib;
+        size_t na, nb;
+        assert_int_equal(gq_tokenizer_encode(a, texts[i], strlen(texts[i]), 1, &ia, &na), GQ_OK);
+        assert_int_equal(gq_tokenizer_encode(b, texts[i], strlen(texts[i]), 1, &ib, &nb), GQ_OK);
+        if (na != nb || memcmp(ia, ib, na * sizeof *ia)) fail_msg("%s: text %zu encodes differently (%zu vs %zu ids)", what, i, na, nb);
+        free(ia), free(ib);
+    }
+    gq_tokenizer_free(b);
+    gq_gguf_close(g);
+    rm_tree(dir);
+    free(dir);
+}
+
+static void test_tokenizer_kinds(void **st) {
+    (void)st;
+    char path[1024];
+    int ran = 0;
+    gq_data_path(path, sizeof path, "models/llama2-tokenizer/tokenizer.model");
+    if (gq_file_exists(path)) {
+        gq_tokenizer *t;
+        assert_int_equal(gq_tokenizer_load(path, 0, &t), GQ_OK);
+        check_tok_roundtrip(t, "llama2 tokenizer.model", NULL);
+        gq_tokenizer_free(t);
+        ran++;
+    } else {
+        printf("SKIP: %s not found\n", path);
+    }
+    const char *smol = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (gq_file_exists(smol)) {
+        gq_gguf *g;
+        gq_tokenizer *t;
+        assert_int_equal(gq_gguf_open(smol, &g), GQ_OK);
+        assert_int_equal(gq_tokenizer_from_gguf(g, &t), GQ_OK);
+        gq_gguf_close(g);
+        check_tok_roundtrip(t, "SmolLM2 BPE", NULL);
+        gq_tokenizer_free(t);
+        ran++;
+    } else {
+        printf("SKIP: %s not found (make models)\n", smol);
+    }
+    if (!ran) skip();
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* the Python reference reader's view (fixture) vs ours */
 
@@ -850,6 +953,7 @@ int main(void) {
         cmocka_unit_test(test_export_gqs_roundtrip),
         cmocka_unit_test(test_export_dense_logits_and_tokenizer),
         cmocka_unit_test(test_export_half_rope),
+        cmocka_unit_test(test_tokenizer_kinds),
         cmocka_unit_test(test_python_fixture),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -226,6 +226,7 @@ static void test_e2e_oqp_codes_frozen(void **st) {
     gq_train_opts_default(&big, 1e30, 1);
     gq_status s = gq_e2e_oqp_run(&c, g_win, 2, L_WIN, &big, NULL);
     assert_int_equal(s, GQ_ERR_NUMERIC);
+    assert_non_null(strstr(gq_errmsg(), "step"));
     printf("  divergence message: %s\n", gq_errmsg());
     free(before.bytes); free(after.bytes);
     gq_train_result_free(&r);

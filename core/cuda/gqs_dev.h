@@ -38,6 +38,7 @@ struct gq_gqs_gpu {
     int sm_count;
     int sk_ctas;           /* user cap, 0 = occupancy */
     int64_t last_workers;
+    int64_t max_flat_workers; /* v2 cap on workers (tests: long shares); 0 = none */
 };
 
 struct gq_gemv_args {
@@ -49,7 +50,8 @@ struct gq_gemv_args {
     void *y;               /* [nb, N] fp16 or fp32 */
     float *rec;
     int *cnt;
-    int64_t U, W;          /* units, Stream-K workers (warps) */
+    int64_t U, W;          /* units, workers (warps) of Stream-K and of the v2 kernels */
+    int64_t rpw;           /* v2 row split: rows per worker */
     int N, K, nb, y_fp32;
 };
 
@@ -237,7 +239,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_row_kernel(const gq
 /* The batch template serving nb (next power of two). */
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
-/* Dense W4 launcher (w4_gemv.cu). */
-gq_status gq_w4_gemv_launch(const gq_gemv_args &a, int G, cudaStream_t stream);
+/* Dense W4 launcher (w4_gemv.cu): v2 (gqs_flat.h, row split over m's workers) or v1. */
+gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int v1, cudaStream_t stream);
 
 #endif

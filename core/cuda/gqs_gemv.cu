@@ -1,6 +1,6 @@
-/* gqs_gemv.cu — GQS GEMV / small-batch GEMM kernels: row split and Stream-K (API: gqs_gemv.h; shared
- * device code: gqs_dev.h; the Stream-K partition: gqs_sk.h, emulated and unit-tested on the CPU in
- * core/gqs_pack.c).
+/* gqs_gemv.cu — GQS GEMV / small-batch GEMM: dispatch of the v2 kernels (gqs_flat.h) and the v1 row
+ * split and Stream-K kernels (API: gqs_gemv.h; shared device code: gqs_dev.h; the Stream-K partition:
+ * gqs_sk.h, emulated and unit-tested on the CPU in core/gqs_pack.c).
  *
  * Stream-K fix-up choice: per-warp records + an arrival counter per cut row, summed by the last
  * arriving warp in worker order. Against atomicAdd into an fp32 accumulator this keeps one launch with
@@ -12,19 +12,21 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gqs_dev.h"
-#include "gqs_sk.h"
+#include "gqs_flat.h"
 
 extern "C" const char *gq_gemv_kind_name(gq_gemv_kind k) {
     switch (k) {
     case GQ_GEMV_ROW: return "gqs_row";
     case GQ_GEMV_STREAMK: return "gqs_streamk";
     case GQ_GEMV_DENSE_W4: return "w4_dense";
+    case GQ_GEMV_ROW_V1: return "gqs_row_v1";
+    case GQ_GEMV_STREAMK_V1: return "gqs_streamk_v1";
+    case GQ_GEMV_DENSE_W4_V1: return "w4_dense_v1";
     }
     return "?";
 }
 
-/* ---- Stream-K kernel ---------------------------------------------------------------------------------- */
+/* ---- v1 Stream-K kernel ---------------------------------------------------------------------------------- */
 
 template <int G, int B>
 __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_gemv_args a) {
@@ -126,20 +128,31 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     const int bt = gq_batch_tmpl(B);
     switch (kind) {
     case GQ_GEMV_ROW:
+#define CALL_FROW(G_, B_) gq_flat_launch<G_, B_, false, 0>(m, a, st)
+        GQ_FOR_G(CALL_FROW)
+#undef CALL_FROW
+        break;
+    case GQ_GEMV_STREAMK:
+#define CALL_FSK(G_, B_) gq_flat_launch<G_, B_, false, 1>(m, a, st)
+        GQ_FOR_G(CALL_FSK)
+#undef CALL_FSK
+        break;
+    case GQ_GEMV_ROW_V1:
 #define CALL_ROW(G_, B_) launch_row<G_, B_>(a, st)
         GQ_FOR_G(CALL_ROW)
 #undef CALL_ROW
         break;
-    case GQ_GEMV_STREAMK:
+    case GQ_GEMV_STREAMK_V1:
 #define CALL_SK(G_, B_) launch_sk<G_, B_>(m, a, st)
         GQ_FOR_G(CALL_SK)
 #undef CALL_SK
         break;
     case GQ_GEMV_DENSE_W4:
+    case GQ_GEMV_DENSE_W4_V1:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
-        return gq_w4_gemv_launch(a, m->G, st);
+        return gq_w4_gemv_launch(m, a, m->G, kind == GQ_GEMV_DENSE_W4_V1, st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }
@@ -194,6 +207,7 @@ fail:
 
 extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
 extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
+extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 
 /* ---- plain buffers ---------------------------------------------------------------------------------- */

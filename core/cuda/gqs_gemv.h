@@ -1,15 +1,19 @@
 /* gqs_gemv.h — GQS GEMV / small-batch GEMM on the GPU (C-callable): y [B, N] = W_hat [N, K] x [B, K]^T for
  * B = 1..16, fp16 activations in, fp32 accumulation across 8-weight pieces, fp16 (or fp32) out.
  *
- * W_hat is a GQS matrix in the device format of core/gqs_pack.h, uploaded once. Three kernels:
- *   GQ_GEMV_ROW      row split: one warp per output row (rows with few groups leave lanes idle, and a
- *                    CTA waits for its heaviest row)
- *   GQ_GEMV_STREAMK  task-centric: a persistent grid of #SMs x k CTAs of 8 warps; the units are cut into
- *                    equal contiguous shares, one per warp, walked across row boundaries; rows cut by a
- *                    share boundary are summed by the last-arriving warp from per-warp records
- *                    (core/cuda/gqs_sk.h; deterministic, one launch, no output pre-zeroing)
- *   GQ_GEMV_DENSE_W4 the dense per-group W4 baseline (core/cuda/w4_gemv.cu): same codes and dequant, no
- *                    column indices; only for a matrix with every group kept and K % 32 == 0
+ * W_hat is a GQS matrix in the device format of core/gqs_pack.h, uploaded once. Kernels (v2, the
+ * default, core/cuda/gqs_flat.h: x staged in shared memory, one grid wave of #SMs x k CTAs of 8 warps,
+ * each warp streaming a contiguous share of units with 8 16-byte loads per lane in flight at batch 1
+ * and a segmented per-row warp sum):
+ *   GQ_GEMV_ROW      row split: warp w takes rows [w*rpw, (w+1)*rpw) whole (a warp with heavy rows
+ *                    is a straggler)
+ *   GQ_GEMV_STREAMK  task-centric: equal contiguous unit shares, one per warp, across row boundaries;
+ *                    rows cut by a share boundary are summed by the last-arriving warp from per-warp
+ *                    records (core/cuda/gqs_sk.h; deterministic, one launch, no output pre-zeroing)
+ *   GQ_GEMV_DENSE_W4 the dense per-group W4 baseline (core/cuda/w4_gemv.cu): same engine, codes and
+ *                    dequant, no column indices; only for a matrix with every group kept and K % 32 == 0
+ *   ..._V1           the first versions (gqs_dev.h): one warp per row in CTAs of 4 (row, dense), and
+ *                    Stream-K walking its share row by row
  * Numerics (why the tolerances in tests/test_cuda_gemv.c are what they are): each weight is dequantized
  * in fp16 as fma(q, scale, min) (one rounding, scale and min already fp16); each 8-weight quad's dot
  * product with x is an fp16 chain of 4 half2 FMAs (4 products per lane), then converted to fp32 and
@@ -34,7 +38,18 @@ extern "C" {
 
 #include "../gqs_pack.h"
 
-typedef enum { GQ_GEMV_ROW = 0, GQ_GEMV_STREAMK = 1, GQ_GEMV_DENSE_W4 = 2 } gq_gemv_kind;
+/* The first three are the current (v2, core/cuda/gqs_flat.h) kernels; the _V1 kinds keep the first
+ * version (gqs_dev.h) runnable so that the benchmark shows before and after in one run. */
+typedef enum {
+    GQ_GEMV_ROW = 0,
+    GQ_GEMV_STREAMK = 1,
+    GQ_GEMV_DENSE_W4 = 2,
+    GQ_GEMV_ROW_V1 = 3,
+    GQ_GEMV_STREAMK_V1 = 4,
+    GQ_GEMV_DENSE_W4_V1 = 5
+} gq_gemv_kind;
+#define GQ_GEMV_NKINDS 6
+static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) { return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1; }
 const char *gq_gemv_kind_name(gq_gemv_kind k);
 
 #define GQ_GEMV_MAX_BATCH 16
@@ -49,6 +64,9 @@ void gq_gqs_gpu_free(gq_gqs_gpu *m);
 int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m);
 /* Stream-K CTAs per SM: 0 (default) = as many as fit (occupancy), else min(k, that, 8). */
 void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k);
+/* Cap the number of workers (warps) of the v2 kernels (0 = none): tests use it to force long shares that
+ * cut rows many times and rows-per-worker > 1. Defined in gqs_gemv.cu (CUDA) and gqs_gemv_v2_stub.c. */
+void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w);
 /* Warps of the last Stream-K launch (its number of shares), for reports. */
 int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m);
 
