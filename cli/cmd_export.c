@@ -190,7 +190,7 @@ int cmd_export(int argc, char **argv) {
     if (gqs && !eo.dense)
         for (int i = 0; i < m->cfg.n_layers * GQ_LIN_COUNT; i++) n_gqs += gqs[i].row_index != NULL && gqs[i].nnz > 0;
     printf("wrote %s: %lld bytes in %.2f s\n", out, bytes, gq_now() - t0);
-    printf("weights     %s (%d of %d linears as GQS tensors), dense tensors %s\n", eo.dense ? "dense" : "gqs",
+    printf("weights     %s (%d of %d linears as GQS tensors), dense tensors %s\n", n_gqs ? "gqs" : "dense",
            n_gqs, m->cfg.n_layers * GQ_LIN_COUNT, eo.dense_type == GQ_GGML_F16 ? "F16" : "F32");
     printf("method      %s, bits %d, group %d, scope %s\n", eo.method ? eo.method : "-", eo.bits, eo.group,
            eo.scope ? eo.scope : "-");

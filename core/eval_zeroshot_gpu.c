@@ -22,6 +22,7 @@ typedef struct {
     gq_gpu_model *g;
     int cap;       /* rows the device buffers hold (gq_gpu_model_reserve) */
     int cap_limit; /* never grow past this: the model's context, or the longest window if longer */
+    int grow_failed; /* the device said no once: stay at cap and let the batch call split items */
     long n_tokens; /* forward rows run, for throughput */
 } gpu_backend;
 
@@ -42,10 +43,16 @@ static gq_status gb_reserve(gpu_backend *gb, int rows, int longest) {
      * defensive */
     int lim = gb->cap_limit > longest ? gb->cap_limit : longest;
     int want = rows > lim ? lim : rows;
-    if (want <= gb->cap) return GQ_OK;
+    if (want <= gb->cap || (gb->grow_failed && longest <= gb->cap)) return GQ_OK;
     int grown = 2 * gb->cap > lim ? lim : 2 * gb->cap;
     if (want < grown) want = grown;
-    GQ_TRY(gq_gpu_model_reserve(gb->g, want));
+    gq_status st = gq_gpu_model_reserve(gb->g, want);
+    if (st == GQ_ERR_NOMEM && longest <= gb->cap) {
+        /* packing the whole item in one pass was only for speed: smaller passes give the same scores */
+        gb->grow_failed = 1;
+        return GQ_OK;
+    }
+    GQ_TRY(st);
     gb->cap = want;
     return GQ_OK;
 }

@@ -524,9 +524,9 @@ gq_status gq_export_gguf(const char *path, const gq_model *m, const gq_gqs *gqs,
     gq_ggufw_set_str(w, "general.architecture", "llama");
     gq_ggufw_set_str(w, "general.name", c->name[0] ? c->name : "gqsa-export");
     gq_ggufw_set_str(w, "general.description",
-                     o->dense ? "gqsa export: dequantized dense weights of a compressed model"
+                     (o->dense || !n_gqs) ? "gqsa export: dense weights (dequantized where compressed)"
                               : "gqsa export: GQS (group-quantized, group-sparse BSR) weights; see gqsa.* keys");
-    if (o->dense) gq_ggufw_set_u32(w, "general.file_type", o->dense_type == GQ_GGML_F32 ? 0 : 1);
+    if (o->dense || !n_gqs) gq_ggufw_set_u32(w, "general.file_type", o->dense_type == GQ_GGML_F32 ? 0 : 1);
     gq_ggufw_set_u32(w, "llama.context_length", (uint32_t)c->max_seq_len);
     gq_ggufw_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
     gq_ggufw_set_u32(w, "llama.block_count", (uint32_t)L);
@@ -555,7 +555,8 @@ gq_status gq_export_gguf(const char *path, const gq_model *m, const gq_gqs *gqs,
     }
 
     gq_ggufw_set_u32(w, "gqsa.format_version", GQ_EXPORT_FORMAT_VERSION);
-    gq_ggufw_set_str(w, "gqsa.weights", o->dense ? "dense" : "gqs");
+    /* "dense" whenever no linear is in GQS form: then the file is a plain llama GGUF */
+    gq_ggufw_set_str(w, "gqsa.weights", (o->dense || !n_gqs) ? "dense" : "gqs");
     if (o->method) gq_ggufw_set_str(w, "gqsa.method", o->method);
     if (G) gq_ggufw_set_u32(w, "gqsa.group_size", (uint32_t)G);
     gq_ggufw_set_u32(w, "gqsa.bits", (uint32_t)bits);

@@ -1,4 +1,5 @@
-/* test_cuda_gemv.c — the GPU GQS GEMV kernels (row split, Stream-K, dense W4) against the CPU float64
+/* test_cuda_gemv.c — the GPU GQS GEMV kernels (v2 and v1 of row split, Stream-K, dense W4; worker caps
+ * force long shares and several rows per worker) against the CPU float64
  * reference gq_gqs_gemv_ref (core/gqs.c) over many random shapes, sparsities, group sizes, row-density
  * patterns (incl. very uneven rows), batches 1..16, fp16 and fp32 outputs. Output poisoned (NaN) before
  * every launch; every element must be written; two launches must agree bit for bit (a race moves).
@@ -49,6 +50,7 @@ typedef struct {
     double sp;
     gq_density pat;
     int exact, y_fp32, sk_ctas;
+    int64_t max_workers; /* v2 worker cap (0 = none): long shares, rows cut many times, rpw > 1 */
 } gcase;
 
 static int run_case(const gcase *c, uint64_t seed) {
@@ -60,6 +62,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     gq_status st = gq_gqs_gpu_upload(&d, &m);
     if (st != GQ_OK) fail_msg("upload: %s", gq_errmsg());
     gq_gqs_gpu_set_sk_ctas(m, c->sk_ctas);
+    gq_gqs_gpu_set_max_workers(m, c->max_workers);
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -98,8 +101,8 @@ static int run_case(const gcase *c, uint64_t seed) {
     assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
     unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
     int bad_total = 0, nkinds = 0;
-    for (int kind = 0; kind < 3; kind++) {
-        if (kind == GQ_GEMV_DENSE_W4 && !gq_gqs_gpu_is_dense(m)) continue;
+    for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
+        if (gq_gemv_kind_is_dense((gq_gemv_kind)kind) && !gq_gqs_gpu_is_dense(m)) continue;
         nkinds++;
         for (int rep = 0; rep < 2; rep++) {
             assert_int_equal(gq_gemv_dev_fill(yd, 0xFF, ybytes), GQ_OK); /* NaN in fp16 and fp32 */
@@ -148,7 +151,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     gq_gqs_gpu_free(m);
     gq_gqs_dev_free(&d);
     gq_gqs_free(&g);
-    assert_true(nkinds >= 2);
+    assert_true(nkinds >= 4);
     return bad_total;
 }
 
@@ -173,13 +176,22 @@ static void test_random_configs(void **st) {
         c.exact = i % 2;
         c.y_fp32 = (i / 2) % 2;
         c.sk_ctas = (int)(i % 4); /* 0 = occupancy, 1..3: few shares, long rows cut many times */
+        {
+            const int64_t caps[] = {0, 1, 3, 37, 200, 0, 5};
+            c.max_workers = caps[i % 7]; /* v2: from one worker for everything to the full grid */
+        }
         fails += run_case(&c, 100 + (uint64_t)i);
     }
     /* edge cases: one row; all groups pruned; very uneven large; batch 16 at 4096 x 4096 */
     const gcase edge[] = {
-        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0},
-        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1},
-        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2},
+        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0},
+        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0},
+        /* v2: the benchmark's shapes at batch 1 (x in shared memory), and past the shared-memory limit
+         * (B=4 at K=8192: x from global memory), and few workers over many rows */
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0},
+        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3},
+        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
     printf("%d configurations, %d failures\n", n, fails);

@@ -8,6 +8,8 @@
  * weights as stored (codes + column indices + scales/mins + row offsets) + activations + output; the
  * copy bandwidth is measured in the same run (cudaMemcpyAsync D2D of 1 GB, read + write bytes).
  * 2:4 sparsity runs from tools/bench_24.py (torch + cuSPARSELt), writing the same CSV columns.
+ * Kernels: the v2 kernels under their names (gqs_row, gqs_streamk, w4_dense) and the v1 kernels beside
+ * them (*_v1) on the same matrices, so one run shows before/after; the targets use the v2 rows.
  * Must not: build or install anything, or report a time whose correctness check failed.
  */
 #include <cublas_v2.h>
@@ -240,8 +242,8 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
     Row r;
     memset(&r, 0, sizeof r);
     snprintf(r.kernel, sizeof r.kernel, "%s", gq_gemv_kind_name(kind));
-    snprintf(r.pattern, sizeof r.pattern, "%s", kind == GQ_GEMV_DENSE_W4 ? "dense" : pat);
-    r.N = N, r.K = K, r.B = B, r.G = m.g.G, r.bits = 4, r.sparsity = kind == GQ_GEMV_DENSE_W4 ? 0 : sp;
+    snprintf(r.pattern, sizeof r.pattern, "%s", gq_gemv_kind_is_dense(kind) ? "dense" : pat);
+    r.N = N, r.K = K, r.B = B, r.G = m.g.G, r.bits = 4, r.sparsity = gq_gemv_kind_is_dense(kind) ? 0 : sp;
     r.copies = m.ncp;
     if (st == GQ_OK && !(rel <= GQ_BENCH_CHECK_REL)) {
         fprintf(stderr, "gqsa bench: CHECK FAILED %s N=%d K=%d B=%d G=%d sp=%.2f: rel err %.3g > %.3g; not timed\n",
@@ -251,7 +253,7 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
         st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, B, yd, 0, bn.st); }, &us);
         if (st == GQ_OK) {
             r.time_us = us;
-            r.bytes = (kind == GQ_GEMV_DENSE_W4 ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N;
+            r.bytes = (gq_gemv_kind_is_dense(kind) ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N;
             r.gbs = r.bytes / (us * 1e-6) / 1e9;
             r.frac = r.gbs / bn.dev.copy_gbs;
             add_row(bn, r);
@@ -329,6 +331,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
         GQ_TRY(mat_make(bn, m, s.N, s.K, Gd[gi], 0.0, GQ_DENSITY_ROW, 11 + gi));
         for (int i = 0; i < nB; i++) {
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4, Bs[i], "dense", 0.0));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V1, Bs[i], "dense", 0.0));
             if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
@@ -350,6 +353,9 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
                 if (Bs[i] > 1 && fabs(sp - 0.5) > 1e-9) continue;
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], gq_density_name((gq_density)p), sp));
+                /* v1 beside v2 (before/after in one run) */
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V1, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V1, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -362,6 +368,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
             GQ_TRY(mat_make(bn, m, s.N, s.K, Gs[gi], 0.5, GQ_DENSITY_LAYER, 300 + gi));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V1, 1, "layer", 0.5));
             mat_free(m);
         }
     }
@@ -436,11 +443,28 @@ void print_targets(const Bench &bn) {
     }
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
-        if (strcmp(r.kernel, "gqs_streamk") || strcmp(r.pattern, "uneven") || r.B != 1) continue;
+        if (strcmp(r.kernel, "gqs_streamk") || strcmp(r.pattern, "uneven")) continue;
         const Row *rr = find_row(bn, "gqs_row", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         if (!rr) continue;
-        printf("  %s  uneven rows %dx%d S%.0f G%d: Stream-K %.2fx vs row split (target >= 1.2x)\n",
-               rr->time_us / r.time_us >= 1.2 ? "PASS" : "MISS", r.N, r.K, 100 * r.sparsity, r.G, rr->time_us / r.time_us);
+        printf("  %s  uneven rows %dx%d B%d S%.0f G%d: Stream-K %.2fx vs row split (target >= 1.2x)\n",
+               rr->time_us / r.time_us >= 1.2 ? "PASS" : "MISS", r.N, r.K, r.B, 100 * r.sparsity, r.G,
+               rr->time_us / r.time_us);
+    }
+}
+
+/* v1 -> v2 of every kernel measured both ways in this run (same data, same copies, same session). */
+void print_v1_v2(const Bench &bn) {
+    printf("\nv1 -> v2 (same matrices, this run):\n");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %10s %10s %8s\n", "kernel", "N", "K", "B", "spars", "G", "pattern", "v1_us",
+           "v2_us", "speedup");
+    for (int i = 0; i < bn.nrows; i++) {
+        const Row &r = bn.rows[i];
+        char v1name[40];
+        snprintf(v1name, sizeof v1name, "%s_v1", r.kernel);
+        const Row *o = find_row(bn, v1name, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
+        if (!o) continue;
+        printf("%-12s %6d %6d %3d %5.2f %4d %-7s %10.2f %10.2f %7.2fx\n", r.kernel, r.N, r.K, r.B, r.sparsity, r.G,
+               r.pattern, o->time_us, r.time_us, o->time_us / r.time_us);
     }
 }
 
@@ -480,6 +504,7 @@ extern "C" gq_status gq_bench_kernel_run(const gq_bench_kernel_opts *o) {
         if (!o->only || strstr(sh[i].label, o->only)) st = sweep_shape(bn, sh[i], o->quick);
     fill_speedups(bn);
     print_and_write(bn);
+    print_v1_v2(bn);
     print_targets(bn);
     printf("%d rows in %.0f s; %d correctness failures%s\n", bn.nrows, gq_now() - t0, bn.check_failures,
            bn.store ? "; rows added to the store" : "");

@@ -31,8 +31,11 @@
 #define GQ_FLAT_WARPS 8              /* warps (workers) per CTA */
 #define GQ_FLAT_XS_MAX (48 * 1024)   /* x in shared memory when nb * Kpad * 2 fits (no opt-in needed) */
 
-/* Units in flight per lane: 8 x (16 B codes + metadata) at batch 1; fewer where registers go to the batch. */
-template <int B> struct gq_flat_unroll { static constexpr int value = B == 1 ? 8 : B <= 4 ? 4 : 2; };
+/* Units in flight per lane: 8 x (16 B codes + metadata) at batch 1 (4 at G8, whose 40-byte units need
+ * 10 registers each: 8 spilled in Stream-K); fewer where registers go to the batch. */
+template <int G, int B> struct gq_flat_unroll {
+    static constexpr int value = B == 1 ? (G == 8 ? 4 : 8) : B <= 4 ? 4 : 2;
+};
 
 /* 16-byte chunks per staged x row: K rounded up to 64 halfs, so the swizzle stays inside the row. */
 static inline __host__ __device__ int gq_flat_kc(int K) { return (K + 63) / 64 * 8; }
@@ -113,7 +116,7 @@ __device__ __forceinline__ void gq_flat_load(const gq_gemv_args &a, int64_t ub0,
 template <int G, int B, bool DENSE, bool XS, int MODE>
 __global__ void __launch_bounds__(32 * GQ_FLAT_WARPS) gq_flat_kernel(const gq_gemv_args a) {
     extern __shared__ uint4 gq_xs[];
-    constexpr int NS = gq_ns<G>::value, UNR = gq_flat_unroll<B>::value;
+    constexpr int NS = gq_ns<G>::value, UNR = gq_flat_unroll<G, B>::value;
     const int lane = threadIdx.x & 31;
     const int64_t w = (int64_t)blockIdx.x * GQ_FLAT_WARPS + (threadIdx.x >> 5);
     const int kc = gq_flat_kc(a.K);
