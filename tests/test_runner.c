@@ -256,9 +256,11 @@ static void test_concurrent_runs_one_store(void **st) {
 
 static void test_sweeps_and_dry_run(void **st) {
     (void)st;
-    const char *files[] = {"configs/demo_sweep.yaml", "configs/smollm2_ablation.yaml", "configs/smollm2_methods.yaml"};
-    const int expect[] = {8, 16, 10};
-    for (int i = 0; i < 3; i++) {
+    const char *files[] = {"configs/demo_sweep.yaml", "configs/demo_table.yaml", "configs/smollm2_ablation.yaml",
+                           "configs/smollm2_methods.yaml", "configs/smollm2_zeroshot.yaml",
+                           "configs/smollm2_baselines_sweep.yaml"};
+    const int expect[] = {8, 12, 16, 13, 3, 20};
+    for (int i = 0; i < 6; i++) {
         gq_sweep_point *pts;
         int n;
         gq_status s = gq_sweep_load(files[i], &pts, &n);
