@@ -20,7 +20,7 @@ collect() {
 case "$1" in
 tests)
   for t in test_gpu_forward test_golden_logits test_cuda_gemv; do
-    timeout 240 /tmp/gq/bin/$t > "$O/$t.log" 2>&1; echo "$t rc=$?"; grep -E "PASSED|FAILED|SKIP|worst|error" "$O/$t.log" | tail -4
+    timeout 240 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; echo "$t rc=$?"; grep -E "PASSED|FAILED|SKIP|worst|error" "$O/$t.log" | tail -4
   done ;;
 ppl)
   for d in wikitext2 c4; do
@@ -28,7 +28,7 @@ ppl)
   done
   gqsa eval ppl --model $M --dataset wikitext2 --device cuda --limit 16 --json > "$O/ppl_wikitext2_cuda_limit16.json"; cat "$O/ppl_wikitext2_cuda_limit16.json"; echo ;;
 bench)
-  timeout 300 gqsa bench kernel --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$?"; tail -25 "$O/kernel.log"
+  timeout 240 gqsa bench kernel --quick --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$?"; tail -25 "$O/kernel.log"
   timeout 120 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -5 "$O/sparse24.log"
   timeout 200 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths 128,256,512,1024 --csv "$O/decode.csv" > "$O/decode.log" 2>&1; echo "decode rc=$?"; tail -14 "$O/decode.log"
   timeout 60 gqsa bench decode --shape smollm2 --model $M --formats fp16,gqs-s50 --lengths 128 --csv "$O/decode_smollm2.csv" > "$O/decode_smollm2.log" 2>&1; echo "decode smollm2 rc=$?"; tail -8 "$O/decode_smollm2.log" ;;
