@@ -144,6 +144,7 @@ static void distinct(const rrow *rows, const int *idx, int n, row_str_fn fn, cha
     for (int i = 0; i < n; i++) {
         char b[256];
         fn(&rows[idx[i]], b, sizeof b);
+        if (!b[0]) continue;
         int dup = 0;
         for (int j = 0; j < ns; j++)
             if (!strcmp(seen[j], b)) dup = 1;
@@ -154,7 +155,8 @@ static void distinct(const rrow *rows, const int *idx, int n, row_str_fn fn, cha
     }
 }
 static void s_calib(const rrow *r, char *b, size_t cap) {
-    if (!gq_runcfg_has_stage(&r->cfg, GQ_STAGE_CALIBRATE)) snprintf(b, cap, "none");
+    /* runs without calibration (FP) say nothing here rather than "none" beside the others' budget */
+    if (!gq_runcfg_has_stage(&r->cfg, GQ_STAGE_CALIBRATE)) b[0] = 0;
     else
         snprintf(b, cap, "%d x %d tokens of %s (seed %llu)", r->cfg.calib.nsamples, r->cfg.calib.seqlen,
                  gq_dataset_name(r->cfg.calib.dataset), (unsigned long long)r->cfg.calib.seed);
@@ -170,6 +172,7 @@ static void header_md(FILE *f, const char *title, const char *model, const rrow 
                       const char *store) {
     char cal[2048], ev[2048], git[2048], now[32];
     distinct(rows, idx, n, s_calib, cal, sizeof cal);
+    if (!cal[0]) snprintf(cal, sizeof cal, "none");
     distinct(rows, idx, n, s_eval, ev, sizeof ev);
     distinct(rows, idx, n, s_git, git, sizeof git);
     time_t t = time(NULL);
@@ -184,6 +187,7 @@ static void header_md(FILE *f, const char *title, const char *model, const rrow 
 static void header_tex(FILE *f, const char *title, const char *model, const rrow *rows, const int *idx, int n) {
     char cal[2048], ev[2048], git[2048];
     distinct(rows, idx, n, s_calib, cal, sizeof cal);
+    if (!cal[0]) snprintf(cal, sizeof cal, "none");
     distinct(rows, idx, n, s_eval, ev, sizeof ev);
     distinct(rows, idx, n, s_git, git, sizeof git);
     fprintf(f, "%% %s -- model %s\n%% perplexity: %s\n%% calibration: %s\n%% git revision: %s\n", title, model, ev, cal, git);
@@ -266,6 +270,7 @@ static gq_status report_ablation(outctx *oc, const rrow *rows, int n, const char
             fprintf(tex, "%s & %s & %s & %s \\\\\n", r->label, g, isnan(r->ppl[0]) ? "--" : w, isnan(r->ppl[1]) ? "--" : c4);
             char cal[256], ev[256];
             s_calib(r, cal, sizeof cal);
+            if (!cal[0]) snprintf(cal, sizeof cal, "none");
             s_eval(r, ev, sizeof ev);
             fprintf(csv, "%s,%s,%s,%.10g,%d,%d", r->cfg.model, r->label, gq_method_name(r->cfg.method.name),
                     r->cfg.method.sparsity, r->cfg.method.bits, r->cfg.method.group);
@@ -352,6 +357,7 @@ static gq_status report_methods(outctx *oc, const rrow *rows, int n, const char 
             fprintf(tex, " & %s \\\\\n", isnan(r->avg_acc_norm) ? "--" : b);
             char cal[256], ev[256];
             s_calib(r, cal, sizeof cal);
+            if (!cal[0]) snprintf(cal, sizeof cal, "none");
             s_eval(r, ev, sizeof ev);
             fprintf(csv, "%s,%s,%s,%.10g,%d,%d,%d:%d", r->cfg.model, gq_method_name(r->cfg.method.name), r->label,
                     r->cfg.method.sparsity, r->cfg.method.bits, r->cfg.method.group, r->cfg.method.nm_n, r->cfg.method.nm_m);
@@ -393,7 +399,9 @@ static void write_gp(FILE *gp, const char *base, const char *title, const char *
     for (int term = 0; term < 2; term++) {
         fprintf(gp, "%s\nset output '%s.%s'\n", term ? "set terminal svg size 720,480 dynamic" : "set terminal pngcairo size 720,480",
                 base, term ? "svg" : "png");
-        fprintf(gp, "set title \"%s\" noenhanced\nset xlabel '%s'\nset ylabel 'perplexity'\nset grid\nset key top left\n%s\n",
+        /* perplexity spans orders of magnitude across a sweep (FP ~20, broken settings ~1e6): log axis */
+        fprintf(gp, "set title \"%s\" noenhanced\nset xlabel '%s'\nset ylabel 'perplexity (log scale)'\nset logscale y 10\n"
+                    "set grid\nset key top left\n%s\n",
                 title, xlabel, logx ? "set logscale x 2" : "unset logscale x");
         fprintf(gp, "plot ");
         for (int c = 0; c < ncurves; c++)

@@ -26,7 +26,8 @@ extern "C" {
 #include "gqs_gemv.h"
 
 
-#define GQ_CU_MEMSET0(p, n) CUDA_CHECK(cudaMemset((p), 0, (n)))
+/* setup only: synchronise so that work later queued on the non-blocking stream sees the zeros */
+#define GQ_CU_MEMSET0(p, n) do { CUDA_CHECK(cudaMemset((p), 0, (n))); CUDA_CHECK(cudaDeviceSynchronize()); } while (0)
 #define GQD_CHUNK 128 /* keys per attention block: enough blocks at long contexts, one key per thread */
 
 namespace {
@@ -481,9 +482,10 @@ static int kept_groups(int ng, double s) {
 }
 static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
-    /* row split for GQS: measured 3.46 vs 5.04 ms/token (Stream-K) for llama2-7b shape S50 G16 on an
-     * H100 inside the step graph (docs/PERF.md, decode engine section) */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4 : GQ_GEMV_ROW;
+    /* v1 row split for GQS: llama2-7b shape S50 G16, H100, inside the step graph: 3.46 ms/token (v1 row)
+     * vs 3.78 (v2 flat row) vs 5.04 (v1 Stream-K); kernel table: 18.8 us v1 vs 23.2 us v2 at 8192^2
+     * (docs/PERF.md, "v2 measured"); dense W4 likewise: 240.4 tok/s v1 vs 223.1 v2 */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V1 : GQ_GEMV_ROW_V1;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
@@ -491,9 +493,9 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     l->kind = default_kind(o);
     gq_status st = gq_gqs_gpu_upload(dev, &l->q);
     if (st) return gq_err_prefix(st, "%s: ", what);
-    if (l->kind == GQ_GEMV_DENSE_W4 && !gq_gqs_gpu_is_dense(l->q))
+    if ((l->kind == GQ_GEMV_DENSE_W4 || l->kind == GQ_GEMV_DENSE_W4_V1) && !gq_gqs_gpu_is_dense(l->q))
         return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
-    l->bytes = gq_gqs_dev_bytes(dev, l->kind == GQ_GEMV_DENSE_W4);
+    l->bytes = gq_gqs_dev_bytes(dev, l->kind == GQ_GEMV_DENSE_W4 || l->kind == GQ_GEMV_DENSE_W4_V1);
     return GQ_OK;
 }
 /* Quantize stacked host rows: keep the groups of largest L2 norm per row (GQS) or all (W4), then each

@@ -198,6 +198,9 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
     CUDA_CHECK_GOTO(cudaMemcpy(m->col, d->col, ns * 2, cudaMemcpyHostToDevice), fail);
     CUDA_CHECK_GOTO(cudaMemcpy(m->sm, d->sm, ns * 4, cudaMemcpyHostToDevice), fail);
     CUDA_CHECK_GOTO(cudaMemset(m->cnt, 0, (size_t)d->N * 4), fail);
+    /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
+     * their own (possibly non-blocking) streams, which are not ordered after it. */
+    CUDA_CHECK_GOTO(cudaDeviceSynchronize(), fail);
     *out = m;
     return GQ_OK;
 fail:
@@ -228,6 +231,9 @@ extern "C" gq_status gq_gemv_dev_download(void *dst, const void *src_dev, size_t
 }
 extern "C" gq_status gq_gemv_dev_fill(void *dst_dev, int byte, size_t bytes) {
     CUDA_CHECK(cudaMemset(dst_dev, byte, bytes));
+    /* not ordered with non-blocking streams: without this the bench's NaN fill could land after the
+     * kernel under test had written y (the "rel err inf" CHECK FAILED rows of the 2026-11-22 run) */
+    CUDA_CHECK(cudaDeviceSynchronize());
     return GQ_OK;
 }
 extern "C" gq_status gq_gemv_dev_sync(void) {

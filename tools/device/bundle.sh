@@ -28,6 +28,8 @@ case "$mode" in
 3)
   mkdir -p .devcarry/bin .devcarry/lib
   make -j2 >/dev/null
+  # the device copy has no .git: hand the revision over so stores and checkpoints name it
+  git describe --always --dirty > .devcarry/GIT_REVISION
   cp build/gqsa .devcarry/bin/
   for t in test_gpu_forward test_golden_logits test_cuda_gemv; do cp build/tests/$t .devcarry/bin/; done
   strip -g .devcarry/bin/*

@@ -10,6 +10,7 @@ set -u
 O=${OUT:-/tmp/out}
 M=models/SmolLM2-135M-Instruct.Q4_1.gguf
 export GQSA_PROGRESS=1
+[ -f .devcarry/GIT_REVISION ] && export GQSA_GIT_REVISION=$(cat .devcarry/GIT_REVISION)
 collect() {
   mkdir -p "$O/report"
   [ -f results/gqsa.sqlite ] && sqlite3 results/gqsa.sqlite ".backup '$O/gqsa.sqlite'" 2>/dev/null || cp results/gqsa.sqlite "$O/" 2>/dev/null
