@@ -113,26 +113,33 @@ gq_status gq_compress_gqsa(const gq_compress_job *job, const gq_compress_opts *o
     double removed = gq_prune_groups(score, N, C, o->sparsity, o->scope, keep);
     free(score);
     res->sparsity = removed;
-    gq_status st = GQ_OK;
+    gq_status st = gq_compress_apply_groups(job, o, keep, res);
+    free(keep);
+    return st;
+}
+
+gq_status gq_compress_apply_groups(const gq_compress_job *job, const gq_compress_opts *o, const uint8_t *keep,
+                                   gq_compress_result *res) {
+    gq_linear *lin = job->lin;
+    const int N = lin->out, K = lin->in, G = o->group, C = K / G;
     if (o->bits == 0) {
         gq_prune_apply(lin->w, N, K, G, keep);
-    } else {
-        const gq_qspec spec = {.bits = o->bits, .mode = o->qmode, .fp16_scale = o->fp16_scales};
-        uint8_t *q = gq_calloc((size_t)N * K, 1);
-        float *scales = gq_calloc((size_t)N * C, sizeof(float)), *zeros = gq_calloc((size_t)N * C, sizeof(float));
-        for (int r = 0; r < N; r++)
-            for (int c = 0; c < C; c++) {
-                size_t gi = (size_t)r * C + c, off = (size_t)r * K + (size_t)c * G;
-                if (keep[gi]) gq_quant_group(lin->w + off, G, &spec, q + off, &scales[gi], &zeros[gi], NULL);
-            }
-        st = gq_gqs_build_from_codes(&res->gqs, q, scales, zeros, keep, N, K, G, o->bits);
-        if (st == GQ_OK) gq_gqs_expand(&res->gqs, lin->w);
-        else gq_err_prefix(st, "%s: ", job->name);
-        free(q);
-        free(scales);
-        free(zeros);
+        return GQ_OK;
     }
-    free(keep);
+    const gq_qspec spec = {.bits = o->bits, .mode = o->qmode, .fp16_scale = o->fp16_scales};
+    uint8_t *q = gq_calloc((size_t)N * K, 1);
+    float *scales = gq_calloc((size_t)N * C, sizeof(float)), *zeros = gq_calloc((size_t)N * C, sizeof(float));
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < C; c++) {
+            size_t gi = (size_t)r * C + c, off = (size_t)r * K + (size_t)c * G;
+            if (keep[gi]) gq_quant_group(lin->w + off, G, &spec, q + off, &scales[gi], &zeros[gi], NULL);
+        }
+    gq_status st = gq_gqs_build_from_codes(&res->gqs, q, scales, zeros, keep, N, K, G, o->bits);
+    if (st == GQ_OK) gq_gqs_expand(&res->gqs, lin->w);
+    else gq_err_prefix(st, "%s: ", job->name);
+    free(q);
+    free(scales);
+    free(zeros);
     return st;
 }
 

@@ -81,6 +81,10 @@ int gq_compress_methods(const gq_compress_method **out, int cap);
 
 /* The built-in GQSA method for one linear (also usable directly). */
 gq_status gq_compress_gqsa(const gq_compress_job *job, const gq_compress_opts *o, gq_compress_result *res);
+/* The common tail of every group method: zero the removed groups (bits 0) or quantize each kept group
+ * with its own asymmetric quantizer into res->gqs and write the dequantized weights back. */
+gq_status gq_compress_apply_groups(const gq_compress_job *job, const gq_compress_opts *o, const uint8_t *keep,
+                                   gq_compress_result *res);
 
 /* A compressed model: dense dequantized weights for evaluation, GQS arrays beside them. */
 typedef struct {

@@ -514,25 +514,7 @@ static gq_status group_method(const gq_compress_job *job, const gq_compress_opts
         }
     res->sparsity = gq_prune_groups(score, N, C, o->sparsity, o->scope, keep);
     free(score);
-    gq_status st = GQ_OK;
-    if (o->bits == 0) {
-        gq_prune_apply(lin->w, N, K, G, keep);
-    } else {
-        const gq_qspec spec = qspec_of(o);
-        uint8_t *q = gq_calloc((size_t)N * K, 1);
-        float *scales = gq_calloc((size_t)N * C, sizeof(float)), *zeros = gq_calloc((size_t)N * C, sizeof(float));
-        for (int r = 0; r < N; r++)
-            for (int c = 0; c < C; c++) {
-                size_t gi = (size_t)r * C + c, off = (size_t)r * K + (size_t)c * G;
-                if (keep[gi]) gq_quant_group(lin->w + off, G, &spec, q + off, &scales[gi], &zeros[gi], NULL);
-            }
-        st = gq_gqs_build_from_codes(&res->gqs, q, scales, zeros, keep, N, K, G, o->bits);
-        if (st == GQ_OK) gq_gqs_expand(&res->gqs, lin->w);
-        else gq_err_prefix(st, "%s: ", job->name);
-        free(q);
-        free(scales);
-        free(zeros);
-    }
+    gq_status st = gq_compress_apply_groups(job, o, keep, res);
     free(keep);
     return st;
 }
