@@ -602,6 +602,16 @@ static gq_status runcfg_consistency(const gq_ynode *root, const gq_runcfg *c) {
     if (!prune && !quant)
         return gq_errf(GQ_ERR_ARG, "%s:%d: stages: method %s needs prune and/or quantize (use method fp for the uncompressed model)",
                        file, sline, mn);
+    /* training fine-tunes the group-quantized model on the calibration windows (stage_train.c) */
+    for (int t = GQ_STAGE_BQPO; t <= GQ_STAGE_E2E_OQP; t++) {
+        if (!gq_runcfg_has_stage(c, t)) continue;
+        if (!quant)
+            return gq_errf(GQ_ERR_ARG, "%s:%d: stages: %s trains the quantized model: list quantize (with method.bits)", file,
+                           sline, STAGE_NAMES[t]);
+        if (!gq_runcfg_has_stage(c, GQ_STAGE_CALIBRATE))
+            return gq_errf(GQ_ERR_ARG, "%s:%d: stages: %s trains on the calibration windows: list calibrate", file, sline,
+                           STAGE_NAMES[t]);
+    }
     if (c->method.name == GQ_METHOD_GQSA) {
         if (gq_runcfg_has_stage(c, GQ_STAGE_SALIENCY) && !gq_runcfg_has_stage(c, GQ_STAGE_CALIBRATE))
             return gq_errf(GQ_ERR_ARG, "%s:%d: stages: saliency needs calibrate (it reads the Hessians)", file, sline);

@@ -276,7 +276,13 @@ typedef struct {
     const gq_store_stage *st;
     const gq_store_metric *m;
     int n;
+    const int64_t *steps; /* optional loss curve [n_loss] */
+    const double *loss;
+    int n_loss;
 } stage_arg;
+
+typedef struct { int64_t run_id; const char *stage; const int64_t *steps; const double *loss; int n; } loss_arg;
+static int loss_body(gq_store *s, void *arg);
 
 static int stage_body(gq_store *s, void *arg) {
     stage_arg *a = arg;
@@ -297,6 +303,11 @@ static int stage_body(gq_store *s, void *arg) {
     rc = store_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return rc;
+    if (a->n_loss) {
+        loss_arg la = {a->run_id, a->st->name, a->steps, a->loss, a->n_loss};
+        rc = loss_body(s, &la);
+        if (rc != SQLITE_DONE) return rc;
+    }
     if (!a->n) return SQLITE_DONE;
     rc = sqlite3_prepare_v2(s->db, "INSERT INTO metrics (run_id, stage, metric, dataset, value) VALUES (?, ?, ?, ?, ?)",
                             -1, &st, NULL);
@@ -317,8 +328,14 @@ static int stage_body(gq_store *s, void *arg) {
 
 gq_status gq_store_stage_record(gq_store *s, int64_t run_id, const gq_store_stage *stg, const gq_store_metric *m,
                                 int n_metrics) {
+    return gq_store_stage_record_curve(s, run_id, stg, m, n_metrics, NULL, NULL, 0);
+}
+
+gq_status gq_store_stage_record_curve(gq_store *s, int64_t run_id, const gq_store_stage *stg, const gq_store_metric *m,
+                                      int n_metrics, const int64_t *steps, const double *loss, int n_loss) {
     GQ_ASSERT(stg && stg->name && stg->status && n_metrics >= 0 && (m || !n_metrics));
-    stage_arg a = {run_id, stg, m, n_metrics};
+    GQ_ASSERT(n_loss >= 0 && ((steps && loss) || !n_loss));
+    stage_arg a = {run_id, stg, m, n_metrics, steps, loss, n_loss};
     return store_txn(s, "recording a stage", stage_body, &a);
 }
 
@@ -360,8 +377,6 @@ gq_status gq_store_bench_add(gq_store *s, const gq_store_bench *rows, int n) {
     bench_arg a = {rows, n};
     return store_txn(s, "recording benchmarks", bench_body, &a);
 }
-
-typedef struct { int64_t run_id; const char *stage; const int64_t *steps; const double *loss; int n; } loss_arg;
 
 static int loss_body(gq_store *s, void *arg) {
     loss_arg *a = arg;

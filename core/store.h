@@ -55,6 +55,11 @@ typedef struct {
 /* One stage row and its metrics in one transaction (all or nothing). */
 gq_status gq_store_stage_record(gq_store *s, int64_t run_id, const gq_store_stage *st, const gq_store_metric *m,
                                 int n_metrics);
+/* The same, plus the stage's training loss curve (n_loss rows of loss_curves named after the stage;
+ * steps/loss may be NULL when n_loss is 0), still one transaction: a stage row never lands without
+ * its curve, nor a curve without its stage. */
+gq_status gq_store_stage_record_curve(gq_store *s, int64_t run_id, const gq_store_stage *st, const gq_store_metric *m,
+                                      int n_metrics, const int64_t *steps, const double *loss, int n_loss);
 
 typedef struct {
     const char *kernel, *shape;

@@ -394,15 +394,16 @@ static gq_status run_gnuplot(outctx *oc, const char *script, int plots) {
 }
 
 /* One figure, PNG and SVG, from `ncurves` data blocks of <base>.dat. */
-static void write_gp(FILE *gp, const char *base, const char *title, const char *xlabel, int logx, int ncurves,
-                     char titles[][64]) {
+static void write_gp(FILE *gp, const char *base, const char *title, const char *xlabel, const char *ylabel, int logx,
+                     int ncurves, char titles[][64]) {
     for (int term = 0; term < 2; term++) {
         fprintf(gp, "%s\nset output '%s.%s'\n", term ? "set terminal svg size 720,480 dynamic" : "set terminal pngcairo size 720,480",
                 base, term ? "svg" : "png");
-        /* perplexity spans orders of magnitude across a sweep (FP ~20, broken settings ~1e6): log axis */
-        fprintf(gp, "set title \"%s\" noenhanced\nset xlabel '%s'\nset ylabel 'perplexity (log scale)'\nset logscale y 10\n"
+        /* perplexity spans orders of magnitude across a sweep (FP ~20, broken settings ~1e6), and so do
+         * losses of different kinds (block MSE ~1e-3, cross-entropy ~1): log axis */
+        fprintf(gp, "set title \"%s\" noenhanced\nset xlabel '%s'\nset ylabel '%s (log scale)'\nset logscale y 10\n"
                     "set grid\nset key top left\n%s\n",
-                title, xlabel, logx ? "set logscale x 2" : "unset logscale x");
+                title, xlabel, ylabel, logx ? "set logscale x 2" : "unset logscale x");
         fprintf(gp, "plot ");
         for (int c = 0; c < ncurves; c++)
             fprintf(gp, "%s'%s.dat' index %d using 1:2 with linespoints title \"%s\" noenhanced", c ? ", " : "", base, c,
@@ -503,7 +504,9 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
             if (gp) {
                 char title[256];
                 snprintf(title, sizeof title, "%s: %s perplexity vs %s", models[mi], dsname, fig ? "sparsity" : "group size");
-                if (nc) write_gp(gp, base, title, fig ? "sparsity (fraction of groups removed)" : "group size G", !fig, nc, titles);
+                if (nc)
+                    write_gp(gp, base, title, fig ? "sparsity (fraction of groups removed)" : "group size G", "perplexity",
+                             !fig, nc, titles);
                 fclose(gp);
                 if (nc && st == GQ_OK) {
                     st = run_gnuplot(oc, fig ? "fig_sparsity.gp" : "fig_group.gp", plots);
@@ -530,16 +533,25 @@ static gq_status report_training(outctx *oc, gq_store *s, int plots) {
         return gq_errf(GQ_ERR_IO, "%s: cannot write the training report", oc->dir);
     }
     fprintf(csv, "run_id,stage,step,loss\n");
-    fprintf(md, "## Training loss curves (BQPO, E2E-OQP)\n\n- source: `%s`\n\n", gq_store_path(s));
+    fprintf(md, "## Training loss curves (BQPO, E2E-OQP)\n\n- source: `%s`, the latest finished run of each config\n"
+                "- one value per optimizer step: bqpo = the batch's block-output MSE against the full-precision block\n"
+                "  (steps numbered through the blocks in order, so the curve restarts at each block); e2e_oqp = mean\n"
+                "  next-token cross-entropy of the whole model (nats/token)\n\n",
+            gq_store_path(s));
     sqlite3_stmt *q;
     sqlite3 *db = gq_store_db(s);
     int rows = 0;
     FILE *dat = NULL;
     char titles[32][64];
-    int nc = 0;
+    long npts[32] = {0};         /* per curve (the first 32): points, first and last loss */
+    double first[32], lastv[32];
+    int nc = 0, ncurves = 0;
     int64_t last_run = -1;
     char last_stage[32] = "";
-    if (sqlite3_prepare_v2(db, "SELECT run_id, stage, step, loss FROM loss_curves ORDER BY run_id, stage, step", -1, &q, NULL) ==
+    if (sqlite3_prepare_v2(db,
+                           "SELECT run_id, stage, step, loss FROM loss_curves WHERE run_id IN (SELECT max(id) FROM runs"
+                           " WHERE status = 'done' GROUP BY config_hash) ORDER BY run_id, stage, step",
+                           -1, &q, NULL) ==
         SQLITE_OK) {
         while (sqlite3_step(q) == SQLITE_ROW) {
             int64_t run = sqlite3_column_int64(q, 0);
@@ -547,13 +559,19 @@ static gq_status report_training(outctx *oc, gq_store *s, int plots) {
             if (!stage) stage = "";
             if (!dat) dat = open_out(oc, "fig_training.dat", p, sizeof p);
             if (run != last_run || strcmp(stage, last_stage)) {
-                if (dat) fprintf(dat, "%s# run %lld %s\n", nc ? "\n\n" : "", (long long)run, stage);
+                if (dat) fprintf(dat, "%s# run %lld %s\n", ncurves ? "\n\n" : "", (long long)run, stage);
                 if (nc < 32) snprintf(titles[nc++], 64, "run %lld %s", (long long)run, stage);
+                ncurves++;
                 last_run = run;
                 snprintf(last_stage, sizeof last_stage, "%s", stage);
             }
             int64_t step = sqlite3_column_int64(q, 2);
             double loss = sqlite3_column_double(q, 3);
+            if (ncurves <= 32) {
+                int c = ncurves - 1;
+                if (!npts[c]++) first[c] = loss;
+                lastv[c] = loss;
+            }
             fprintf(csv, "%lld,%s,%lld,%.10g\n", (long long)run, stage, (long long)step, loss);
             if (dat) fprintf(dat, "%lld %.10g\n", (long long)step, loss);
             rows++;
@@ -563,13 +581,16 @@ static gq_status report_training(outctx *oc, gq_store *s, int plots) {
     gq_status st = GQ_OK;
     if (dat) fclose(dat);
     if (!rows) {
-        fprintf(md, "No loss curves in this store: the bqpo and e2e_oqp stages are not available in this build yet.\n");
+        fprintf(md, "No loss curves in this store: no finished run listed the bqpo or e2e_oqp stage.\n");
     } else {
-        fprintf(md, "%d loss value(s) in %d curve(s): training.csv, fig_training.png\n", rows, nc);
+        fprintf(md, "%d loss value(s) in %d curve(s): training.csv, fig_training.png\n\n| curve | steps | first loss | last loss |\n"
+                    "|---|---:|---:|---:|\n", rows, ncurves);
+        for (int c = 0; c < nc; c++)
+            fprintf(md, "| %s | %ld | %.6g | %.6g |\n", titles[c], npts[c], first[c], lastv[c]);
+        if (ncurves > nc) fprintf(md, "\n(table and plot show the first %d curves; training.csv has all)\n", nc);
         FILE *gp = open_out(oc, "fig_training.gp", p, sizeof p);
         if (gp) {
-            write_gp(gp, "fig_training", "training loss", "step", 0, nc, titles);
-            fprintf(gp, "# ylabel above says perplexity; the values are losses\n");
+            write_gp(gp, "fig_training", "training loss", "optimizer step", "loss", 0, nc, titles);
             fclose(gp);
             st = run_gnuplot(oc, "fig_training.gp", plots);
             if (st == GQ_OK && plots) oc->n_files += 2;

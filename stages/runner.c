@@ -182,7 +182,8 @@ static gq_status record(gq_store *store, int64_t run_id, gq_stage_ctx *ctx, gq_s
         m[i].value = ctx->metric_value[i];
     }
     gq_store_stage row = {gq_stage_name(s), status, seconds, path, sha, input_hash, ctx->message[0] ? ctx->message : NULL};
-    return gq_store_stage_record(store, run_id, &row, m, ctx->n_metrics);
+    return gq_store_stage_record_curve(store, run_id, &row, m, ctx->n_metrics, ctx->loss_step, ctx->loss_value,
+                                       ctx->n_loss);
 }
 
 /* Run stage s into `path`. On success *sha gets the checkpoint's sha256. */
@@ -201,6 +202,7 @@ static gq_status run_stage(gq_stage_ctx *ctx, gq_stage_id s, const char *path, c
     if (st == GQ_OK) st = gq_ckpt_attr_set_str(ck, "/meta", "input_hash", input_hash);
     if (st == GQ_OK) st = gq_stage_get(s)->run(ctx, ck);
     if (st == GQ_OK) st = gq_stage_write_metrics(ctx, ck);
+    if (st == GQ_OK) st = gq_stage_write_loss(ctx, ck);
     if (st != GQ_OK) {
         gq_ckpt_abort(ck);
         return st;
@@ -215,6 +217,7 @@ static gq_status read_ckpt_metrics(gq_stage_ctx *ctx, const char *path) {
     gq_ckpt *ck;
     GQ_TRY(gq_ckpt_open(path, &ck));
     gq_status st = gq_stage_read_metrics(ctx, ck);
+    if (st == GQ_OK) st = gq_stage_read_loss(ctx, ck);
     gq_ckpt_close(ck);
     return st;
 }
@@ -297,6 +300,7 @@ gq_status gq_runner_run(const gq_runcfg *cfg, const gq_runner_opts *o, gq_runner
             continue;
         }
         ctx.n_metrics = 0;
+        ctx.n_loss = 0;
         ctx.message[0] = 0;
         char sha[65] = "";
         double t0 = gq_now();
@@ -332,6 +336,7 @@ gq_status gq_runner_run(const gq_runcfg *cfg, const gq_runner_opts *o, gq_runner
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s", gq_errmsg());
                 ctx.n_metrics = 0;
+                ctx.n_loss = 0;
                 snprintf(ctx.message, sizeof ctx.message, "%.500s", msg);
                 record(store, r->run_id, &ctx, (gq_stage_id)s, "failed", dt, NULL, NULL, ih);
                 gq_errf(st, "stage %s failed: %s", gq_stage_name(s), msg);

@@ -9,7 +9,10 @@
  *                share its checkpoints
  *   skip       if that file exists and its /meta input_hash matches (unless forced);
  *   else run   the stage, write its checkpoint to <path>.tmp, fsync, rename (ckpt.h), then record
- *              status, seconds, checkpoint path + sha256 and metrics in the store in one transaction.
+ *              status, seconds, checkpoint path + sha256, metrics and (training stages) the loss
+ *              curve in the store in one transaction. A skipped stage's metrics and loss curve are
+ *              read back from its checkpoint and recorded for the new run, so every run's rows are
+ *              complete on their own.
  * A failure is recorded with its message, stops the run and is returned. Killing the process at any
  * point loses at most the stage in progress: a checkpoint is visible only once complete, and a
  * stage's store row is written only after its checkpoint.

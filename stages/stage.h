@@ -57,6 +57,9 @@ struct gq_stage_ctx {
     char metric_name[GQ_STAGE_MAX_METRICS][32];
     char metric_dataset[GQ_STAGE_MAX_METRICS][32];
     double metric_value[GQ_STAGE_MAX_METRICS];
+    int n_loss, cap_loss;       /* training loss curve of the running stage (bqpo, e2e_oqp): */
+    int64_t *loss_step;         /*   [n_loss] optimizer step, 1-based over the stage */
+    double *loss_value;         /*   [n_loss] loss of that step's batch */
     char message[512];          /* notes for the store (protocol deviations, retries) */
     int progress;               /* progress lines on stderr */
 };
@@ -66,6 +69,9 @@ void gq_stage_ctx_free(gq_stage_ctx *ctx);
 
 /* Record a metric of the current stage (dataset may be NULL). GQ_ASSERT on overflow. */
 void gq_stage_metric(gq_stage_ctx *ctx, const char *metric, const char *dataset, double value);
+/* Append one point to the current stage's loss curve (the runner stores it in the checkpoint and in
+ * the store's loss_curves table, like metrics). */
+void gq_stage_loss(gq_stage_ctx *ctx, int64_t step, double loss);
 /* Append a note to ctx->message ("; "-separated). */
 void gq_stage_note(gq_stage_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -75,13 +81,27 @@ void gq_stage_note(gq_stage_ctx *ctx, const char *fmt, ...) __attribute__((forma
 gq_status gq_stage_need(gq_stage_ctx *ctx, gq_stage_id s);
 /* The full-precision model, loaded on first use. */
 gq_status gq_stage_need_model(gq_stage_ctx *ctx, gq_model **m);
-/* The model later stages evaluate: the compressed model of quantize, else of prune, else FP. */
+/* The calibrate stage's windows in ctx->windows [n_windows, seqlen]: already in memory, or read from
+ * its checkpoint's /windows alone (not its Hessians). GQ_ERR_ARG if calibrate is not listed. */
+gq_status gq_stage_need_windows(gq_stage_ctx *ctx);
+/* The model later stages evaluate: the compressed model of the last compression stage listed
+ * (e2e_oqp, else bqpo, else quantize, else prune), else FP. */
 gq_status gq_stage_current_model(gq_stage_ctx *ctx, const gq_model **m);
+/* Stages whose output is the compressed model ctx->cm. Only one of them is in memory at a time:
+ * bqpo and e2e_oqp train the previous one in place, and loading one replaces the one there, so
+ * their bits in ctx->loaded are cleared whenever ctx->cm changes hands. */
+unsigned gq_stage_cm_stages(const gq_runcfg *c);
+/* Free ctx->cm (detaching the borrowed tokenizer) and clear the loaded bits of gq_stage_cm_stages. */
+void gq_stage_drop_compressed(gq_stage_ctx *ctx);
 
 /* Metrics in a checkpoint: /metrics/values float64 [n] and attribute /metrics names
  * ("metric|dataset\n" per value). write stores ctx's current metrics; read restores them. */
 gq_status gq_stage_write_metrics(gq_stage_ctx *ctx, gq_ckpt *ck);
 gq_status gq_stage_read_metrics(gq_stage_ctx *ctx, gq_ckpt *ck);
+/* The loss curve in a checkpoint: /loss_curve/step int64 [n], /loss_curve/loss float64 [n] (absent
+ * when the stage has none). write stores ctx's curve; read restores it (n 0 when absent). */
+gq_status gq_stage_write_loss(gq_stage_ctx *ctx, gq_ckpt *ck);
+gq_status gq_stage_read_loss(gq_stage_ctx *ctx, gq_ckpt *ck);
 
 /* The compression options the config describes (method registry name, bits 0 for no quantization). */
 void gq_stage_compress_opts(const gq_runcfg *c, gq_compress_opts *o);

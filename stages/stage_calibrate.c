@@ -38,26 +38,56 @@ static gq_status calibrate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     return GQ_OK;
 }
 
-static gq_status calibrate_load(gq_stage_ctx *ctx, gq_ckpt *ck) {
-    gq_model *m;
-    GQ_TRY(gq_stage_need_model(ctx, &m));
+/* /windows of a calibrate checkpoint into ctx (checked against the config and the vocabulary; ctx is
+ * left untouched on failure). */
+static gq_status read_windows(gq_stage_ctx *ctx, gq_ckpt *ck, const gq_model *m) {
     int rank;
     int64_t dims[4];
     GQ_TRY(gq_ckpt_shape(ck, "/windows", &rank, dims));
     const gq_runcfg *c = ctx->cfg;
     if (rank != 2 || dims[0] != c->calib.nsamples || dims[1] != c->calib.seqlen)
         return gq_errf(GQ_ERR_FORMAT, "%s: /windows is not [%d, %d]", gq_ckpt_path(ck), c->calib.nsamples, c->calib.seqlen);
-    ctx->windows = gq_malloc((size_t)dims[0] * (size_t)dims[1] * sizeof *ctx->windows);
+    size_t n = (size_t)dims[0] * (size_t)dims[1];
+    int32_t *w = gq_malloc(n * sizeof *w);
+    gq_status st = gq_ckpt_read_into(ck, "/windows", GQ_CKPT_I32, w, n);
+    for (size_t i = 0; st == GQ_OK && i < n; i++)
+        if (w[i] < 0 || w[i] >= m->cfg.vocab_size)
+            st = gq_errf(GQ_ERR_FORMAT, "%s: /windows holds token id %d outside the vocabulary", gq_ckpt_path(ck), w[i]);
+    if (st != GQ_OK) {
+        free(w);
+        return st;
+    }
+    free(ctx->windows);
+    ctx->windows = w;
     ctx->n_windows = (int)dims[0];
     ctx->seqlen = (int)dims[1];
-    GQ_TRY(gq_ckpt_read_into(ck, "/windows", GQ_CKPT_I32, ctx->windows, (size_t)dims[0] * (size_t)dims[1]));
-    for (size_t i = 0; i < (size_t)dims[0] * (size_t)dims[1]; i++)
-        if (ctx->windows[i] < 0 || ctx->windows[i] >= m->cfg.vocab_size)
-            return gq_errf(GQ_ERR_FORMAT, "%s: /windows holds token id %d outside the vocabulary", gq_ckpt_path(ck),
-                           ctx->windows[i]);
+    return GQ_OK;
+}
+
+static gq_status calibrate_load(gq_stage_ctx *ctx, gq_ckpt *ck) {
+    gq_model *m;
+    GQ_TRY(gq_stage_need_model(ctx, &m));
+    GQ_TRY(read_windows(ctx, ck, m));
     gq_hessians_init(&ctx->hs, m);
     ctx->have_hs = 1;
     return gq_ckpt_read_hessians(ck, &ctx->hs, m);
+}
+
+gq_status gq_stage_need_windows(gq_stage_ctx *ctx) {
+    if (ctx->windows) return GQ_OK;
+    if (!gq_runcfg_has_stage(ctx->cfg, GQ_STAGE_CALIBRATE))
+        return gq_errf(GQ_ERR_ARG, "%s: this step needs the calibration windows: list calibrate in stages",
+                       ctx->cfg->source);
+    const char *path = ctx->ckpt_path[GQ_STAGE_CALIBRATE];
+    if (!path[0]) return gq_errf(GQ_ERR_INTERNAL, "stage calibrate has no checkpoint yet (runner order)");
+    gq_model *m;
+    GQ_TRY(gq_stage_need_model(ctx, &m));
+    gq_ckpt *ck;
+    GQ_TRY(gq_ckpt_open(path, &ck));
+    gq_status st = read_windows(ctx, ck, m);
+    gq_ckpt_close(ck);
+    if (st != GQ_OK) return gq_err_prefix(st, "loading the calibration windows from %s: ", path);
+    return GQ_OK;
 }
 
 static void calibrate_hash(const gq_runcfg *c, gq_sha256 *h) {

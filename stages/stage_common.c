@@ -45,11 +45,9 @@ void gq_stage_ctx_free(gq_stage_ctx *ctx) {
     free(ctx->lin_sparsity);
     free(ctx->windows);
     if (ctx->have_hs) gq_hessians_free(&ctx->hs);
-    if (ctx->cm) {
-        detach_tok(ctx, ctx->cm->m);
-        gq_compressed_free(ctx->cm);
-        free(ctx->cm);
-    }
+    gq_stage_drop_compressed(ctx);
+    free(ctx->loss_step);
+    free(ctx->loss_value);
     detach_tok(ctx, ctx->pruned);
     gq_model_free(ctx->pruned);
     gq_model_free(ctx->model);
@@ -62,6 +60,33 @@ void gq_stage_metric(gq_stage_ctx *ctx, const char *metric, const char *dataset,
     snprintf(ctx->metric_name[i], sizeof ctx->metric_name[i], "%s", metric);
     snprintf(ctx->metric_dataset[i], sizeof ctx->metric_dataset[i], "%s", dataset ? dataset : "");
     ctx->metric_value[i] = value;
+}
+
+void gq_stage_loss(gq_stage_ctx *ctx, int64_t step, double loss) {
+    if (ctx->n_loss == ctx->cap_loss) {
+        ctx->cap_loss = ctx->cap_loss ? 2 * ctx->cap_loss : 256;
+        ctx->loss_step = gq_realloc(ctx->loss_step, (size_t)ctx->cap_loss * sizeof *ctx->loss_step);
+        ctx->loss_value = gq_realloc(ctx->loss_value, (size_t)ctx->cap_loss * sizeof *ctx->loss_value);
+    }
+    ctx->loss_step[ctx->n_loss] = step;
+    ctx->loss_value[ctx->n_loss++] = loss;
+}
+
+unsigned gq_stage_cm_stages(const gq_runcfg *c) {
+    unsigned s = (1u << GQ_STAGE_QUANTIZE) | (1u << GQ_STAGE_BQPO) | (1u << GQ_STAGE_E2E_OQP);
+    /* a baseline's prune stage writes a compressed model; GQSA's writes masks (ctx->mask) */
+    if (c->method.name != GQ_METHOD_GQSA) s |= 1u << GQ_STAGE_PRUNE;
+    return s;
+}
+
+void gq_stage_drop_compressed(gq_stage_ctx *ctx) {
+    if (ctx->cm) {
+        detach_tok(ctx, ctx->cm->m);
+        gq_compressed_free(ctx->cm);
+        free(ctx->cm);
+        ctx->cm = NULL;
+    }
+    if (ctx->cfg) ctx->loaded &= ~gq_stage_cm_stages(ctx->cfg);
 }
 
 void gq_stage_note(gq_stage_ctx *ctx, const char *fmt, ...) {
@@ -97,10 +122,11 @@ gq_status gq_stage_need(gq_stage_ctx *ctx, gq_stage_id s) {
         return gq_errf(GQ_ERR_INTERNAL, "stage %s has no checkpoint yet (runner order)", gq_stage_name(s));
     gq_ckpt *ck;
     GQ_TRY(gq_ckpt_open(ctx->ckpt_path[s], &ck));
-    /* loading must not add metrics to the stage that is running */
-    int saved = ctx->n_metrics;
+    /* loading must not add metrics or loss points to the stage that is running */
+    int saved = ctx->n_metrics, saved_loss = ctx->n_loss;
     gq_status st = gq_stage_get(s)->load(ctx, ck);
     ctx->n_metrics = saved;
+    ctx->n_loss = saved_loss;
     gq_ckpt_close(ck);
     if (st != GQ_OK) return gq_err_prefix(st, "loading the %s checkpoint %s: ", gq_stage_name(s), ctx->ckpt_path[s]);
     ctx->loaded |= 1u << s;
@@ -111,8 +137,12 @@ gq_status gq_stage_current_model(gq_stage_ctx *ctx, const gq_model **out) {
     gq_model *fp;
     GQ_TRY(gq_stage_need_model(ctx, &fp));
     gq_model *m = fp;
-    if (gq_runcfg_has_stage(ctx->cfg, GQ_STAGE_QUANTIZE)) {
-        GQ_TRY(gq_stage_need(ctx, GQ_STAGE_QUANTIZE));
+    const gq_stage_id trained[3] = {GQ_STAGE_E2E_OQP, GQ_STAGE_BQPO, GQ_STAGE_QUANTIZE};
+    int last = -1;
+    for (int i = 0; i < 3 && last < 0; i++)
+        if (gq_runcfg_has_stage(ctx->cfg, trained[i])) last = trained[i];
+    if (last >= 0) {
+        GQ_TRY(gq_stage_need(ctx, (gq_stage_id)last));
         m = ctx->cm->m;
     } else if (gq_runcfg_has_stage(ctx->cfg, GQ_STAGE_PRUNE)) {
         GQ_TRY(gq_stage_need(ctx, GQ_STAGE_PRUNE));
@@ -177,6 +207,39 @@ gq_status gq_stage_read_metrics(gq_stage_ctx *ctx, gq_ckpt *ck) {
         *bar = 0;
         gq_stage_metric(ctx, line, bar[1] ? bar + 1 : NULL, vals[i]);
     }
+    return GQ_OK;
+}
+
+/* Longest curve a checkpoint may claim (hostile-file bound: 10^8 optimizer steps). */
+#define LOSS_CURVE_MAX 100000000
+
+gq_status gq_stage_write_loss(gq_stage_ctx *ctx, gq_ckpt *ck) {
+    if (!ctx->n_loss) return GQ_OK;
+    int64_t dims[1] = {ctx->n_loss};
+    GQ_TRY(gq_ckpt_write(ck, "/loss_curve/step", GQ_CKPT_I64, ctx->loss_step, 1, dims));
+    return gq_ckpt_write(ck, "/loss_curve/loss", GQ_CKPT_F64, ctx->loss_value, 1, dims);
+}
+
+gq_status gq_stage_read_loss(gq_stage_ctx *ctx, gq_ckpt *ck) {
+    ctx->n_loss = 0;
+    if (!gq_ckpt_has(ck, "/loss_curve")) return GQ_OK;
+    int r1, r2;
+    int64_t d1[4], d2[4];
+    GQ_TRY(gq_ckpt_shape(ck, "/loss_curve/step", &r1, d1));
+    GQ_TRY(gq_ckpt_shape(ck, "/loss_curve/loss", &r2, d2));
+    if (r1 != 1 || r2 != 1 || d1[0] != d2[0] || d1[0] < 0 || d1[0] > LOSS_CURVE_MAX)
+        return gq_errf(GQ_ERR_FORMAT, "%s: /loss_curve/step and /loss_curve/loss are not two vectors of one length (<= %d)",
+                       gq_ckpt_path(ck), LOSS_CURVE_MAX);
+    int n = (int)d1[0];
+    if (n > ctx->cap_loss) {
+        ctx->cap_loss = n;
+        ctx->loss_step = gq_realloc(ctx->loss_step, (size_t)n * sizeof *ctx->loss_step);
+        ctx->loss_value = gq_realloc(ctx->loss_value, (size_t)n * sizeof *ctx->loss_value);
+    }
+    if (!n) return GQ_OK;
+    GQ_TRY(gq_ckpt_read_into(ck, "/loss_curve/step", GQ_CKPT_I64, ctx->loss_step, (size_t)n));
+    GQ_TRY(gq_ckpt_read_into(ck, "/loss_curve/loss", GQ_CKPT_F64, ctx->loss_value, (size_t)n));
+    ctx->n_loss = n;
     return GQ_OK;
 }
 

@@ -41,8 +41,8 @@ gq_status gq_stage_run_baseline(gq_stage_ctx *ctx, gq_ckpt *ck) {
     gq_baselines_register(); /* idempotent; links stages/baselines into the binary */
     const gq_compress_method *meth = gq_compress_find(o.method);
     if (!meth)
-        return gq_err_prefix(GQ_ERR_UNSUPPORTED, "%s: method.name %s is not available in this build: ", ctx->cfg->source,
-                             o.method);
+        return gq_err_prefix(GQ_ERR_UNSUPPORTED, "%s: method.name %s is not a registered compression method: ",
+                             ctx->cfg->source, o.method);
     GQ_TRY(gq_compress_opts_validate(&o));
     const int32_t *windows = NULL;
     if (meth->needs_hessian) GQ_TRY(gq_stage_need(ctx, GQ_STAGE_CALIBRATE));
@@ -78,10 +78,21 @@ gq_status gq_stage_load_compressed(gq_stage_ctx *ctx, gq_ckpt *ck) {
     }
     gq_compress_opts o;
     gq_stage_compress_opts(ctx->cfg, &o);
+    gq_stage_drop_compressed(ctx); /* whichever stage's compressed model was in memory, this one replaces it */
     ctx->cm = gq_calloc(1, sizeof *ctx->cm);
     gq_compressed_init(ctx->cm, m, &o);
     free(ctx->cm->gqs);
     ctx->cm->gqs = gqs;
-    for (int i = 0; i < m->cfg.n_layers * GQ_LIN_COUNT; i++) ctx->cm->done[i] = 1;
+    for (int i = 0; i < m->cfg.n_layers * GQ_LIN_COUNT; i++) {
+        ctx->cm->done[i] = 1;
+        /* achieved sparsity per linear (gq_ckpt_write_compressed), so a model written again after
+         * training (bqpo, e2e_oqp) keeps it */
+        char grp[96];
+        snprintf(grp, sizeof grp, "/layers/%d/%s", i / GQ_LIN_COUNT, gq_linear_name((gq_linear_kind)(i % GQ_LIN_COUNT)));
+        double sp = 0;
+        if (gq_ckpt_has(ck, grp) && gq_ckpt_attr_get_f64(ck, grp, "sparsity", &sp) == GQ_OK && sp >= 0 && sp <= 1)
+            ctx->cm->sparsity[i] = sp;
+        gq_err_clear();
+    }
     return GQ_OK;
 }
