@@ -29,6 +29,7 @@ void gq_report_label(const gq_runcfg *c, char *buf, size_t cap) {
     int s = (int)lround(c->method.sparsity * 100);
     int q = c->method.bits != GQ_BITS_NONE;
     if (c->method.name == GQ_METHOD_FP) snprintf(buf, cap, "FP");
+    else if (q && c->method.nm_m) snprintf(buf, cap, "W%d %d:%d", c->method.bits, c->method.nm_n, c->method.nm_m);
     else if (q && s) snprintf(buf, cap, "W%dS%d", c->method.bits, s);
     else if (q) snprintf(buf, cap, "W%d", c->method.bits);
     else if (c->method.nm_m) snprintf(buf, cap, "%d:%d", c->method.nm_n, c->method.nm_m);

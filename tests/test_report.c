@@ -170,6 +170,8 @@ static void test_labels(void **st) {
         {"method: {name: gqsa, bits: 8}\nstages: [quantize]\n", "W8"},
         {"method: {name: gqsa, bits: 2, sparsity: 0.6}\nstages: [calibrate, saliency, prune, quantize]\n", "W2S60"},
         {"method: {name: wanda, pattern: \"2:4\"}\nstages: [calibrate, prune]\n", "2:4"},
+        /* SparseGPT 2:4 + INT4 (Table 10): the pattern, not the 0.5 it implies */
+        {"method: {name: sparsegpt, pattern: \"2:4\", bits: 4, group: 128}\nstages: [calibrate, quantize]\n", "W4 2:4"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char y[512];
