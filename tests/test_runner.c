@@ -466,9 +466,9 @@ static void test_sweeps_and_dry_run(void **st) {
     (void)st;
     const char *files[] = {"configs/demo_sweep.yaml", "configs/demo_table.yaml", "configs/smollm2_ablation.yaml",
                            "configs/smollm2_methods.yaml", "configs/smollm2_zeroshot.yaml",
-                           "configs/smollm2_baselines_sweep.yaml"};
-    const int expect[] = {8, 12, 16, 13, 3, 20};
-    for (int i = 0; i < 6; i++) {
+                           "configs/smollm2_baselines_sweep.yaml", "configs/smollm2_zeroshot_cpu.yaml"};
+    const int expect[] = {8, 12, 16, 13, 3, 20, 3};
+    for (int i = 0; i < 7; i++) {
         gq_sweep_point *pts;
         int n;
         gq_status s = gq_sweep_load(files[i], &pts, &n);
