@@ -324,7 +324,15 @@ static gq_status report_methods(outctx *oc, const rrow *rows, int n, const char 
         g_sort_rows = rows;
         qsort(idx, (size_t)k, sizeof *idx, cmp_methods);
         header_md(md, "Method comparison (Table 2 shape)", models[mi], rows, idx, k, store);
-        fprintf(md, "Zero-shot: acc_norm where lm-eval reports it, else acc (Winogrande); Avg = their mean.\n\n");
+        fprintf(md, "Zero-shot: acc_norm where lm-eval reports it, else acc (Winogrande); Avg = their mean.");
+        int zlim = 0;
+        for (int j = 0; j < k; j++)
+            if (rows[idx[j]].cfg.eval.zeroshot_limit > zlim) zlim = rows[idx[j]].cfg.eval.zeroshot_limit;
+        /* a subset's accuracy has a standard error of ~5 points at 100 items: say so next to the numbers */
+        if (zlim > 0)
+            fprintf(md, " **Subset:** at most the first %d items of each task (evaluation.zeroshot_limit), not the "
+                        "full sets.", zlim);
+        fprintf(md, "\n\n");
         fprintf(md, "| Method | Setting | G | WikiText-2 | C4 |");
         for (int t = 0; t < GQ_ZS_N_TASKS; t++) fprintf(md, " %s |", ZS_TITLE[t]);
         fprintf(md, " Avg | run |\n|---|---|---:|---:|---:|");
