@@ -6,9 +6,6 @@
 
 #ifndef GQSA_CUDA
 #define NO_CUDA gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA (nvcc not found at build time)")
-const char *gq_gemv_kind_name(gq_gemv_kind k) {
-    return k == GQ_GEMV_ROW ? "gqs_row" : k == GQ_GEMV_STREAMK ? "gqs_streamk" : "w4_dense";
-}
 gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) { (void)d; *out = NULL; return NO_CUDA; }
 void gq_gqs_gpu_free(gq_gqs_gpu *m) { (void)m; }
 int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { (void)m; return 0; }

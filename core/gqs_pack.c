@@ -135,6 +135,18 @@ void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w) {
     }
 }
 
+void gq_rows_by_length(const int32_t *row_unit, int N, int32_t *order) {
+    int32_t maxlen = 0;
+    for (int r = 0; r < N; r++)
+        if (row_unit[r + 1] - row_unit[r] > maxlen) maxlen = row_unit[r + 1] - row_unit[r];
+    /* start[L] = first output slot of rows of length L, longest first */
+    int64_t *start = gq_calloc((size_t)maxlen + 2, sizeof *start);
+    for (int r = 0; r < N; r++) start[maxlen - (row_unit[r + 1] - row_unit[r]) + 1]++;
+    for (int32_t i = 1; i <= maxlen + 1; i++) start[i] += start[i - 1];
+    for (int r = 0; r < N; r++) order[start[maxlen - (row_unit[r + 1] - row_unit[r])]++] = r;
+    free(start);
+}
+
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense) {
     size_t b = (size_t)d->n_units * 16 + (size_t)d->n_slots * 4;
     if (!dense) b += (size_t)d->n_slots * 2 + (size_t)(d->N + 1) * 4;

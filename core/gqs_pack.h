@@ -58,6 +58,11 @@ void gq_gqs_dev_free(gq_gqs_dev *d);
 int gq_gqs_dev_get_code(const gq_gqs_dev *d, int r, int k);
 void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w);
 
+/* order [N] = the rows sorted by decreasing number of units (row_unit [N+1]), ties in row order (a
+ * counting sort, O(N + longest row)). The v3 row-split kernel visits rows in this order so that the
+ * longest rows start first instead of setting the tail. */
+void gq_rows_by_length(const int32_t *row_unit, int N, int32_t *order);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

@@ -299,6 +299,33 @@ static void test_sk_emulation(void **st) {
 }
 
 /* The density patterns do what they say: totals match the sparsity; "uneven" concentrates groups. */
+/* gq_rows_by_length against a brute-force stable selection: a permutation, lengths non-increasing,
+ * equal lengths in row order; includes empty rows and N = 0/1. */
+static void test_rows_by_length(void **st) {
+    (void)st;
+    gq_rng rng;
+    gq_rng_seed(&rng, 77);
+    for (int trial = 0; trial < 200; trial++) {
+        const int N = trial < 2 ? trial : 1 + (int)gq_rng_below(&rng, 300);
+        int32_t *ru = malloc((size_t)(N + 1) * 4), *ord = malloc((size_t)(N ? N : 1) * 4);
+        int *used = calloc((size_t)(N ? N : 1), sizeof *used);
+        ru[0] = 0;
+        for (int r = 0; r < N; r++) ru[r + 1] = ru[r] + (int32_t)gq_rng_below(&rng, trial % 3 ? 9 : 100);
+        gq_rows_by_length(ru, N, ord);
+        int done = 0;
+        for (int32_t L = 1000; L >= 0 && done < N; L--) /* expected: by decreasing length, then row order */
+            for (int r = 0; r < N; r++)
+                if (ru[r + 1] - ru[r] == L) {
+                    assert_int_equal(ord[done], r);
+                    used[r]++;
+                    done++;
+                }
+        assert_int_equal(done, N);
+        for (int r = 0; r < N; r++) assert_int_equal(used[r], 1);
+        free(ru), free(ord), free(used);
+    }
+}
+
 static void test_density_patterns(void **st) {
     (void)st;
     const int N = 256, K = 1024, G = 16, C = K / G;
@@ -328,6 +355,7 @@ int main(void) {
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_density_patterns),
+        cmocka_unit_test(test_rows_by_length),
         cmocka_unit_test(test_sk_helpers_bruteforce),
         cmocka_unit_test(test_sk_search),
         cmocka_unit_test(test_sk_emulation),

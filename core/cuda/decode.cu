@@ -493,9 +493,9 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     l->kind = default_kind(o);
     gq_status st = gq_gqs_gpu_upload(dev, &l->q);
     if (st) return gq_err_prefix(st, "%s: ", what);
-    if ((l->kind == GQ_GEMV_DENSE_W4 || l->kind == GQ_GEMV_DENSE_W4_V1) && !gq_gqs_gpu_is_dense(l->q))
+    if (gq_gemv_kind_is_dense(l->kind) && !gq_gqs_gpu_is_dense(l->q))
         return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
-    l->bytes = gq_gqs_dev_bytes(dev, l->kind == GQ_GEMV_DENSE_W4 || l->kind == GQ_GEMV_DENSE_W4_V1);
+    l->bytes = gq_gqs_dev_bytes(dev, gq_gemv_kind_is_dense(l->kind));
     return GQ_OK;
 }
 /* Quantize stacked host rows: keep the groups of largest L2 norm per row (GQS) or all (W4), then each

@@ -32,8 +32,8 @@ typedef struct {
     int bits;         /* 4 */
     double sparsity;  /* GQS: fraction of groups pruned (0.3, 0.4, 0.5) */
     int max_T;        /* KV cache length (prompt + generated tokens) */
-    int gemv_kind;    /* W4/GQS GEMV kernel: -1 default (w4: GQ_GEMV_DENSE_W4, gqs: GQ_GEMV_ROW), else a
-                         gq_gemv_kind of core/cuda/gqs_gemv.h (0 row split, 1 Stream-K, 2 dense W4) */
+    int gemv_kind;    /* W4/GQS GEMV kernel: -1 default (decode.cu default_kind: the fastest measured), else a
+                         gq_gemv_kind of core/cuda/gqs_gemv.h (a dense kind for w4, a sparse one for gqs) */
 } gq_dec_opts;
 
 /* Parse "fp16", "w4", "gqs-s50" (sparsity 50%) into o->format / o->sparsity. GQ_ERR_ARG otherwise. */

@@ -29,6 +29,7 @@ struct gq_gqs_gpu {
     int64_t U, S;          /* units, slots */
     int dense;             /* every group kept, K % 32 == 0 */
     int32_t *row_unit;     /* [N+1] */
+    int32_t *row_order;    /* [N] rows by decreasing kept units (v3 row split: longest first) */
     uint4 *codes;          /* [U] */
     uint16_t *col;         /* [S] */
     uint32_t *sm;          /* [S] */
@@ -43,6 +44,7 @@ struct gq_gqs_gpu {
 
 struct gq_gemv_args {
     const int32_t *row_unit;
+    const int32_t *row_order; /* v3 row split: warp i computes row row_order[i] (NULL: row i) */
     const uint4 *codes;
     const uint16_t *col;
     const uint32_t *sm;
@@ -127,45 +129,53 @@ __device__ __forceinline__ void gq_load_meta(const gq_gemv_args &a, int64_t u, u
  * conflicts on every LDS.128; with it the group bits of the column spread the chunks over all eight. */
 __device__ __forceinline__ int gq_xswz(int c) { return c ^ ((c >> 3) & 7); }
 
+/* acc[b] += sum over one quad's 8 weights (codes in word cw, fp16 scale|min in smw, first column k0)
+ * of w * x[b][k]. XS: x from shared memory (xs, kc as above), else from global memory with __ldg. The
+ * one dequantization + dot of every kernel here (v1 units, v2 flat streams, v3 quads). */
+template <int B, bool XS = false>
+__device__ __forceinline__ void gq_quad(const gq_gemv_args &a, int k0, uint32_t cw, uint32_t smw, float (&acc)[B],
+                                        const uint4 *xs = nullptr, int kc = 0) {
+    const __half2 k1024 = gq_u32_as_h2(0x64006400u);
+    const __half2 s2 = __low2half2(gq_u32_as_h2(smw));
+    const __half2 m2 = __high2half2(gq_u32_as_h2(smw));
+    __half2 w[4];
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const uint32_t h = ((cw >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
+        w[s] = __hfma2(__hsub2(gq_u32_as_h2(h), k1024), s2, m2);
+    }
+#pragma unroll
+    for (int b = 0; b < B; b++) {
+        if (B == 1 || b < a.nb) {
+            uint4 xv;
+            if constexpr (XS) xv = xs[b * kc + gq_xswz(k0 >> 3)];
+            else xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
+            __half2 p = __hmul2(w[0], gq_u32_as_h2(xv.x));
+            p = __hfma2(w[1], gq_u32_as_h2(xv.y), p);
+            p = __hfma2(w[2], gq_u32_as_h2(xv.z), p);
+            p = __hfma2(w[3], gq_u32_as_h2(xv.w), p);
+            const float2 f = __half22float2(p);
+            acc[b] += f.x + f.y;
+        }
+    }
+}
+
 /* acc[b] += sum over the unit's 32 weights of w * x[b][k]. kdense: the unit's first column for the dense
- * kernel ((u - row's first unit) * 32); ignored otherwise. XS: x from shared memory (xs, kc as above),
- * else from global memory with __ldg (v1). */
+ * kernel ((u - row's first unit) * 32); ignored otherwise. */
 template <int G, int B, bool DENSE, bool XS = false>
 __device__ __forceinline__ void gq_unit(const gq_gemv_args &a, int64_t u, int kdense, uint4 c,
                                         const uint32_t (&sm)[gq_ns<G>::value], const uint32_t (&col)[gq_ns<G>::value],
                                         float (&acc)[B], const uint4 *xs = nullptr, int kc = 0) {
     const uint32_t cw[4] = {c.x, c.y, c.z, c.w};
-    const __half2 k1024 = gq_u32_as_h2(0x64006400u);
 #pragma unroll
     for (int q = 0; q < 4; q++) {
         constexpr int QPS = G <= 32 ? G / 8 : 1; /* quads per slot (within a unit) */
         const int si = G <= 32 ? q / QPS : 0;
-        const __half2 s2 = __low2half2(gq_u32_as_h2(sm[si]));
-        const __half2 m2 = __high2half2(gq_u32_as_h2(sm[si]));
         int k0;
         if constexpr (DENSE) k0 = kdense + 8 * q;
         else if constexpr (G <= 32) k0 = (int)col[si] * G + (q % QPS) * 8;
         else k0 = (int)col[0] * G + (int)(u % (G / 32)) * 32 + 8 * q;
-        __half2 w[4];
-#pragma unroll
-        for (int s = 0; s < 4; s++) {
-            const uint32_t h = ((cw[q] >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
-            w[s] = __hfma2(__hsub2(gq_u32_as_h2(h), k1024), s2, m2);
-        }
-#pragma unroll
-        for (int b = 0; b < B; b++) {
-            if (b < a.nb) {
-                uint4 xv;
-                if constexpr (XS) xv = xs[b * kc + gq_xswz(k0 >> 3)];
-                else xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
-                __half2 p = __hmul2(w[0], gq_u32_as_h2(xv.x));
-                p = __hfma2(w[1], gq_u32_as_h2(xv.y), p);
-                p = __hfma2(w[2], gq_u32_as_h2(xv.z), p);
-                p = __hfma2(w[3], gq_u32_as_h2(xv.w), p);
-                const float2 f = __half22float2(p);
-                acc[b] += f.x + f.y;
-            }
-        }
+        gq_quad<B, XS>(a, k0, cw[q], sm[si], acc, xs, kc);
     }
 }
 
@@ -236,10 +246,163 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_row_kernel(const gq
     gq_store_row<B>(a, r, lane, acc);
 }
 
+/* v3: units [lo, hi) of one row taken QUAD by quad: lane l handles quads 4*lo + l + 32 i, so in one load
+ * instruction the warp reads 128 consecutive bytes of codes and its x reads cover 32 consecutive quads
+ * of the row — at G16, 16 consecutive kept groups with both halves of each group's 32-byte x sector in
+ * the same instruction (v1 gave each lane a whole unit: ~2 L1 wavefronts per kept group; this is ~0.5).
+ * Quad qi (global) lives in unit qi / 4; its slot is qi / (G / 8) for every G, and its first column is
+ * col[slot] * G + (qi % (G / 8)) * 8 (dense: (qi - 4 * ubase) * 8).
+ * Indexing is 32-bit and relative to the segment (j = qi - 4*lo; a segment is < 2^31 quads), the
+ * divisions are shifts, and lanes past the end load a valid quad with scale|min forced to 0 instead of
+ * branching around the loads: the first v3 spent ~67 instructions per quad, half of them signed 64-bit
+ * index arithmetic and load guards (PTX of gq_gemv_rowq_kernel<16,1,false>; PERF.md "v3"). */
+template <int UNR> struct gq_qbuf { uint32_t cw[UNR], smw[UNR], colv[UNR]; };
+struct gq_qseg {
+    const uint32_t *codes; /* the segment's first quad */
+    const uint32_t *sm;    /* slot of the segment's first quad */
+    const uint16_t *col;
+    uint32_t n;            /* quads in the segment */
+    uint32_t r0;           /* (4*lo) % QPG: the first quad's position in its group */
+    int kd;                /* dense: column of the segment's first quad ((lo - ubase) * 32) */
+};
+template <int G> __device__ __forceinline__ gq_qseg gq_qseg_make(const gq_gemv_args &a, int64_t lo, int64_t hi,
+                                                                 int64_t ubase) {
+    constexpr int QPG = G / 8;
+    gq_qseg g;
+    const int64_t q = 4 * lo;
+    g.codes = reinterpret_cast<const uint32_t *>(a.codes) + q;
+    g.sm = a.sm + q / QPG;
+    g.col = a.col + q / QPG;
+    g.n = (uint32_t)(4 * (hi - lo));
+    g.r0 = (uint32_t)(q % QPG);
+    g.kd = (int)(lo - ubase) * 32;
+    return g;
+}
+template <int G, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_qbuf_load(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
+    constexpr uint32_t QPG = G / 8;
+#pragma unroll
+    for (int i = 0; i < UNR; i++) {
+        const uint32_t j = j0 + 32u * i;
+        const uint32_t jc = j < g.n ? j : g.n - 1; /* a valid address; its product is zeroed below */
+        const uint32_t sl = (g.r0 + jc) / QPG;
+        b.cw[i] = gq_ld_stream_u32(g.codes + jc);
+        const uint32_t smv = gq_ld_stream_u32(g.sm + sl);
+        b.smw[i] = j < g.n ? smv : 0u;
+        if constexpr (!DENSE) b.colv[i] = gq_ld_stream_u16(g.col + sl);
+        else b.colv[i] = 0;
+    }
+}
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_qbuf_use(const gq_gemv_args &a, const gq_qseg &g, const gq_qbuf<UNR> &b, uint32_t j0,
+                                            float (&acc)[B]) {
+    constexpr uint32_t QPG = G / 8;
+#pragma unroll
+    for (int i = 0; i < UNR; i++) {
+        const uint32_t j = j0 + 32u * i;
+        const uint32_t jc = j < g.n ? j : g.n - 1;
+        const int k0 = DENSE ? g.kd + (int)jc * 8 : (int)b.colv[i] * G + (int)((g.r0 + jc) % QPG) * 8;
+        gq_quad<B>(a, k0, b.cw[i], b.smw[i], acc);
+    }
+}
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_seg_quads(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+                                             float (&acc)[B]) {
+    if (hi <= lo) return;
+    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    for (uint32_t j0 = (uint32_t)lane; j0 < g.n; j0 += 32u * UNR) {
+        gq_qbuf<UNR> b;
+        gq_qbuf_load<G, DENSE, UNR>(g, b, j0);
+        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
+    }
+}
+/* Quads per lane per round. Batch 1: 4, with the kernel held to 32 registers (gq_minb_q) so 64 warps
+ * fit per SM — measured best of UNR 4/8/16 x pipelined or not x 32..94 registers ("v3", PERF.md). */
+template <int B> struct gq_unroll_q { static constexpr int value = B == 1 ? 4 : B <= 2 ? 8 : B <= 4 ? 4 : 2; };
+template <int B> struct gq_minb_q { static constexpr int value = B == 1 ? 16 : 1; };
+
+/* The same walk software-pipelined: the code/scale/column loads of round i+1 are issued before the x
+ * loads and the arithmetic of round i, so a warp keeps two rounds of weight bytes in flight and waits
+ * one memory latency per round instead of two (variants 3 and 4 below). */
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_seg_quads_pipe(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase,
+                                                  int lane, float (&acc)[B]) {
+    if (hi <= lo) return;
+    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    const uint32_t step = 32u * UNR;
+    uint32_t j0 = (uint32_t)lane;
+    if (j0 >= g.n) return;
+    gq_qbuf<UNR> b0, b1;
+    gq_qbuf_load<G, DENSE, UNR>(g, b0, j0);
+    for (;; j0 += 2 * step) {
+        const bool more1 = j0 + step < g.n;
+        if (more1) gq_qbuf_load<G, DENSE, UNR>(g, b1, j0 + step);
+        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b0, j0, acc);
+        if (!more1) break;
+        const bool more0 = j0 + 2 * step < g.n;
+        if (more0) gq_qbuf_load<G, DENSE, UNR>(g, b0, j0 + 2 * step);
+        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b1, j0 + step, acc);
+        if (!more0) break;
+    }
+}
+
+/* v3 row split: as gq_gemv_row_kernel, one warp per row, but the row is taken quad by quad
+ * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart. */
+template <int G, int B, bool DENSE>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gemv_rowq_kernel(const gq_gemv_args a) {
+    const int lane = threadIdx.x & 31;
+    const int i = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (i >= a.N) return;
+    /* longest rows first: CTAs start in index order, so the heavy rows of a "layer"-scope matrix no
+     * longer land in the last wave and set the tail (PERF.md "v3": 21.9 -> ? us at 8192^2 S50 layer) */
+    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
+    int64_t lo, hi;
+    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
+    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    float acc[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) acc[b] = 0.f;
+    gq_seg_quads<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
+    gq_warp_sum<B>(acc);
+    gq_store_row<B>(a, r, lane, acc);
+}
+
+/* v3 experiment variants (batch 1; selected by GQSA_V3 at launch, PERF.md "v3"): UNR quads per lane per
+ * round, PIPE = software-pipelined rounds, MINB = __launch_bounds__ minimum CTAs per SM (0: none; 16 caps
+ * registers at 32 for 64 resident warps). Measured on the first v3 (64-bit indexing) and dropped as
+ * slower: UNR 16; UNR 4 + PIPE + MINB 16 (76 B of spills); UNR 8 + MINB 12 (52 B of spills). */
+template <int G, bool DENSE, int UNR, bool PIPE, int MINB>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, MINB) gq_gemv_rowq_var_kernel(const gq_gemv_args a) {
+    const int lane = threadIdx.x & 31;
+    const int r = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (r >= a.N) return;
+    int64_t lo, hi;
+    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
+    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    float acc[1] = {0.f};
+    if constexpr (PIPE) gq_seg_quads_pipe<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);
+    else gq_seg_quads<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);
+    gq_warp_sum<1>(acc);
+    gq_store_row<1>(a, r, lane, acc);
+}
+
+/* GQSA_V3 (read once): 0 = the default v3 kernel, 2..4 = the variants in gq_v3_launch_var. */
+int gq_v3_variant(void);
+template <int G, bool DENSE> static inline bool gq_v3_launch_var(const gq_gemv_args &a, cudaStream_t st) {
+    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    const dim3 blk(32 * GQ_ROW_WARPS);
+    switch (gq_v3_variant()) {
+    case 2: gq_gemv_rowq_var_kernel<G, DENSE, 4, false, 16><<<grid, blk, 0, st>>>(a); return true; /* = default, in row order */
+    case 3: gq_gemv_rowq_var_kernel<G, DENSE, 8, true, 0><<<grid, blk, 0, st>>>(a); return true;
+    case 4: gq_gemv_rowq_var_kernel<G, DENSE, 4, true, 0><<<grid, blk, 0, st>>>(a); return true;
+    default: return false;
+    }
+}
+
 /* The batch template serving nb (next power of two). */
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
-/* Dense W4 launcher (w4_gemv.cu): v2 (gqs_flat.h, row split over m's workers) or v1. */
-gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int v1, cudaStream_t stream);
+/* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers) or 3. */
+gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
 
 #endif

@@ -10,25 +10,16 @@
  * Must not: allocate or synchronise in the launch path (graph capture).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gqs_flat.h"
 
-extern "C" const char *gq_gemv_kind_name(gq_gemv_kind k) {
-    switch (k) {
-    case GQ_GEMV_ROW: return "gqs_row";
-    case GQ_GEMV_STREAMK: return "gqs_streamk";
-    case GQ_GEMV_DENSE_W4: return "w4_dense";
-    case GQ_GEMV_ROW_V1: return "gqs_row_v1";
-    case GQ_GEMV_STREAMK_V1: return "gqs_streamk_v1";
-    case GQ_GEMV_DENSE_W4_V1: return "w4_dense_v1";
-    }
-    return "?";
-}
+/* ---- v1 / v3 Stream-K kernel ------------------------------------------------------------------------------ */
 
-/* ---- v1 Stream-K kernel ---------------------------------------------------------------------------------- */
-
-template <int G, int B>
+/* QUAD: take each row segment quad by quad (v3, gq_seg_quads) instead of unit by unit (v1); the share
+ * partition and the fix-up are the same (shares stay in whole units). */
+template <int G, int B, bool QUAD>
 __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_gemv_args a) {
     const int lane = threadIdx.x & 31;
     const int64_t w = (int64_t)blockIdx.x * GQ_SK_WARPS + (threadIdx.x >> 5);
@@ -42,7 +33,8 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
         float acc[B];
 #pragma unroll
         for (int b = 0; b < B; b++) acc[b] = 0.f;
-        gq_seg<G, B, false, gq_unroll<B>::value>(a, lo, hi, 0, lane, acc);
+        if constexpr (QUAD) gq_seg_quads<G, B, false, gq_unroll_q<B>::value>(a, lo, hi, 0, lane, acc);
+        else gq_seg<G, B, false, gq_unroll<B>::value>(a, lo, hi, 0, lane, acc);
         gq_warp_sum<B>(acc);
         if (gq_sk_complete(ru, r, s, e)) {
             gq_store_row<B>(a, r, lane, acc);
@@ -74,16 +66,33 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
 
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
-template <int G, int B> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
+int gq_v3_variant(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("GQSA_V3");
+        v = e ? atoi(e) : 0;
+        if (v < 0 || v > 4) v = 0;
+    }
+    return v;
+}
+
+template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
+    if constexpr (QUAD && B == 1 && G == 16) {
+        if (gq_v3_launch_var<G, false>(a, st)) {
+            CUDA_CHECK_LAUNCH();
+            return GQ_OK;
+        }
+    }
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    if constexpr (QUAD) gq_gemv_rowq_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    else gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
 
-template <int G, int B> static gq_status launch_sk(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+template <int G, int B, bool QUAD> static gq_status launch_sk(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
     int occ = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_sk_kernel<G, B>, 32 * GQ_SK_WARPS, 0));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_sk_kernel<G, B, QUAD>, 32 * GQ_SK_WARPS, 0));
     int k = occ < 1 ? 1 : occ;
     if (k > 8) k = 8;
     if (m->sk_ctas > 0 && m->sk_ctas < k) k = m->sk_ctas;
@@ -91,7 +100,7 @@ template <int G, int B> static gq_status launch_sk(gq_gqs_gpu *m, gq_gemv_args a
     a.W = ctas * GQ_SK_WARPS;
     GQ_ASSERT(a.W <= m->max_workers);
     m->last_workers = a.W;
-    gq_gemv_sk_kernel<G, B><<<(unsigned)ctas, 32 * GQ_SK_WARPS, 0, st>>>(a);
+    gq_gemv_sk_kernel<G, B, QUAD><<<(unsigned)ctas, 32 * GQ_SK_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
@@ -121,7 +130,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     if (!y_dev) return gq_errf(GQ_ERR_ARG, "gqs_gemv: y is NULL");
     gq_gemv_args a;
     memset(&a, 0, sizeof a);
-    a.row_unit = m->row_unit, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
+    a.row_unit = m->row_unit, a.row_order = m->row_order, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
     a.x = static_cast<const __half *>(x_dev), a.y = y_dev, a.rec = m->rec, a.cnt = m->cnt;
     a.U = m->U, a.N = m->N, a.K = m->K, a.nb = B, a.y_fp32 = y_fp32 ? 1 : 0;
     cudaStream_t st = static_cast<cudaStream_t>(stream);
@@ -138,21 +147,33 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 #undef CALL_FSK
         break;
     case GQ_GEMV_ROW_V1:
-#define CALL_ROW(G_, B_) launch_row<G_, B_>(a, st)
+#define CALL_ROW(G_, B_) launch_row<G_, B_, false>(a, st)
         GQ_FOR_G(CALL_ROW)
 #undef CALL_ROW
         break;
     case GQ_GEMV_STREAMK_V1:
-#define CALL_SK(G_, B_) launch_sk<G_, B_>(m, a, st)
+#define CALL_SK(G_, B_) launch_sk<G_, B_, false>(m, a, st)
         GQ_FOR_G(CALL_SK)
 #undef CALL_SK
         break;
+    case GQ_GEMV_ROW_V3:
+#define CALL_ROW3(G_, B_) launch_row<G_, B_, true>(a, st)
+        GQ_FOR_G(CALL_ROW3)
+#undef CALL_ROW3
+        break;
+    case GQ_GEMV_STREAMK_V3:
+#define CALL_SK3(G_, B_) launch_sk<G_, B_, true>(m, a, st)
+        GQ_FOR_G(CALL_SK3)
+#undef CALL_SK3
+        break;
     case GQ_GEMV_DENSE_W4:
     case GQ_GEMV_DENSE_W4_V1:
+    case GQ_GEMV_DENSE_W4_V3:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
-        return gq_w4_gemv_launch(m, a, m->G, kind == GQ_GEMV_DENSE_W4_V1, st);
+        return gq_w4_gemv_launch(m, a, m->G, kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4_V3 ? 3 : 2,
+                                 st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }
@@ -162,6 +183,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     if (!m) return;
     cudaFree(m->row_unit);
+    cudaFree(m->row_order);
     cudaFree(m->codes);
     cudaFree(m->col);
     cudaFree(m->sm);
@@ -198,6 +220,19 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
     CUDA_CHECK_GOTO(cudaMemcpy(m->col, d->col, ns * 2, cudaMemcpyHostToDevice), fail);
     CUDA_CHECK_GOTO(cudaMemcpy(m->sm, d->sm, ns * 4, cudaMemcpyHostToDevice), fail);
     CUDA_CHECK_GOTO(cudaMemset(m->cnt, 0, (size_t)d->N * 4), fail);
+    {
+        /* rows by decreasing length (stable): the v3 row split starts the longest rows first */
+        int32_t *ord = (int32_t *)malloc((size_t)(d->N ? d->N : 1) * 4);
+        if (!ord) {
+            st = gq_errf(GQ_ERR_NOMEM, "gqs_gpu_upload: out of host memory");
+            goto fail;
+        }
+        gq_rows_by_length(d->row_unit, d->N, ord);
+        cudaError_t ce = cudaMalloc(&m->row_order, (size_t)(d->N ? d->N : 1) * 4);
+        if (ce == cudaSuccess) ce = cudaMemcpy(m->row_order, ord, (size_t)d->N * 4, cudaMemcpyHostToDevice);
+        free(ord);
+        CUDA_CHECK_GOTO(ce, fail);
+    }
     /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
      * their own (possibly non-blocking) streams, which are not ordered after it. */
     CUDA_CHECK_GOTO(cudaDeviceSynchronize(), fail);

@@ -46,11 +46,30 @@ typedef enum {
     GQ_GEMV_DENSE_W4 = 2,
     GQ_GEMV_ROW_V1 = 3,
     GQ_GEMV_STREAMK_V1 = 4,
-    GQ_GEMV_DENSE_W4_V1 = 5
+    GQ_GEMV_DENSE_W4_V1 = 5,
+    GQ_GEMV_ROW_V3 = 6,     /* v1's row split and Stream-K with each row taken quad by quad (gqs_dev.h) */
+    GQ_GEMV_STREAMK_V3 = 7,
+    GQ_GEMV_DENSE_W4_V3 = 8
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 6
-static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) { return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1; }
-const char *gq_gemv_kind_name(gq_gemv_kind k);
+#define GQ_GEMV_NKINDS 9
+static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
+    return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3;
+}
+/* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
+static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
+    switch (k) {
+    case GQ_GEMV_ROW: return "gqs_row";
+    case GQ_GEMV_STREAMK: return "gqs_streamk";
+    case GQ_GEMV_DENSE_W4: return "w4_dense";
+    case GQ_GEMV_ROW_V1: return "gqs_row_v1";
+    case GQ_GEMV_STREAMK_V1: return "gqs_streamk_v1";
+    case GQ_GEMV_DENSE_W4_V1: return "w4_dense_v1";
+    case GQ_GEMV_ROW_V3: return "gqs_row_v3";
+    case GQ_GEMV_STREAMK_V3: return "gqs_streamk_v3";
+    case GQ_GEMV_DENSE_W4_V3: return "w4_dense_v3";
+    }
+    return "?";
+}
 
 #define GQ_GEMV_MAX_BATCH 16
 

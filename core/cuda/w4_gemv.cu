@@ -7,32 +7,39 @@
  */
 #include "gqs_flat.h"
 
-template <int G, int B> static gq_status launch_dense(gq_gqs_gpu *m, const gq_gemv_args &a, int v1, cudaStream_t st) {
-    if (!v1) return gq_flat_launch<G, B, true, 0>(m, a, st);
+template <int G, int B> static gq_status launch_dense(gq_gqs_gpu *m, const gq_gemv_args &a, int ver, cudaStream_t st) {
+    if (ver == 2) return gq_flat_launch<G, B, true, 0>(m, a, st);
+    if constexpr (B == 1 && G == 128) {
+        if (ver == 3 && gq_v3_launch_var<G, true>(a, st)) {
+            CUDA_CHECK_LAUNCH();
+            return GQ_OK;
+        }
+    }
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    gq_gemv_row_kernel<G, B, true><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    if (ver == 3) gq_gemv_rowq_kernel<G, B, true><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    else gq_gemv_row_kernel<G, B, true><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
 
-template <int G> static gq_status launch_dense_g(gq_gqs_gpu *m, const gq_gemv_args &a, int v1, cudaStream_t st) {
+template <int G> static gq_status launch_dense_g(gq_gqs_gpu *m, const gq_gemv_args &a, int ver, cudaStream_t st) {
     switch (gq_batch_tmpl(a.nb)) {
-    case 1: return launch_dense<G, 1>(m, a, v1, st);
-    case 2: return launch_dense<G, 2>(m, a, v1, st);
-    case 4: return launch_dense<G, 4>(m, a, v1, st);
-    case 8: return launch_dense<G, 8>(m, a, v1, st);
-    default: return launch_dense<G, 16>(m, a, v1, st);
+    case 1: return launch_dense<G, 1>(m, a, ver, st);
+    case 2: return launch_dense<G, 2>(m, a, ver, st);
+    case 4: return launch_dense<G, 4>(m, a, ver, st);
+    case 8: return launch_dense<G, 8>(m, a, ver, st);
+    default: return launch_dense<G, 16>(m, a, ver, st);
     }
 }
 
-gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int v1, cudaStream_t st) {
+gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int ver, cudaStream_t st) {
     if (a.K % 32) return gq_errf(GQ_ERR_ARG, "w4_gemv: K=%d is not a multiple of 32", a.K);
     switch (G) {
-    case 8: return launch_dense_g<8>(m, a, v1, st);
-    case 16: return launch_dense_g<16>(m, a, v1, st);
-    case 32: return launch_dense_g<32>(m, a, v1, st);
-    case 64: return launch_dense_g<64>(m, a, v1, st);
-    case 128: return launch_dense_g<128>(m, a, v1, st);
+    case 8: return launch_dense_g<8>(m, a, ver, st);
+    case 16: return launch_dense_g<16>(m, a, ver, st);
+    case 32: return launch_dense_g<32>(m, a, ver, st);
+    case 64: return launch_dense_g<64>(m, a, ver, st);
+    case 128: return launch_dense_g<128>(m, a, ver, st);
     }
     return gq_errf(GQ_ERR_ARG, "w4_gemv: unsupported group size %d", G);
 }
