@@ -31,7 +31,7 @@ case "$mode" in
   # the device copy has no .git: hand the revision over so stores and checkpoints name it
   git describe --always --dirty > .devcarry/GIT_REVISION
   cp build/gqsa .devcarry/bin/
-  for t in test_gpu_forward test_golden_logits test_cuda_gemv; do cp build/tests/$t .devcarry/bin/; done
+  for t in test_gpu_forward test_golden_logits test_cuda_gemv test_gpu_backward; do cp build/tests/$t .devcarry/bin/; done
   strip -g .devcarry/bin/*
   for b in .devcarry/bin/*; do ldd "$b" 2>/dev/null; done | awk '/=> \//{print $3}' | sort -u | while read -r so; do
     case "$(basename "$so")" in libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libcublas*|libstdc++*|libgcc_s*) ;;
