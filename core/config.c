@@ -496,7 +496,7 @@ static const char *const CALIB_KEYS[] = {"dataset", "nsamples", "seqlen", "seed"
 static const char *const BOOL_NAMES[] = {"false", "true"};
 static const char *const METHOD_KEYS[] = {"name", "sparsity", "bits", "group", "scope", "damp", "pattern", "blocksize", NULL};
 static const char *const EVAL_KEYS[] = {"ppl", "seqlen", "limit", "zeroshot", "zeroshot_limit", NULL};
-static const char *const TRAIN_KEYS[] = {"bqpo", "e2e_oqp", NULL};
+static const char *const TRAIN_KEYS[] = {"bqpo", "e2e_oqp", "mixed", NULL};
 static const char *const OPT_KEYS[] = {"lr", "epochs", NULL};
 static const char *const BENCH_KEYS[] = {"tokens", NULL};
 
@@ -708,6 +708,7 @@ gq_status gq_runcfg_from_tree(const gq_ynode *root, gq_runcfg *c) {
             GQ_TRY(get_double(t, prefix, "lr", 0.0, 1, 1.0, 0, lr));
             GQ_TRY(get_int(t, prefix, "epochs", 1, 1000, ep));
         }
+        GQ_TRY(get_enum(sec, "training.", "mixed", BOOL_NAMES, 2, &c->train_mixed));
     }
     GQ_TRY(get_section(root, "bench", BENCH_KEYS, &sec));
     if (sec) GQ_TRY(get_int(sec, "bench.", "tokens", 1, 1000000, &c->bench.tokens));
@@ -792,6 +793,9 @@ char *gq_runcfg_canonical(const gq_runcfg *c) {
         sb_printf(&b, "training.bqpo.lr=%.17g\ntraining.bqpo.epochs=%d\n", c->bqpo.lr, c->bqpo.epochs);
     if (gq_runcfg_has_stage(c, GQ_STAGE_E2E_OQP))
         sb_printf(&b, "training.e2e_oqp.lr=%.17g\ntraining.e2e_oqp.epochs=%d\n", c->e2e.lr, c->e2e.epochs);
+    /* only when set, so that every config written before the key existed keeps its hash */
+    if (c->train_mixed && (gq_runcfg_has_stage(c, GQ_STAGE_BQPO) || gq_runcfg_has_stage(c, GQ_STAGE_E2E_OQP)))
+        sb_printf(&b, "training.mixed=1\n");
     if (gq_runcfg_has_stage(c, GQ_STAGE_BENCH)) sb_printf(&b, "bench.tokens=%d\n", c->bench.tokens);
     return b.s;
 }
@@ -854,6 +858,7 @@ char *gq_runcfg_to_yaml(const gq_runcfg *c) {
     sb_printf(&b, "\n  zeroshot_limit: %d\n", c->eval.zeroshot_limit);
     sb_printf(&b, "training:\n  bqpo: {lr: %.17g, epochs: %d}\n  e2e_oqp: {lr: %.17g, epochs: %d}\n", c->bqpo.lr,
               c->bqpo.epochs, c->e2e.lr, c->e2e.epochs);
+    if (c->train_mixed) sb_printf(&b, "  mixed: true\n");
     sb_printf(&b, "bench:\n  tokens: %d\n", c->bench.tokens);
     return b.s;
 }

@@ -129,6 +129,8 @@ typedef struct {
         int zeroshot_limit;    /* max items per task, 0 = all */
     } eval;
     struct { double lr; int epochs; } bqpo, e2e;
+    int train_mixed;           /* training.mixed: 1 = bf16 matmuls when the training stages run on the GPU
+                                  (`--device cuda`); ignored on the CPU; default 0 (fp32) */
     struct { int tokens; } bench; /* decode tokens for the CPU tokens/s figure */
 } gq_runcfg;
 

@@ -1,5 +1,8 @@
 /* train.c — AdamW, fake quantization with a straight-through estimator, and the BQPO / E2E-OQP
  * drivers on the CPU (contracts and conventions in train.h).
+ * With gq_train_opts.device = GQ_TRAIN_CUDA (CUDA builds) the same drivers run their forward/backward,
+ * fake quantization and AdamW on the GPU engine (core/cuda/train_gpu.h; section "GPU drivers" at the
+ * end): same window order, same steps, same loss curve, same re-quantization on the host.
  * Must not: read or write files, print to stdout, write a GQS values array in E2E-OQP.
  */
 #include "train.h"
@@ -9,6 +12,9 @@
 #include <string.h>
 
 #include "forward.h"
+#ifdef GQSA_CUDA
+#include "cuda/train_gpu.h"
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* AdamW                                                                                        */
@@ -114,6 +120,13 @@ static gq_status check_opts(const gq_train_opts *o, const gq_model *m, int n, in
     if (o->epochs < 0) return gq_errf(GQ_ERR_ARG, "%s: epochs %d is negative", phase, o->epochs);
     if (o->batch < 1) return gq_errf(GQ_ERR_ARG, "%s: batch %d must be at least 1", phase, o->batch);
     if (n < 1) return gq_errf(GQ_ERR_ARG, "%s: no training windows", phase);
+    if (o->device != GQ_TRAIN_CPU && o->device != GQ_TRAIN_CUDA)
+        return gq_errf(GQ_ERR_ARG, "%s: unknown training device %d (0 cpu, 1 cuda)", phase, o->device);
+#ifndef GQSA_CUDA
+    if (o->device == GQ_TRAIN_CUDA)
+        return gq_errf(GQ_ERR_UNSUPPORTED, "%s: training on the GPU needs a CUDA build (nvcc was not found when this "
+                                           "gqsa was built; HINT: train with --device cpu)", phase);
+#endif
     if (seqlen < 2 || seqlen > m->cfg.max_seq_len)
         return gq_errf(GQ_ERR_ARG, "%s: seqlen %d outside 2..%d (the model's context)", phase, seqlen,
                        m->cfg.max_seq_len);
@@ -166,6 +179,13 @@ static gq_status check_same_shape(const gq_model *a, const gq_model *b) {
                        a->cfg.name, b->cfg.name);
     return GQ_OK;
 }
+
+#ifdef GQSA_CUDA
+static gq_status bqpo_gpu(gq_compressed *c, const gq_model *fp, const int32_t *windows, int n, int T,
+                          const gq_train_opts *o, gq_train_result *r, int lf, int lc);
+static gq_status e2e_gpu(gq_compressed *c, const int32_t *windows, int n, int T, const gq_train_opts *o,
+                         gq_train_result *r);
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* BQPO                                                                                         */
@@ -317,6 +337,9 @@ gq_status gq_bqpo_run(gq_compressed *c, const gq_model *fp, const int32_t *windo
     int lf = o->layer_first, lc = o->layer_count < 0 ? L - o->layer_first : o->layer_count;
     if (lf < 0 || lf > L || lc < 0 || lf + lc > L)
         return gq_errf(GQ_ERR_ARG, "bqpo: blocks %d..%d outside the model's 0..%d", lf, lf + lc - 1, L - 1);
+#ifdef GQSA_CUDA
+    if (o->device == GQ_TRAIN_CUDA) return bqpo_gpu(c, fp, windows, n, seqlen, o, r, lf, lc);
+#endif
     size_t nd = (size_t)T * cfg->dim, all;
     if (gq_mul_overflow(nd * 3, (size_t)n, &all)) return gq_errf(GQ_ERR_ARG, "bqpo: hidden states overflow");
     float *Xc = gq_try_malloc(all * sizeof(float));
@@ -455,6 +478,9 @@ gq_status gq_e2e_oqp_run(gq_compressed *c, const int32_t *windows, int n, int se
                            i / GQ_LIN_COUNT, gq_linear_name((gq_linear_kind)(i % GQ_LIN_COUNT)), q->N, q->K, lin->out,
                            lin->in);
     }
+#ifdef GQSA_CUDA
+    if (o->device == GQ_TRAIN_CUDA) return e2e_gpu(c, windows, n, T, o, r);
+#endif
     gq_bw_model_ws_f32 ws;
     GQ_TRY(gq_bw_model_ws_init_f32(&ws, &m->cfg, T, 1, 0));
     gq_bw_blockw_f32 *bw = gq_calloc((size_t)L, sizeof *bw);
@@ -543,3 +569,450 @@ gq_status gq_e2e_oqp_run(gq_compressed *c, const int32_t *windows, int n, int se
     gq_bw_model_ws_free_f32(&ws);
     return st;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* GPU drivers (gq_train_opts.device = GQ_TRAIN_CUDA)                                          */
+
+#ifdef GQSA_CUDA
+
+/* Device copies of one block's dense fp32 weights. */
+typedef struct {
+    float *norm[2];
+    float *w[GQ_LIN_COUNT], *bias[GQ_LIN_COUNT];
+} gpu_block;
+
+static void gpu_block_free(gpu_block *b) {
+    gq_gt_free(b->norm[0]);
+    gq_gt_free(b->norm[1]);
+    for (int k = 0; k < GQ_LIN_COUNT; k++) { gq_gt_free(b->w[k]); gq_gt_free(b->bias[k]); }
+    memset(b, 0, sizeof *b);
+}
+
+/* Upload block l of m into b (freed first) and point w at it. */
+static gq_status gpu_block_upload(gq_gt *e, const gq_model *m, int l, gpu_block *b, gq_bw_blockw_f32 *w) {
+    gpu_block_free(b);
+    memset(w, 0, sizeof *w);
+    const gq_block *bl = &m->blocks[l];
+    int D = m->cfg.dim;
+    GQ_TRY(gq_gt_upload_new(e, &b->norm[0], bl->attn_norm, (size_t)D, "attn_norm"));
+    GQ_TRY(gq_gt_upload_new(e, &b->norm[1], bl->ffn_norm, (size_t)D, "ffn_norm"));
+    for (int k = 0; k < GQ_LIN_COUNT; k++) {
+        const gq_linear *li = &bl->lin[k];
+        GQ_TRY(gq_gt_upload_new(e, &b->w[k], li->w, (size_t)li->out * li->in, gq_linear_name((gq_linear_kind)k)));
+        if (li->bias) GQ_TRY(gq_gt_upload_new(e, &b->bias[k], li->bias, (size_t)li->out, "bias"));
+    }
+    w->attn_norm = b->norm[0];
+    w->ffn_norm = b->norm[1];
+    for (int k = 0; k < GQ_LIN_COUNT; k++) { w->w[k] = b->w[k]; w->bias[k] = b->bias[k]; }
+    return GQ_OK;
+}
+
+/* Device buffers of one window: block input, output / upstream gradient, target. */
+typedef struct { float *x, *out, *y; } gpu_win;
+
+/* out_host [nd] = block(w)(x_host [nd]) on the device. */
+static gq_status gpu_block_apply(gq_gt *e, gq_gt_acts *a, const gq_bw_blockw_f32 *w, gpu_win *b, const float *x_host,
+                                 float *out_host, int T, size_t nd) {
+    GQ_TRY(gq_gt_upload(e, b->x, x_host, nd * sizeof(float)));
+    GQ_TRY(gq_gt_block_fwd(e, a, w, b->x, b->out, T));
+    return gq_gt_download(e, out_host, b->out, nd * sizeof(float));
+}
+
+static gq_status bqpo_train_block_gpu(gq_gt *e, gq_compressed *c, const gq_model *fp, int l, const float *Xc,
+                                      const float *Y, int n, int T, const gq_train_opts *o, gq_gt_acts *acts,
+                                      const gq_bw_blockw_f32 *wc, gpu_win *bw, long *steps_total, double *tok_total) {
+    const gq_config *cfg = &c->m->cfg;
+    const gq_qspec spec = {.bits = c->opts.bits, .mode = c->opts.qmode, .fp16_scale = c->opts.fp16_scales};
+    bqpo_block b; /* host side: trained, keep, latent (for bqpo_requantize) */
+    memset(&b, 0, sizeof b);
+    uint8_t *dkeep[GQ_LIN_COUNT] = {0}, *dste[GQ_LIN_COUNT] = {0};
+    float *dlat[GQ_LIN_COUNT] = {0}, *dwhat[GQ_LIN_COUNT] = {0}, *ddw[GQ_LIN_COUNT] = {0};
+    gq_gt_adamw_state opt[GQ_LIN_COUNT];
+    memset(opt, 0, sizeof opt);
+    gq_bw_blockw_f32 w = *wc;
+    gq_bw_blockg_f32 g;
+    memset(&g, 0, sizeof g);
+    int *order = NULL, any = 0;
+    long step = 0;
+    gq_status st = GQ_OK;
+    for (int k = 0; k < GQ_LIN_COUNT && st == GQ_OK; k++) {
+        const gq_gqs *q = &c->gqs[(size_t)l * GQ_LIN_COUNT + k];
+        if (!has_gqs(q)) continue;
+        const gq_linear *lf = &fp->blocks[l].lin[k];
+        if (lf->out != q->N || lf->in != q->K) {
+            st = gq_errf(GQ_ERR_ARG, "bqpo: layers.%d.%s: GQS shape [%d, %d] does not match the model's [%d, %d]", l,
+                         gq_linear_name((gq_linear_kind)k), q->N, q->K, lf->out, lf->in);
+            break;
+        }
+        size_t nk = (size_t)q->N * q->K, C = (size_t)(q->K / q->G);
+        b.trained[k] = 1;
+        any = 1;
+        b.keep[k] = gqs_keep(q);
+        b.latent[k] = gq_malloc(nk * sizeof(float));
+        memcpy(b.latent[k], lf->w, nk * sizeof(float));
+        for (size_t gi = 0; gi < (size_t)q->N * C; gi++)
+            if (!b.keep[k][gi]) memset(b.latent[k] + (gi / C) * q->K + (gi % C) * q->G, 0, sizeof(float) * q->G);
+        if (st == GQ_OK) st = gq_gt_malloc((void **)&dkeep[k], (size_t)q->N * C, "BQPO masks");
+        if (st == GQ_OK) st = gq_gt_upload(e, dkeep[k], b.keep[k], (size_t)q->N * C);
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &dlat[k], b.latent[k], nk, "BQPO latent weights");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &dwhat[k], NULL, nk, "BQPO fake-quantized weights");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &ddw[k], NULL, nk, "BQPO weight gradients");
+        if (st == GQ_OK) st = gq_gt_malloc((void **)&dste[k], nk, "BQPO STE masks");
+        if (st == GQ_OK) st = gq_gt_adamw_init(&opt[k], nk);
+        w.w[k] = dwhat[k];
+        g.dw[k] = ddw[k];
+    }
+    if (st != GQ_OK || !any) goto done;
+    size_t nd = (size_t)T * cfg->dim;
+    order = gq_malloc(sizeof(int) * (size_t)n);
+    for (int ep = 0; ep < o->epochs && st == GQ_OK; ep++) {
+        epoch_order(order, n, o->seed, ep);
+        for (int i0 = 0; i0 < n && st == GQ_OK; i0 += o->batch) {
+            int nb = n - i0 < o->batch ? n - i0 : o->batch;
+            for (int k = 0; k < GQ_LIN_COUNT && st == GQ_OK; k++)
+                if (b.trained[k]) {
+                    const gq_gqs *q = &c->gqs[(size_t)l * GQ_LIN_COUNT + k];
+                    st = gq_gt_fq_forward(e, dlat[k], dkeep[k], q->N, q->K, q->G, &spec, dwhat[k], dste[k]);
+                    if (st == GQ_OK) st = gq_gt_zero(e, ddw[k], sizeof(float) * (size_t)q->N * q->K);
+                }
+            double lsum = 0;
+            float sc = (float)(2.0 / ((double)nd * nb));
+            for (int bi = 0; bi < nb && st == GQ_OK; bi++) {
+                int wi = order[i0 + bi];
+                double sq = 0;
+                st = gq_gt_upload(e, bw->x, Xc + (size_t)wi * nd, nd * sizeof(float));
+                if (st == GQ_OK) st = gq_gt_upload(e, bw->y, Y + (size_t)wi * nd, nd * sizeof(float));
+                if (st == GQ_OK) st = gq_gt_block_fwd(e, acts, &w, bw->x, bw->out, T);
+                /* d mean_batch(mean_TD (out - y)^2) / d out, in place over out */
+                if (st == GQ_OK) st = gq_gt_sq_diff(e, bw->out, bw->out, bw->y, nd, sc, &sq);
+                if (st == GQ_OK) st = gq_gt_block_bwd(e, acts, &w, bw->out, bw->out, &g, T);
+                lsum += sq / (double)nd;
+            }
+            if (st != GQ_OK) break;
+            step++;
+            if (!isfinite(lsum)) {
+                st = gq_errf(GQ_ERR_NUMERIC, "bqpo: layers.%d: block MSE is %g at step %ld", l, lsum, step);
+                break;
+            }
+            for (int k = 0; k < GQ_LIN_COUNT && st == GQ_OK; k++) {
+                if (!b.trained[k]) continue;
+                st = gq_gt_mask_grad(e, ddw[k], dste[k], opt[k].n);
+                char name[96];
+                snprintf(name, sizeof name, "bqpo: layers.%d.%s weights", l, gq_linear_name((gq_linear_kind)k));
+                if (st == GQ_OK) st = gq_gt_adamw_step(e, &o->adam, &opt[k], dlat[k], ddw[k], 1.0f, name);
+            }
+            *tok_total += (double)nb * T;
+            if (o->on_step) {
+                gq_train_step_info si = {"bqpo", l, ep, step, lsum / nb};
+                o->on_step(o->on_step_ctx, &si);
+            }
+        }
+    }
+    for (int k = 0; k < GQ_LIN_COUNT && st == GQ_OK; k++)
+        if (b.trained[k]) st = gq_gt_download(e, b.latent[k], dlat[k], opt[k].n * sizeof(float));
+    *steps_total += step;
+    if (st == GQ_OK) st = bqpo_requantize(c, l, &b, &spec);
+done:
+    free(order);
+    for (int k = 0; k < GQ_LIN_COUNT; k++) {
+        gq_gt_free(dkeep[k]); gq_gt_free(dste[k]); gq_gt_free(dlat[k]); gq_gt_free(dwhat[k]); gq_gt_free(ddw[k]);
+        gq_gt_adamw_free(&opt[k]);
+    }
+    bqpo_block_free(&b);
+    return st;
+}
+
+static gq_status bqpo_gpu(gq_compressed *c, const gq_model *fp, const int32_t *windows, int n, int T,
+                          const gq_train_opts *o, gq_train_result *r, int lf, int lc) {
+    const gq_config *cfg = &c->m->cfg;
+    int L = cfg->n_layers;
+    size_t nd = (size_t)T * cfg->dim, all;
+    if (gq_mul_overflow(nd * 3, (size_t)n, &all)) return gq_errf(GQ_ERR_ARG, "bqpo: hidden states overflow");
+    float *Xc = gq_try_malloc(all * sizeof(float));
+    if (!Xc) return gq_errf(GQ_ERR_NOMEM, "bqpo: cannot hold 3 x %d windows of hidden states (%zu MB)", n,
+                            (all * sizeof(float)) >> 20);
+    float *Xf = Xc + nd * n, *Y = Xf + nd * n, *out = gq_malloc(nd * sizeof(float));
+    gq_gt *e = NULL;
+    gq_gt_acts acts;
+    memset(&acts, 0, sizeof acts);
+    gpu_block gb;
+    memset(&gb, 0, sizeof gb);
+    gpu_win bw = {NULL, NULL, NULL};
+    gq_bw_blockw_f32 w;
+    gq_progress pr;
+    double t0 = gq_now(), tok = 0;
+    long steps = 0;
+    gq_status st = GQ_OK;
+    if (r) {
+        memset(r, 0, sizeof *r);
+        r->n_layers = L;
+        r->mse_before = gq_malloc(sizeof(double) * L);
+        r->mse_after = gq_malloc(sizeof(double) * L);
+        for (int l = 0; l < L; l++) r->mse_before[l] = r->mse_after[l] = NAN;
+    }
+    /* embeddings: the same rows for both models' token tables */
+    for (int i = 0; i < n && st == GQ_OK; i++)
+        for (int t = 0; t < T && st == GQ_OK; t++) {
+            int32_t id = windows[(size_t)i * T + t];
+            if (id < 0 || id >= cfg->vocab_size)
+                st = gq_errf(GQ_ERR_ARG, "token id %d at position %d is outside the vocabulary (0..%d)", id, t,
+                             cfg->vocab_size - 1);
+            else {
+                memcpy(Xf + (size_t)i * nd + (size_t)t * cfg->dim, fp->tok_emb + (size_t)id * cfg->dim,
+                       sizeof(float) * cfg->dim);
+                memcpy(Xc + (size_t)i * nd + (size_t)t * cfg->dim, c->m->tok_emb + (size_t)id * cfg->dim,
+                       sizeof(float) * cfg->dim);
+            }
+        }
+    if (st == GQ_OK) st = gq_gt_create(o->mixed, &e);
+    if (st == GQ_OK) st = gq_gt_acts_init(e, &acts, cfg, T);
+    if (st == GQ_OK) st = gq_gt_upload_new(e, &bw.x, NULL, nd, "window input");
+    if (st == GQ_OK) st = gq_gt_upload_new(e, &bw.out, NULL, nd, "window output");
+    if (st == GQ_OK) st = gq_gt_upload_new(e, &bw.y, NULL, nd, "window target");
+    t0 = gq_now();
+    if (o->progress) gq_progress_init(&pr, "bqpo (gpu)", (double)lc, "blocks");
+    for (int l = 0; l < L && st == GQ_OK; l++) {
+        /* targets: the FP block on the FP hidden states */
+        st = gpu_block_upload(e, fp, l, &gb, &w);
+        for (int i = 0; i < n && st == GQ_OK; i++)
+            st = gpu_block_apply(e, &acts, &w, &bw, Xf + (size_t)i * nd, Y + (size_t)i * nd, T, nd);
+        if (st == GQ_OK) st = gpu_block_upload(e, c->m, l, &gb, &w);
+        if (st != GQ_OK) break;
+        int train = l >= lf && l < lf + lc;
+        if (train) {
+            if (r) {
+                double s = 0;
+                for (int i = 0; i < n && st == GQ_OK; i++) {
+                    st = gpu_block_apply(e, &acts, &w, &bw, Xc + (size_t)i * nd, out, T, nd);
+                    s += mse(out, Y + (size_t)i * nd, nd);
+                }
+                r->mse_before[l] = s / n;
+            }
+            if (st == GQ_OK) st = bqpo_train_block_gpu(e, c, fp, l, Xc, Y, n, T, o, &acts, &w, &bw, &steps, &tok);
+            /* the re-quantized weights of block l */
+            if (st == GQ_OK) st = gpu_block_upload(e, c->m, l, &gb, &w);
+            if (st != GQ_OK) break;
+        }
+        /* inputs of the next block: the (now re-quantized) compressed block on the compressed states */
+        double s = 0;
+        for (int i = 0; i < n && st == GQ_OK; i++) {
+            st = gpu_block_apply(e, &acts, &w, &bw, Xc + (size_t)i * nd, out, T, nd);
+            memcpy(Xc + (size_t)i * nd, out, nd * sizeof(float));
+            if (train && r) s += mse(Xc + (size_t)i * nd, Y + (size_t)i * nd, nd);
+        }
+        if (st != GQ_OK) break;
+        if (train && r) r->mse_after[l] = s / n;
+        if (!isfinite(s)) st = gq_errf(GQ_ERR_NUMERIC, "bqpo: layers.%d: output is not finite after training", l);
+        float *tswap = Xf; Xf = Y; Y = tswap;
+        if (o->progress && train) gq_progress_update(&pr, (double)(l - lf + 1));
+    }
+    if (o->progress) gq_progress_done(&pr, (double)lc);
+    if (r) {
+        r->steps = steps;
+        r->seconds = gq_now() - t0;
+        r->tok_per_s = r->seconds > 0 ? tok / r->seconds : 0;
+    }
+    gpu_block_free(&gb);
+    gq_gt_free(bw.x); gq_gt_free(bw.out); gq_gt_free(bw.y);
+    gq_gt_acts_free(&acts);
+    gq_gt_destroy(e);
+    free(Xc);
+    free(out);
+    return st;
+}
+
+/* E2E-OQP: the whole model resident; GQS linears as codes + trainable scales/zeros, expanded into
+ * one block's w_hat scratch just before the engine uses the block. */
+typedef struct {
+    gq_gt *e;
+    gq_compressed *c;
+    gq_gt_gqs *gg;                 /* [NL] (nnz 0 where not in GQS form) */
+    float **s, **z, **ds, **dz;    /* [NL] device, NULL where not in GQS form */
+    float **dense, **bias;         /* [NL] device dense weights (non-GQS linears), biases */
+    float **norm;                  /* [2L] */
+    float *scratch[GQ_LIN_COUNT];  /* w_hat of the current block */
+} e2e_dev;
+
+static gq_status e2e_prep(void *ctx, int l, gq_bw_blockw_f32 *w) {
+    e2e_dev *d = ctx;
+    w->attn_norm = d->norm[2 * l];
+    w->ffn_norm = d->norm[2 * l + 1];
+    for (int k = 0; k < GQ_LIN_COUNT; k++) {
+        size_t i = (size_t)l * GQ_LIN_COUNT + k;
+        w->bias[k] = d->bias[i];
+        if (d->s[i]) {
+            GQ_TRY(gq_gt_oqp_expand(d->e, &d->gg[i], d->s[i], d->z[i], d->scratch[k]));
+            w->w[k] = d->scratch[k];
+        } else {
+            w->w[k] = d->dense[i];
+        }
+    }
+    return GQ_OK;
+}
+
+static gq_status e2e_collect_gpu(void *ctx, int l, const gq_bw_blockg_f32 *g) {
+    e2e_dev *d = ctx;
+    for (int k = 0; k < GQ_LIN_COUNT; k++) {
+        size_t i = (size_t)l * GQ_LIN_COUNT + k;
+        if (d->s[i]) GQ_TRY(gq_gt_oqp_grad(d->e, &d->gg[i], d->s[i], d->z[i], g->dw[k], d->ds[i], d->dz[i]));
+    }
+    return GQ_OK;
+}
+
+static gq_status e2e_eval_gpu(gq_gt *e, gq_gt_model_ws *ws, const gq_gt_modelw *mw, const int32_t *windows, int n,
+                              int T, double *loss) {
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        double l = 0;
+        GQ_TRY(gq_gt_model_loss(e, ws, mw, windows + (size_t)i * T, T, 0, NULL, NULL, NULL, NULL, NULL, &l));
+        s += l;
+    }
+    *loss = s / n;
+    return GQ_OK;
+}
+
+static gq_status e2e_gpu(gq_compressed *c, const int32_t *windows, int n, int T, const gq_train_opts *o,
+                         gq_train_result *r) {
+    gq_model *m = c->m;
+    const gq_config *cfg = &m->cfg;
+    int L = cfg->n_layers, D = cfg->dim, V = cfg->vocab_size;
+    size_t NL = (size_t)L * GQ_LIN_COUNT;
+    e2e_dev d;
+    memset(&d, 0, sizeof d);
+    d.c = c;
+    d.gg = gq_calloc(NL, sizeof *d.gg);
+    d.s = gq_calloc(NL, sizeof(float *)); d.z = gq_calloc(NL, sizeof(float *));
+    d.ds = gq_calloc(NL, sizeof(float *)); d.dz = gq_calloc(NL, sizeof(float *));
+    d.dense = gq_calloc(NL, sizeof(float *)); d.bias = gq_calloc(NL, sizeof(float *));
+    d.norm = gq_calloc((size_t)2 * L, sizeof(float *));
+    gq_gt_adamw_state *os = gq_calloc(NL, sizeof *os), *oz = gq_calloc(NL, sizeof *oz);
+    float *tok_emb = NULL, *lm_head = NULL, *final_norm = NULL;
+    gq_gt_model_ws ws;
+    memset(&ws, 0, sizeof ws);
+    int *order = gq_malloc(sizeof(int) * (size_t)n);
+    gq_progress pr;
+    int prog = 0;
+    long step = 0;
+    double t0 = 0, tok = 0;
+    gq_status st = gq_gt_create(o->mixed, &d.e);
+    gq_gt *e = d.e;
+    /* upload: embeddings / head / norms, and per linear either codes + s, z or the dense weights */
+    if (st == GQ_OK) st = gq_gt_upload_new(e, &tok_emb, m->tok_emb, (size_t)V * D, "tok_emb");
+    if (st == GQ_OK) {
+        if (m->lm_head == m->tok_emb || cfg->tied_embeddings) lm_head = tok_emb;
+        else st = gq_gt_upload_new(e, &lm_head, m->lm_head, (size_t)V * D, "lm_head");
+    }
+    if (st == GQ_OK) st = gq_gt_upload_new(e, &final_norm, m->final_norm, (size_t)D, "final_norm");
+    for (int l = 0; l < L && st == GQ_OK; l++) {
+        st = gq_gt_upload_new(e, &d.norm[2 * l], m->blocks[l].attn_norm, (size_t)D, "attn_norm");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &d.norm[2 * l + 1], m->blocks[l].ffn_norm, (size_t)D, "ffn_norm");
+    }
+    for (size_t i = 0; i < NL && st == GQ_OK; i++) {
+        const gq_linear *lin = &m->blocks[i / GQ_LIN_COUNT].lin[i % GQ_LIN_COUNT];
+        const gq_gqs *q = &c->gqs[i];
+        int k = (int)(i % GQ_LIN_COUNT);
+        if (lin->bias) st = gq_gt_upload_new(e, &d.bias[i], lin->bias, (size_t)lin->out, "bias");
+        if (st == GQ_OK && !d.scratch[k])
+            st = gq_gt_upload_new(e, &d.scratch[k], NULL, (size_t)lin->out * lin->in, "w_hat scratch");
+        if (st != GQ_OK) break;
+        if (!has_gqs(q)) {
+            st = gq_gt_upload_new(e, &d.dense[i], lin->w, (size_t)lin->out * lin->in, "frozen dense weights");
+            continue;
+        }
+        size_t nz = q->nnz ? q->nnz : 1;
+        st = gq_gt_gqs_upload(e, q, &d.gg[i]);
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &d.s[i], q->scales, q->nnz, "scales");
+        if (st == GQ_OK && !d.s[i]) st = gq_gt_upload_new(e, &d.s[i], NULL, nz, "scales");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &d.z[i], q->zeros, q->nnz, "zeros");
+        if (st == GQ_OK && !d.z[i]) st = gq_gt_upload_new(e, &d.z[i], NULL, nz, "zeros");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &d.ds[i], NULL, nz, "scale gradients");
+        if (st == GQ_OK) st = gq_gt_upload_new(e, &d.dz[i], NULL, nz, "zero gradients");
+        if (st == GQ_OK) st = gq_gt_adamw_init(&os[i], q->nnz);
+        if (st == GQ_OK) st = gq_gt_adamw_init(&oz[i], q->nnz);
+    }
+    if (st == GQ_OK) st = gq_gt_model_ws_init(e, &ws, cfg, T, 1, 0);
+    gq_gt_modelw mw = {cfg, tok_emb, final_norm, lm_head, NULL, e2e_prep, &d};
+    if (st == GQ_OK && r) {
+        memset(r, 0, sizeof *r);
+        r->n_layers = L;
+        st = e2e_eval_gpu(e, &ws, &mw, windows, n, T, &r->loss_before);
+    }
+    t0 = gq_now();
+    long total_steps = (long)o->epochs * ((n + o->batch - 1) / o->batch);
+    if (st == GQ_OK && o->progress) { gq_progress_init(&pr, "e2e_oqp (gpu)", (double)total_steps, "steps"); prog = 1; }
+    for (int ep = 0; ep < o->epochs && st == GQ_OK; ep++) {
+        epoch_order(order, n, o->seed, ep);
+        for (int i0 = 0; i0 < n && st == GQ_OK; i0 += o->batch) {
+            int nb = n - i0 < o->batch ? n - i0 : o->batch;
+            for (size_t i = 0; i < NL && st == GQ_OK; i++)
+                if (d.s[i]) {
+                    st = gq_gt_zero(e, d.ds[i], sizeof(float) * c->gqs[i].nnz);
+                    if (st == GQ_OK) st = gq_gt_zero(e, d.dz[i], sizeof(float) * c->gqs[i].nnz);
+                }
+            double lsum = 0;
+            for (int bi = 0; bi < nb && st == GQ_OK; bi++) {
+                double l = 0;
+                st = gq_gt_model_loss(e, &ws, &mw, windows + (size_t)order[i0 + bi] * T, T, 1, e2e_collect_gpu, &d,
+                                      NULL, NULL, NULL, &l);
+                if (st != GQ_OK)
+                    gq_err_prefix(st, "e2e_oqp: epoch %d, optimizer step %ld, window %d: ", ep, step + 1,
+                                  order[i0 + bi]);
+                lsum += l;
+            }
+            if (st != GQ_OK) break;
+            step++;
+            float inv = 1.0f / (float)nb;
+            for (size_t i = 0; i < NL && st == GQ_OK; i++) {
+                if (!d.s[i]) continue;
+                char name[96];
+                snprintf(name, sizeof name, "e2e_oqp: layers.%zu.%s scales", i / GQ_LIN_COUNT,
+                         gq_linear_name((gq_linear_kind)(i % GQ_LIN_COUNT)));
+                st = gq_gt_adamw_step(e, &o->adam, &os[i], d.s[i], d.ds[i], inv, name);
+                if (st != GQ_OK) break;
+                memcpy(name + strlen(name) - 6, "zeros", 6);
+                st = gq_gt_adamw_step(e, &o->adam, &oz[i], d.z[i], d.dz[i], inv, name);
+            }
+            tok += (double)nb * T;
+            if (o->on_step) {
+                gq_train_step_info si = {"e2e_oqp", -1, ep, step, lsum / nb};
+                o->on_step(o->on_step_ctx, &si);
+            }
+            if (prog) gq_progress_update(&pr, (double)step);
+        }
+    }
+    if (prog) gq_progress_done(&pr, (double)step);
+    double secs = gq_now() - t0;
+    /* the trained parameters back into the GQS arrays and the dense weights */
+    for (size_t i = 0; i < NL && st == GQ_OK; i++) {
+        if (!d.s[i]) continue;
+        gq_gqs *q = &c->gqs[i];
+        st = gq_gt_download(e, q->scales, d.s[i], sizeof(float) * q->nnz);
+        if (st == GQ_OK) st = gq_gt_download(e, q->zeros, d.z[i], sizeof(float) * q->nnz);
+        if (st == GQ_OK) gq_bw_oqp_expand_f32(q, q->scales, q->zeros, m->blocks[i / GQ_LIN_COUNT].lin[i % GQ_LIN_COUNT].w);
+    }
+    if (r && st == GQ_OK) {
+        st = e2e_eval_gpu(e, &ws, &mw, windows, n, T, &r->loss_after);
+        r->steps = step;
+        r->seconds = secs;
+        r->tok_per_s = secs > 0 ? tok / secs : 0;
+    }
+    gq_gt_model_ws_free(&ws);
+    for (size_t i = 0; i < NL; i++) {
+        gq_gt_gqs_free(&d.gg[i]);
+        gq_gt_free(d.s[i]); gq_gt_free(d.z[i]); gq_gt_free(d.ds[i]); gq_gt_free(d.dz[i]);
+        gq_gt_free(d.dense[i]); gq_gt_free(d.bias[i]);
+        gq_gt_adamw_free(&os[i]);
+        gq_gt_adamw_free(&oz[i]);
+    }
+    for (int l = 0; l < 2 * L; l++) gq_gt_free(d.norm[l]);
+    for (int k = 0; k < GQ_LIN_COUNT; k++) gq_gt_free(d.scratch[k]);
+    if (lm_head != tok_emb) gq_gt_free(lm_head);
+    gq_gt_free(tok_emb);
+    gq_gt_free(final_norm);
+    gq_gt_destroy(e);
+    free(d.gg); free(d.s); free(d.z); free(d.ds); free(d.dz); free(d.dense); free(d.bias); free(d.norm);
+    free(os); free(oz); free(order);
+    return st;
+}
+
+#endif /* GQSA_CUDA */

@@ -76,6 +76,9 @@ typedef struct {
 
 typedef void (*gq_train_step_fn)(void *ctx, const gq_train_step_info *s);
 
+/* Where the heavy work runs (gq_train_opts.device). */
+enum { GQ_TRAIN_CPU = 0, GQ_TRAIN_CUDA = 1 };
+
 typedef struct {
     gq_adamw_opts adam;
     int epochs;           /* passes over the windows; default 5 (bqpo) / 2 (e2e) by the caller */
@@ -86,6 +89,16 @@ typedef struct {
     int progress;         /* progress with ETA on stderr */
     gq_train_step_fn on_step; /* may be NULL: loss per optimizer step (the pipeline's loss curve) */
     void *on_step_ctx;
+    int device;           /* GQ_TRAIN_CPU (default) or GQ_TRAIN_CUDA: the block / model forward and
+                             backward, the fake quantizers and AdamW run on the GPU
+                             (core/cuda/train_gpu.h); the window bookkeeping, re-quantization and the
+                             GQS rebuild stay on the CPU. BQPO copies one block's weights host<->device
+                             per block and streams the hidden states of each window from host memory;
+                             E2E-OQP keeps the whole model resident (codes + scales/zeros, each block's
+                             w_hat expanded on the fly). GQ_ERR_UNSUPPORTED without a CUDA build or a
+                             CUDA device. */
+    int mixed;            /* GQ_TRAIN_CUDA only: 1 = bf16 matmuls (bf16 operand copies, fp32 master
+                             weights, fp32 accumulation and optimizer states); 0 = fp32 (default) */
 } gq_train_opts;
 
 /* lr, epochs as given; the rest default. */

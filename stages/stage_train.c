@@ -11,6 +11,12 @@
  * batch's block-output MSE, steps numbered through the blocks in order; e2e_oqp: nats/token), kept in
  * the checkpoint and recorded by the runner in the store's loss_curves. Metrics: loss before/after,
  * steps, seconds, tokens/s.
+ * Device: both stages train on the GPU (core/cuda/train_gpu.h) when the run was started with
+ * `--device cuda` (which the CLI hands to the stages as GQSA_EVAL_DEVICE=cuda, as for evaluate), with
+ * bf16 matmuls when training.mixed is true; GQSA_TRAIN_DEVICE=cpu|cuda overrides the training device
+ * alone. Where training ran is not hashed (fp32 GPU training computes the CPU's function up to rounding);
+ * training.mixed is, when set. Metrics add train_gpu (0/1) and train_mixed (0/1); train_seconds is the
+ * GPU wall time of the phase when it ran there.
  * The stage hashes name only the training settings: calibration, method and the model reach them
  * through the chained predecessor checkpoints (calibrate is required by the config, so its windows
  * are upstream of every training stage).
@@ -35,9 +41,18 @@ static void curve_on_step(void *p, const gq_train_step_info *s) {
     gq_stage_loss(h->ctx, ++h->step, s->loss);
 }
 
+/* Where training runs: GQSA_TRAIN_DEVICE, else the run's --device (GQSA_EVAL_DEVICE). */
+static int train_device(void) {
+    const char *d = getenv("GQSA_TRAIN_DEVICE");
+    if (!d || !*d) d = getenv("GQSA_EVAL_DEVICE");
+    return d && !strcmp(d, "cuda") ? GQ_TRAIN_CUDA : GQ_TRAIN_CPU;
+}
+
 /* Train settings common to both stages. */
 static void train_opts(gq_stage_ctx *ctx, double lr, int epochs, curve_hook *hook, gq_train_opts *o) {
     gq_train_opts_default(o, lr, epochs);
+    o->device = train_device();
+    o->mixed = o->device == GQ_TRAIN_CUDA && ctx->cfg->train_mixed;
     o->seed = ctx->cfg->seed;
     o->progress = ctx->progress;
     hook->ctx = ctx;
@@ -67,7 +82,11 @@ static gq_status train_inputs(gq_stage_ctx *ctx, gq_stage_id from, const char *w
     return GQ_OK;
 }
 
-static void train_metrics(gq_stage_ctx *ctx, const gq_train_result *r) {
+static void train_metrics(gq_stage_ctx *ctx, const gq_train_result *r, const gq_train_opts *o) {
+    gq_stage_metric(ctx, "train_gpu", NULL, o->device == GQ_TRAIN_CUDA);
+    gq_stage_metric(ctx, "train_mixed", NULL, o->mixed);
+    if (o->device == GQ_TRAIN_CUDA)
+        gq_stage_note(ctx, "trained on the GPU (%s matmuls) in %.1f s", o->mixed ? "bf16" : "fp32", r->seconds);
     gq_stage_metric(ctx, "train_steps", NULL, (double)r->steps);
     gq_stage_metric(ctx, "train_seconds", NULL, r->seconds);
     gq_stage_metric(ctx, "train_tokens_per_s", NULL, r->tok_per_s);
@@ -104,7 +123,7 @@ static gq_status bqpo_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
         gq_stage_metric(ctx, "block_mse_before", NULL, before / nb);
         gq_stage_metric(ctx, "block_mse_after", NULL, after / nb);
     }
-    train_metrics(ctx, &r);
+    train_metrics(ctx, &r, &o);
     gq_stage_note(ctx, "bqpo: %d blocks, %ld AdamW steps (lr %g, %d epochs) on %d calibration windows x %d tokens",
                   nb, r.steps, ctx->cfg->bqpo.lr, ctx->cfg->bqpo.epochs, ctx->n_windows, ctx->seqlen);
     gq_train_result_free(&r);
@@ -128,7 +147,7 @@ static gq_status e2e_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     }
     gq_stage_metric(ctx, "train_loss_before", NULL, r.loss_before);
     gq_stage_metric(ctx, "train_loss_after", NULL, r.loss_after);
-    train_metrics(ctx, &r);
+    train_metrics(ctx, &r, &o);
     /* the zeros are continuous now: a deployed model stores them as fp16, not at `bits` bits */
     double bits = 0, weights = 0;
     for (int i = 0; i < ctx->cm->n_layers * GQ_LIN_COUNT; i++) {
@@ -155,11 +174,13 @@ static gq_status train_load(gq_stage_ctx *ctx, gq_ckpt *ck) { return gq_stage_lo
 static void bqpo_hash(const gq_runcfg *c, gq_sha256 *h) {
     gq_stage_hash_num(h, "training.bqpo.lr", c->bqpo.lr);
     gq_stage_hash_num(h, "training.bqpo.epochs", c->bqpo.epochs);
+    if (c->train_mixed) gq_stage_hash_num(h, "training.mixed", 1); /* only when set: older hashes stay valid */
     gq_stage_hash_u64(h, "seed", c->seed);
 }
 static void e2e_hash(const gq_runcfg *c, gq_sha256 *h) {
     gq_stage_hash_num(h, "training.e2e_oqp.lr", c->e2e.lr);
     gq_stage_hash_num(h, "training.e2e_oqp.epochs", c->e2e.epochs);
+    if (c->train_mixed) gq_stage_hash_num(h, "training.mixed", 1);
     gq_stage_hash_u64(h, "seed", c->seed);
 }
 

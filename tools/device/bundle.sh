@@ -32,7 +32,7 @@ case "$mode" in
   git describe --always --dirty > .devcarry/GIT_REVISION
   cp build/gqsa .devcarry/bin/
   # GQ_BUNDLE_TESTS: which GPU test binaries travel (a call carries at most 64 MiB)
-  for t in ${GQ_BUNDLE_TESTS:-test_gpu_forward test_golden_logits test_cuda_gemv}; do cp build/tests/$t .devcarry/bin/; done
+  for t in ${GQ_BUNDLE_TESTS:-test_gpu_forward test_golden_logits test_cuda_gemv test_gpu_backward}; do cp build/tests/$t .devcarry/bin/; done
   strip -g .devcarry/bin/*
   for b in .devcarry/bin/*; do ldd "$b" 2>/dev/null; done | awk '/=> \//{print $3}' | sort -u | while read -r so; do
     case "$(basename "$so")" in libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libcublas*|libstdc++*|libgcc_s*) ;;

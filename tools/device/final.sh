@@ -6,6 +6,9 @@
 #   sweeps   start the SmolLM2 sweeps (ablation, methods, zero-shot) in the background (setsid)
 #   wait N   wait up to N seconds for the sweeps, then collect
 #   collect  copy the store, render every report into $OUT
+#   train    GPU training engine test (GPU vs CPU backward) + `gqsa bench train` (CSV into $OUT)
+#   table8   SmolLM2 one-shot / +BQPO / +BQPO+E2E-OQP sweep (configs/smollm2_table8.yaml), trained and
+#            evaluated on the GPU, then the reports into $OUT
 set -u
 O=${OUT:-/tmp/out}
 M=models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -44,6 +47,15 @@ wait)
   end=$(( $(date +%s) + ${2:-500} ))
   while [ "$(date +%s)" -lt "$end" ] && ! grep -q ALL_SWEEPS_DONE /tmp/gq/sweeps.log; do sleep 10; done
   grep -E "^point|done|failed|error" /tmp/gq/sweeps.log | tail -40; tail -2 /tmp/gq/sweeps.log
+  collect ;;
+train)
+  timeout 300 /tmp/gq/wrap/test_gpu_backward > "$O/test_gpu_backward.log" 2>&1; echo "test_gpu_backward rc=$?"
+  grep -E "FAIL|SKIP|PASSED|FAILED" "$O/test_gpu_backward.log" | tail -20
+  timeout 300 gqsa bench train --iters 10 --csv "$O/bench_train.csv" > "$O/bench_train.log" 2>&1; echo "bench train rc=$?"
+  cat "$O/bench_train.log" ;;
+table8)
+  timeout 3000 gqsa sweep configs/smollm2_table8.yaml --device cuda --keep-going > "$O/table8.log" 2>&1; echo "table8 rc=$?"
+  grep -E "^point|done|failed|error|ppl" "$O/table8.log" | tail -30
   collect ;;
 collect) collect ;;
 esac
