@@ -12,7 +12,11 @@
  *     per kv head for layer 0), the attention-output error sum ||A_hat - A||^2 at the input of o_proj
  *     on the eval windows (full-precision block input, only v_proj changed), and the perplexity with
  *     only v_proj compressed (WikiText-2 test, seqlen 512, first 4 windows: diag_prune's protocol).
+ * --all [WINDOWS]: every linear compressed (RTN, GPTQ, GPTQ with position 0 of each calibration window
+ * up-weighted x64 in every Hessian, act-order), perplexity on WINDOWS (default 16) eval windows; also
+ * prints the leverage of position 0 in the q/k/v input (WINDOWS = 0: only that).
  * Build: make build/diag_gptq. Usage: diag_gptq MODEL [HESS.h5 to cross-check the calibration H]
+ *                                     diag_gptq MODEL --all [WINDOWS]
  * Must not: be linked into the library or the tests.
  */
 #include <cblas.h>
@@ -25,6 +29,7 @@
 #include "../core/compress.h"
 #include "../core/eval_ppl.h"
 #include "../core/forward.h"
+#include "../core/saliency.h"
 #include "../stages/baselines/baselines.h"
 
 #define SEQ 512
@@ -229,6 +234,13 @@ static void objective(const float *w, const float *wh, int N, int K, const doubl
     free(D), free(DH);
 }
 
+static double ppl_of(const gq_model *m, const int32_t *ids, size_t n, int windows) {
+    gq_ppl_result r;
+    memset(&r, 0, sizeof r);
+    GQ_ASSERT(gq_eval_ppl_tokens(m, ids, n, SEQ, windows, &r) == GQ_OK);
+    return r.ppl;
+}
+
 static double ppl_v(const gq_model *m, float **wv, const int32_t *ids, size_t n) {
     gq_model *mc = gq_model_clone(m);
     for (int l = 0; l < m->cfg.n_layers; l++) {
@@ -255,6 +267,150 @@ typedef struct {
     double att_l[64];
 } variant;
 
+/* ------------------------------------------------------------------------------------------ */
+/* --all: every linear compressed (GPTQ on all 7 kinds), with position 0 of each calibration window
+ * up-weighted by a factor (1 + alpha) in every Hessian; perplexity on `pw` eval windows. */
+typedef struct {
+    int L;
+    double **S_all, **S_p0; /* [L * GQ_LIN_COUNT], input-group heads only */
+    int64_t n_all, n_p0;
+    double *xd;
+} stats_all;
+
+static void hook_all(void *ctx, int layer, gq_linear_kind kind, const float *x, int T, int K) {
+    stats_all *s = ctx;
+    double *Sa = s->S_all[layer * GQ_LIN_COUNT + kind], *S0 = s->S_p0[layer * GQ_LIN_COUNT + kind];
+    for (size_t i = 0; i < (size_t)T * K; i++) s->xd[i] = x[i];
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, T, 1.0, s->xd, K, 1.0, Sa, K);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, K, 1, 1.0, s->xd, K, 1.0, S0, K);
+    if (layer == 0 && kind == GQ_LIN_Q) s->n_all += T, s->n_p0 += 1;
+}
+
+static gq_model *compress_all(const gq_model *m, const stats_all *s, double alpha, int act_order, const char *method) {
+    gq_hessians hs;
+    gq_hessians_init(&hs, m);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < GQ_LIN_COUNT; k++) {
+            if ((int)gq_linear_input_group(k) != k) continue;
+            gq_hessian *h = &hs.h[l * GQ_LIN_COUNT + k];
+            const int K = m->blocks[l].lin[k].in;
+            const double *Sa = s->S_all[l * GQ_LIN_COUNT + k], *S0 = s->S_p0[l * GQ_LIN_COUNT + k];
+            h->K = K;
+            h->n_tok = s->n_all;
+            h->H = gq_malloc(sizeof(double) * K * K);
+            h->sumsq = gq_calloc(K, sizeof(double));
+            for (int a = 0; a < K; a++)
+                for (int b = 0; b < K; b++) {
+                    size_t i = a <= b ? (size_t)a * K + b : (size_t)b * K + a; /* upper triangle */
+                    h->H[(size_t)a * K + b] = 2.0 * (Sa[i] + alpha * S0[i]) / (double)s->n_all;
+                }
+            for (int j = 0; j < K; j++) h->sumsq[j] = h->H[(size_t)j * K + j] * s->n_all / 2;
+        }
+    gq_compress_opts o;
+    gq_compress_opts_default(&o);
+    o.method = method;
+    o.bits = BITS;
+    o.group = GROUP;
+    o.act_order = act_order;
+    gq_compressed c;
+    gq_compressed_init(&c, gq_model_clone(m), &o);
+    GQ_ASSERT(gq_compress_model(&c, &hs) == GQ_OK);
+    gq_model *out = gq_compressed_take_model(&c);
+    gq_compressed_free(&c);
+    gq_hessians_free(&hs);
+    return out;
+}
+
+static int all_mode(gq_model *m, int pw) {
+    const int L = m->cfg.n_layers;
+    gq_calib_opts co;
+    gq_calib_opts_default(&co);
+    co.n_samples = NWIN;
+    co.seqlen = SEQ;
+    int32_t *cal, *test;
+    size_t ntest;
+    char note[256];
+    GQ_ASSERT(gq_calib_windows(m->tok, &co, &cal) == GQ_OK);
+    GQ_ASSERT(gq_ppl_dataset_ids(m, "wikitext2", SEQ, -1, &test, &ntest, note, sizeof note) == GQ_OK);
+    stats_all s;
+    memset(&s, 0, sizeof s);
+    s.L = L;
+    s.S_all = gq_calloc((size_t)L * GQ_LIN_COUNT, sizeof(double *));
+    s.S_p0 = gq_calloc((size_t)L * GQ_LIN_COUNT, sizeof(double *));
+    int kmax = 0;
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < GQ_LIN_COUNT; k++) {
+            const int K = m->blocks[l].lin[k].in;
+            kmax = K > kmax ? K : kmax;
+            if ((int)gq_linear_input_group(k) != k) continue;
+            s.S_all[l * GQ_LIN_COUNT + k] = gq_calloc((size_t)K * K, sizeof(double));
+            s.S_p0[l * GQ_LIN_COUNT + k] = gq_calloc((size_t)K * K, sizeof(double));
+        }
+    s.xd = gq_malloc(sizeof(double) * SEQ * kmax);
+    gq_fwd f;
+    GQ_ASSERT(gq_fwd_init(&f, m, SEQ) == GQ_OK);
+    f.hook = hook_all, f.hook_ctx = &s;
+    float *x = gq_malloc(sizeof(float) * SEQ * m->cfg.dim);
+    for (int w = 0; w < NWIN; w++) {
+        GQ_ASSERT(gq_fwd_embed(&f, cal + (size_t)w * SEQ, SEQ, x) == GQ_OK);
+        for (int l = 0; l < L; l++) gq_fwd_block(&f, l, x, SEQ);
+    }
+    gq_fwd_free(&f);
+    free(x);
+    /* statistical leverage of position 0 in the q/k/v input: mean over windows of x_0^T S^-1 x_0 (S = sum
+     * of x x^T over all tokens, damped 1% like GPTQ) relative to the mean over all tokens (= tr(S^-1 S)/n):
+     * >> 1 means x_0 lies along directions the other tokens hardly use, where GPTQ's error goes */
+    printf("q/k/v input: leverage of position 0 relative to the average token (damped 1%%)\n");
+    for (int l = 0; l < L; l++) {
+        const int K = m->cfg.dim;
+        const double *Sa = s.S_all[l * GQ_LIN_COUNT + GQ_LIN_Q], *S0 = s.S_p0[l * GQ_LIN_COUNT + GQ_LIN_Q];
+        double *Hf = gq_malloc(sizeof(double) * K * K), *Hi = gq_malloc(sizeof(double) * K * K);
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) Hf[(size_t)a * K + b] = Sa[a <= b ? (size_t)a * K + b : (size_t)b * K + a];
+        GQ_ASSERT(gq_saliency_hinv(Hf, K, 0.01, "leverage", Hi, NULL, NULL) == GQ_OK);
+        double l0 = 0, la = 0;
+        for (int a = 0; a < K; a++)
+            for (int b = 0; b < K; b++) {
+                size_t i = a <= b ? (size_t)a * K + b : (size_t)b * K + a;
+                l0 += Hi[(size_t)a * K + b] * S0[i];
+                la += Hi[(size_t)a * K + b] * Sa[i];
+            }
+        printf("  layer %2d  %.1f\n", l, (l0 / (double)s.n_p0) / (la / (double)s.n_all));
+        free(Hf), free(Hi);
+    }
+    if (pw <= 0) return 0;
+    printf("\nall linears W%d G%d, ppl on %d x %d WikiText-2 test windows\n", BITS, GROUP, pw, SEQ);
+    printf("%-44s %8.3f\n", "fp", ppl_of(m, test, ntest, pw));
+    fflush(stdout);
+    gq_model *r = compress_all(m, &s, 0, 0, "rtn");
+    printf("%-44s %8.3f\n", "rtn", ppl_of(r, test, ntest, pw));
+    fflush(stdout);
+    gq_model *g0 = compress_all(m, &s, 0, 0, "gptq");
+    printf("%-44s %8.3f\n", "gptq (all H plain)", ppl_of(g0, test, ntest, pw));
+    fflush(stdout);
+    gq_model *g64 = compress_all(m, &s, 63, 0, "gptq");
+    printf("%-44s %8.3f\n", "gptq (all H: position 0 x64)", ppl_of(g64, test, ntest, pw));
+    fflush(stdout);
+    /* plain GPTQ everywhere except v_proj, which gets the position-0 x64 Hessian */
+    for (int l = 0; l < L; l++) {
+        gq_linear *v = &g0->blocks[l].lin[GQ_LIN_V];
+        memcpy(v->w, g64->blocks[l].lin[GQ_LIN_V].w, sizeof(float) * v->out * v->in);
+    }
+    printf("%-44s %8.3f\n", "gptq (plain H; v_proj: position 0 x64)", ppl_of(g0, test, ntest, pw));
+    fflush(stdout);
+    gq_model_free(g64);
+    gq_model *ga = compress_all(m, &s, 0, 1, "gptq");
+    printf("%-44s %8.3f\n", "gptq act-order (all H plain)", ppl_of(ga, test, ntest, pw));
+    fflush(stdout);
+    gq_model_free(ga);
+    ga = compress_all(m, &s, 63, 1, "gptq");
+    printf("%-44s %8.3f\n", "gptq act-order (all H: position 0 x64)", ppl_of(ga, test, ntest, pw));
+    gq_model_free(ga);
+    gq_model_free(r);
+    gq_model_free(g0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: diag_gptq MODEL [HESS.h5]  (see tools/diag_gptq.c)\n");
@@ -266,6 +422,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", gq_errmsg());
         return 1;
     }
+    if (argc >= 3 && !strcmp(argv[2], "--all")) return all_mode(m, argc >= 4 ? atoi(argv[3]) : 16);
     const int L = m->cfg.n_layers, K = m->cfg.dim, HD = m->cfg.head_dim, NKV = m->cfg.n_kv_heads;
     const int NV = NKV * HD;
     /* windows */
