@@ -69,6 +69,10 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 
+# Diagnosis tools (tools/*.c, not part of libgqsa or the tests): make build/diag_gptq
+$(BUILD)/diag_%: tools/diag_%.c $(BUILD)/libgqsa.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libgqsa.a $(LDLIBS)
+
 .PHONY: all test test-unit test-asan test-fuzz demo deps models bench-cpu clean fuzz-build
 all: gqsa-bin
 

@@ -1,7 +1,7 @@
 /* diag_prune.c — diagnosis harness for one-shot pruning on a real model: calibrate ONCE (non-sequential:
  * every block sees full-precision inputs, so all methods share the same H and sumsq), then apply each
  * requested method to a fresh copy of the model and print its perplexity. Also evaluates .h5 checkpoints.
- * Not part of libgqsa (tools/ is not globbed); build by hand after `make`:
+ * Not part of libgqsa (tools/ is not globbed); `make build/diag_prune`, or by hand after `make`:
  *   cc -O2 -o build/diag_prune tools/diag_prune.c build/libgqsa.a $(pkg-config --libs hdf5 yaml-0.1 sqlite3 \
  *      libpcre2-8 libcjson openblas) -lm -lpthread -ldl [-L/usr/local/cuda/lib64 -lcublas -lcudart_static -lrt -lstdc++]
  * Usage:
