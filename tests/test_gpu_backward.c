@@ -31,6 +31,12 @@ int main(void) {
 
 #define TOL_FP32 1e-4
 #define TOL_BF16 2e-2
+/* Model-level gradients in bf16 mode (d tok_emb / lm_head / final_norm, every block's gradients after the
+ * backward has crossed all blocks and the vocabulary-sized head): both GEMM operands rounded to bf16
+ * (2^-9 relative) at every linear of every block compound to a few 1e-2; measured worst 3.4e-2 on an
+ * H100 (2026-11-22, reports/bench/test_gpu_backward_h100_2026-11-22.log) against 1.1e-2 for one block.
+ * The fp32 run (gate 1e-4) is the correctness gate; this one bounds the precision loss of mixed mode. */
+#define TOL_BF16_MODEL 5e-2
 #define TOL_EXACT 1e-6
 
 static int g_fail, g_checks;
@@ -513,9 +519,10 @@ static void test_model(const gq_model *m, int T, const char *label) {
     MUST(gq_gt_model_loss(E, &gws, &gmw, tok, T, 1, grads_cb, &gg, gdemb, gdhead, gdfn, &lg));
     check("model loss (forward only)", fabs(lg0 - lc) / fabs(lc), g_tol);
     check("model loss (with backward)", fabs(lg - lc) / fabs(lc), g_tol);
-    cmp(tied ? "d tok_emb (= d lm_head, tied)" : "d tok_emb", gdemb, demb, (size_t)V * D, g_tol);
-    if (!tied) cmp("d lm_head", gdhead, dhead, (size_t)V * D, g_tol);
-    cmp("d final_norm", gdfn, dfn, D, g_tol);
+    const double mtol = g_tol == TOL_BF16 ? TOL_BF16_MODEL : g_tol;
+    cmp(tied ? "d tok_emb (= d lm_head, tied)" : "d tok_emb", gdemb, demb, (size_t)V * D, mtol);
+    if (!tied) cmp("d lm_head", gdhead, dhead, (size_t)V * D, mtol);
+    cmp("d final_norm", gdfn, dfn, D, mtol);
     double worst = 0;
     char wname[96] = "";
     for (int l = 0; l < L; l++) {
@@ -530,7 +537,7 @@ static void test_model(const gq_model *m, int T, const char *label) {
     }
     char name[128];
     snprintf(name, sizeof name, "block grads, worst of %d tensors (%s)", L * 9, wname);
-    check(name, worst, g_tol);
+    check(name, worst, mtol);
     grads_free(&cg); grads_free(&gg);
     gq_bw_model_ws_free_f32(&cws);
     gq_gt_model_ws_free(&gws);

@@ -482,10 +482,9 @@ static int kept_groups(int ng, double s) {
 }
 static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
-    /* v1 row split for GQS: llama2-7b shape S50 G16, H100, inside the step graph: 3.46 ms/token (v1 row)
-     * vs 3.78 (v2 flat row) vs 5.04 (v1 Stream-K); kernel table: 18.8 us v1 vs 23.2 us v2 at 8192^2
-     * (docs/PERF.md, "v2 measured"); dense W4 likewise: 240.4 tok/s v1 vs 223.1 v2 */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V1 : GQ_GEMV_ROW_V1;
+    /* v3 (quad walk, longest rows first): llama2-7b shape, H100, same run 2026-11-22, 128 tokens: GQS S50
+     * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V3 : GQ_GEMV_ROW_V3;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;

@@ -1,7 +1,7 @@
 /* gqs_gemv.h — GQS GEMV / small-batch GEMM on the GPU (C-callable): y [B, N] = W_hat [N, K] x [B, K]^T for
  * B = 1..16, fp16 activations in, fp32 accumulation across 8-weight pieces, fp16 (or fp32) out.
  *
- * W_hat is a GQS matrix in the device format of core/gqs_pack.h, uploaded once. Kernels (v2, the
+ * W_hat is a GQS matrix in the device format of core/gqs_pack.h, uploaded once. Kernels (v2, once the
  * default, core/cuda/gqs_flat.h: x staged in shared memory, one grid wave of #SMs x k CTAs of 8 warps,
  * each warp streaming a contiguous share of units with 8 16-byte loads per lane in flight at batch 1
  * and a segmented per-row warp sum):
@@ -38,8 +38,9 @@ extern "C" {
 
 #include "../gqs_pack.h"
 
-/* The first three are the current (v2, core/cuda/gqs_flat.h) kernels; the _V1 kinds keep the first
- * version (gqs_dev.h) runnable so that the benchmark shows before and after in one run. */
+/* Three generations stay runnable so the benchmark shows them side by side in one run (docs/PERF.md):
+ * the unsuffixed kinds are v2 (core/cuda/gqs_flat.h), _V1 the first version, _V3 the fastest measured
+ * (gqs_dev.h: rows taken quad by quad, longest rows first) and the decode engine's default. */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,

@@ -18,7 +18,8 @@ case "$mode" in
 1)
   root=${GQSA_DATA_ROOT:-../shared}
   mkdir -p .devcarry/shared/datasets/c4 .devcarry/shared/models
-  for d in wikitext-2-raw-v1 piqa arc hellaswag winogrande; do cp -r "$root/datasets/$d" .devcarry/shared/datasets/; done
+  # GQ_BUNDLE_DATA: which datasets travel (default: all the runs read; a call carries at most 64 MiB)
+  for d in ${GQ_BUNDLE_DATA:-wikitext-2-raw-v1 piqa arc hellaswag winogrande}; do cp -r "$root/datasets/$d" .devcarry/shared/datasets/; done
   cp "$root/datasets/c4/c4-validation-shard0-first1025.jsonl" .devcarry/shared/datasets/c4/
   cp -r "$root/models/stories260K" .devcarry/shared/models/
   head -c $half $f > .devcarry/model.part1 ;;
@@ -28,7 +29,8 @@ case "$mode" in
 3)
   mkdir -p .devcarry/bin .devcarry/lib
   make -j2 >/dev/null
-  # the device copy has no .git: hand the revision over so stores and checkpoints name it
+  # the device copy has no usable .git: hand over the revision the binaries were built from; stage.sh
+  # keeps it in /tmp/gq for the later calls and exports it (a 2026-11-22 run recorded a stale one)
   git describe --always --dirty > .devcarry/GIT_REVISION
   cp build/gqsa .devcarry/bin/
   # GQ_BUNDLE_TESTS: which GPU test binaries travel (a call carries at most 64 MiB)

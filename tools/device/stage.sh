@@ -17,6 +17,8 @@ for b in /tmp/gq/bin/*; do
   printf '#!/bin/sh\nLD_LIBRARY_PATH=/tmp/gq/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' "$b" > /tmp/gq/wrap/$(basename "$b")
   chmod +x /tmp/gq/wrap/$(basename "$b")
 done
+[ -f .devcarry/GIT_REVISION ] && cp .devcarry/GIT_REVISION /tmp/gq/GIT_REVISION
+[ -f /tmp/gq/GIT_REVISION ] && export GQSA_GIT_REVISION=$(cat /tmp/gq/GIT_REVISION)
 export GQSA_DATA_ROOT=/tmp/gq/shared
 export PATH=/tmp/gq/wrap:$PATH
 if ls .whl/*.whl >/dev/null 2>&1; then
