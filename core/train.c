@@ -325,6 +325,28 @@ static gq_status bqpo_train_block(gq_compressed *c, const gq_model *fp, int l, c
     return st;
 }
 
+/* End of block l in both BQPO drivers: record the block's MSE after training (s = summed over the n
+ * windows), check it, and make this block's FP outputs the next block's FP inputs (Xf <-> Y). */
+static gq_status bqpo_block_end(gq_status st, int l, int train, double s, int n, gq_train_result *r, float **Xf,
+                                float **Y, const gq_train_opts *o, gq_progress *pr, int lf) {
+    if (train && r) r->mse_after[l] = s / n;
+    if (!isfinite(s)) st = gq_errf(GQ_ERR_NUMERIC, "bqpo: layers.%d: output is not finite after training", l);
+    float *tswap = *Xf;
+    *Xf = *Y;
+    *Y = tswap;
+    if (o->progress && train) gq_progress_update(pr, (double)(l - lf + 1));
+    return st;
+}
+static void bqpo_finish(const gq_train_opts *o, gq_progress *pr, int lc, gq_train_result *r, long steps, double t0,
+                        double tok) {
+    if (o->progress) gq_progress_done(pr, (double)lc);
+    if (r) {
+        r->steps = steps;
+        r->seconds = gq_now() - t0;
+        r->tok_per_s = r->seconds > 0 ? tok / r->seconds : 0;
+    }
+}
+
 gq_status gq_bqpo_run(gq_compressed *c, const gq_model *fp, const int32_t *windows, int n, int seqlen,
                       const gq_train_opts *o, gq_train_result *r) {
     GQ_ASSERT(c && c->m && fp && windows && o);
@@ -395,17 +417,9 @@ gq_status gq_bqpo_run(gq_compressed *c, const gq_model *fp, const int32_t *windo
             gq_fwd_block(&fc, l, Xc + (size_t)i * nd, T);
             if (train && r) s += mse(Xc + (size_t)i * nd, Y + (size_t)i * nd, nd);
         }
-        if (train && r) r->mse_after[l] = s / n;
-        if (!isfinite(s)) st = gq_errf(GQ_ERR_NUMERIC, "bqpo: layers.%d: output is not finite after training", l);
-        float *tswap = Xf; Xf = Y; Y = tswap;
-        if (o->progress && train) gq_progress_update(&pr, (double)(l - lf + 1));
+        st = bqpo_block_end(st, l, train, s, n, r, &Xf, &Y, o, &pr, lf);
     }
-    if (o->progress) gq_progress_done(&pr, (double)lc);
-    if (r) {
-        r->steps = steps;
-        r->seconds = gq_now() - t0;
-        r->tok_per_s = r->seconds > 0 ? tok / r->seconds : 0;
-    }
+    bqpo_finish(o, &pr, lc, r, steps, t0, tok);
     gq_bw_acts_free_f32(&acts);
     gq_fwd_free(&ffp);
     gq_fwd_free(&fc);
@@ -801,17 +815,9 @@ static gq_status bqpo_gpu(gq_compressed *c, const gq_model *fp, const int32_t *w
             if (train && r) s += mse(Xc + (size_t)i * nd, Y + (size_t)i * nd, nd);
         }
         if (st != GQ_OK) break;
-        if (train && r) r->mse_after[l] = s / n;
-        if (!isfinite(s)) st = gq_errf(GQ_ERR_NUMERIC, "bqpo: layers.%d: output is not finite after training", l);
-        float *tswap = Xf; Xf = Y; Y = tswap;
-        if (o->progress && train) gq_progress_update(&pr, (double)(l - lf + 1));
+        st = bqpo_block_end(st, l, train, s, n, r, &Xf, &Y, o, &pr, lf);
     }
-    if (o->progress) gq_progress_done(&pr, (double)lc);
-    if (r) {
-        r->steps = steps;
-        r->seconds = gq_now() - t0;
-        r->tok_per_s = r->seconds > 0 ? tok / r->seconds : 0;
-    }
+    bqpo_finish(o, &pr, lc, r, steps, t0, tok);
     gpu_block_free(&gb);
     gq_gt_free(bw.x); gq_gt_free(bw.out); gq_gt_free(bw.y);
     gq_gt_acts_free(&acts);

@@ -229,6 +229,13 @@ template <int B> __device__ __forceinline__ void gq_store_row(const gq_gemv_args
 
 template <int B> struct gq_unroll { static constexpr int value = B <= 2 ? 4 : 2; };
 
+/* Units [lo, hi) of row r (dense: every row holds K/32 units, row_unit is not read). */
+template <bool DENSE>
+__device__ __forceinline__ void gq_row_units(const gq_gemv_args &a, int r, int64_t &lo, int64_t &hi) {
+    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
+    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+}
+
 /* Row split: warp (blockIdx.x * GQ_ROW_WARPS + warp) computes output row r. */
 template <int G, int B, bool DENSE>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_row_kernel(const gq_gemv_args a) {
@@ -236,8 +243,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_row_kernel(const gq
     const int r = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
     if (r >= a.N) return;
     int64_t lo, hi;
-    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
-    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    gq_row_units<DENSE>(a, r, lo, hi);
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
@@ -357,8 +363,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
      * longer land in the last wave and set the tail (PERF.md "v3": 21.9 -> ? us at 8192^2 S50 layer) */
     const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
     int64_t lo, hi;
-    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
-    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    gq_row_units<DENSE>(a, r, lo, hi);
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
@@ -377,8 +382,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, MINB) gq_gemv_rowq_var_kern
     const int r = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
     if (r >= a.N) return;
     int64_t lo, hi;
-    if constexpr (DENSE) lo = (int64_t)r * (a.K / 32), hi = lo + a.K / 32;
-    else lo = a.row_unit[r], hi = a.row_unit[r + 1];
+    gq_row_units<DENSE>(a, r, lo, hi);
     float acc[1] = {0.f};
     if constexpr (PIPE) gq_seg_quads_pipe<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);
     else gq_seg_quads<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);

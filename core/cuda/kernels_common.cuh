@@ -25,40 +25,11 @@ extern "C" {
 #include "model.h"
 }
 
+#include "reduce.cuh"
+
 namespace gqk {
 
-/* ---------------------------------------------------------------------------------------------
- * Reductions
- * ------------------------------------------------------------------------------------------- */
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-static __device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-/* Block-wide sum/max; blockDim.x a multiple of 32, at most 1024. Every thread gets the result. */
-static __device__ float block_sum(float v) {
-    __shared__ float sh[32];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads(); /* sh may still be read by a previous call */
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : 0.f;
-    return warp_sum(v);
-}
-static __device__ float block_max(float v) {
-    __shared__ float sh[32];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : -FLT_MAX;
-    return warp_max(v);
-}
+/* Reductions: warp_sum, warp_max, block_sum, block_max (reduce.cuh). */
 
 /* ---------------------------------------------------------------------------------------------
  * Embedding: x[t, :] = emb[tokens[t], :]. Token ids were range-checked on the host (or produced

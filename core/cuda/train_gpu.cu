@@ -21,6 +21,7 @@ extern "C" {
 #include "../train.h"
 }
 #include "train_gpu.h"
+#include "reduce.cuh"
 
 extern "C" int gq_gpu_available(void); /* gpu_forward.cu */
 
@@ -242,35 +243,10 @@ static gq_status gemm_lin(gq_gt *e, int tA, int tB, int M, int N, int K, const f
 /* ===========================================================================================
  * Reductions
  * =========================================================================================== */
-static __device__ __forceinline__ double warp_sum_d(double v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-static __device__ __forceinline__ float warp_max_f(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-/* Block-wide; blockDim.x a multiple of 32 (<= 1024); every thread gets the result. */
-static __device__ double block_sum_d(double v) {
-    __shared__ double sh[32];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum_d(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : 0.0;
-    return warp_sum_d(v);
-}
-static __device__ float block_max_f(float v) {
-    __shared__ float sh[32];
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_max_f(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : -INFINITY;
-    return warp_max_f(v);
-}
+/* warp_sum / block_sum (any type) and block_max: reduce.cuh, shared with the evaluation forward. */
+using gqk::block_max;
+using gqk::block_sum;
+using gqk::warp_sum;
 
 /* ===========================================================================================
  * RMSNorm
@@ -280,7 +256,7 @@ static __global__ void k_rmsnorm_fwd(float *y, float *rinv, const float *x, cons
     float *yr = y + (size_t)blockIdx.x * D;
     double ss = 0;
     for (int i = threadIdx.x; i < D; i += blockDim.x) ss += (double)xr[i] * xr[i];
-    ss = block_sum_d(ss);
+    ss = block_sum(ss);
     float r = (float)(1.0 / sqrt(ss / D + eps));
     if (threadIdx.x == 0) rinv[blockIdx.x] = r;
     for (int i = threadIdx.x; i < D; i += blockDim.x) yr[i] = xr[i] * r * w[i];
@@ -294,7 +270,7 @@ static __global__ void k_rmsnorm_bwd_dx(float *dx, const float *dy, const float 
     float *dxr = dx + off;
     double r = rinv[blockIdx.x], dot = 0;
     for (int i = threadIdx.x; i < D; i += blockDim.x) dot += (double)dyr[i] * w[i] * xr[i];
-    dot = block_sum_d(dot);
+    dot = block_sum(dot);
     double c = r * r * r * dot / D;
     for (int i = threadIdx.x; i < D; i += blockDim.x) dxr[i] += (float)(r * w[i] * dyr[i] - xr[i] * c);
 }
@@ -400,14 +376,14 @@ static __global__ void k_causal_softmax(float *P, int T) {
     float *r = P + row * T;
     float mx = -INFINITY;
     for (int s = threadIdx.x; s <= t; s += blockDim.x) mx = fmaxf(mx, r[s]);
-    mx = block_max_f(mx);
+    mx = block_max(mx);
     double sum = 0;
     for (int s = threadIdx.x; s <= t; s += blockDim.x) {
         float ev = (float)exp((double)r[s] - (double)mx);
         r[s] = ev;
         sum += ev;
     }
-    sum = block_sum_d(sum);
+    sum = block_sum(sum);
     for (int s = threadIdx.x; s < T; s += blockDim.x) r[s] = s <= t ? (float)((double)r[s] / sum) : 0.f;
 }
 
@@ -419,7 +395,7 @@ static __global__ void k_causal_softmax_bwd(float *dP, const float *P, int T) {
     float *dr = dP + row * T;
     double dot = 0;
     for (int s = threadIdx.x; s <= t; s += blockDim.x) dot += (double)pr[s] * dr[s];
-    dot = block_sum_d(dot);
+    dot = block_sum(dot);
     for (int s = threadIdx.x; s < T; s += blockDim.x) dr[s] = s <= t ? (float)(pr[s] * (dr[s] - dot)) : 0.f;
 }
 
@@ -529,10 +505,10 @@ static __global__ void k_xent(double *rowloss, float *dlogits, const float *logi
     const float *r = logits + (size_t)t * V;
     float mx = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, r[i]);
-    mx = block_max_f(mx);
+    mx = block_max(mx);
     double s = 0;
     for (int i = threadIdx.x; i < V; i += blockDim.x) s += exp((double)r[i] - (double)mx);
-    s = block_sum_d(s);
+    s = block_sum(s);
     double lse = (double)mx + log(s);
     double ry = (double)r[y];
     __syncthreads(); /* everyone has read what it needs of the row (ry above, r[i] below is its own) */
@@ -730,7 +706,7 @@ static __global__ void k_sq_diff(double *part, float *dy, const float *out, cons
         s += d * d;
         if (dy) dy[i] = scale * (o - t);
     }
-    s = block_sum_d(s);
+    s = block_sum(s);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 extern "C" gq_status gq_gt_sq_diff(gq_gt *e, float *dy, const float *out, const float *y, size_t n, float scale,
