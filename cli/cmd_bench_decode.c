@@ -15,9 +15,9 @@
 #include "../core/forward.h"
 #include "../core/model.h"
 #include "../core/tokenizer.h"
+#include "../core/cuda/gqs_gemv.h" /* kind names: plain C, builds without CUDA */
 #ifdef GQSA_CUDA
 #include "../core/cuda/decode.h"
-#include "../core/cuda/gqs_gemv.h"
 #endif
 
 static const char *USAGE =
