@@ -15,6 +15,17 @@
 #include "gqs.h"
 #include "model.h"
 
+/* The checks every model-loss entry point makes on a window (CPU float/double, core/cuda/train_gpu.cu):
+ * 2 <= T <= max_T and every token id inside the vocabulary. GQ_ERR_ARG naming the first offender. */
+static inline gq_status gq_bw_check_window(const gq_config *c, const int32_t *tokens, int T, int max_T) {
+    if (T < 2 || T > max_T) return gq_errf(GQ_ERR_ARG, "training: window of %d tokens (need 2..%d)", T, max_T);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return gq_errf(GQ_ERR_ARG, "training: token id %d at position %d is outside the vocabulary (0..%d)",
+                           tokens[t], t, c->vocab_size - 1);
+    return GQ_OK;
+}
+
 #define GQ_BW_CAT_(a, b) a##b
 #define GQ_BW_CAT(a, b) GQ_BW_CAT_(a, b)
 #define GQ_BW(name) GQ_BW_CAT(name, SFX)

@@ -367,12 +367,7 @@ gq_status GQ_BW(gq_bw_model_loss)(GQ_BW(gq_bw_model_ws) *ws, const GQ_BW(gq_bw_m
                                   R *dlm_head, R *dfinal_norm, double *loss) {
     const gq_config *c = mw->cfg;
     GQ_ASSERT(ws->acts.cfg == c || (ws->acts.cfg->dim == c->dim && ws->acts.cfg->n_layers == c->n_layers));
-    if (T < 2 || T > ws->max_T)
-        return gq_errf(GQ_ERR_ARG, "training: window of %d tokens (need 2..%d)", T, ws->max_T);
-    for (int t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return gq_errf(GQ_ERR_ARG, "training: token id %d at position %d is outside the vocabulary (0..%d)",
-                           tokens[t], t, c->vocab_size - 1);
+    GQ_TRY(gq_bw_check_window(c, tokens, T, ws->max_T));
     int D = c->dim, V = c->vocab_size, L = c->n_layers;
     size_t n = (size_t)T * D;
     GQ_BW(gq_bw_embed_fwd)(ws->xs, mw->tok_emb, tokens, T, D);

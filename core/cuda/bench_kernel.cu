@@ -380,15 +380,26 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
     return GQ_OK;
 }
 
+/* The fastest of several kernels (each version of one family) at one point; NULL if none ran. */
+const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, int K, int B, int G, double sp,
+                   const char *pat) {
+    const Row *best = NULL;
+    for (int i = 0; i < n; i++) {
+        const Row *r = find_row(bn, kernels[i], N, K, B, G, sp, pat);
+        if (r && (!best || r->time_us < best->time_us)) best = r;
+    }
+    return best;
+}
+const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3"};
+const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3"};
+const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3"};
+const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3"};
+
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
         Row &r = bn.rows[i];
         const Row *f = find_row(bn, "cublas_fp16", r.N, r.K, r.B, -1, -1, NULL);
-        const Row *w = NULL; /* the fastest dense W4 G128 version: the fair baseline */
-        for (const char *k : {"w4_dense", "w4_dense_v1", "w4_dense_v3"}) {
-            const Row *c = find_row(bn, k, r.N, r.K, r.B, 128, -1, NULL);
-            if (c && (!w || c->time_us < w->time_us)) w = c;
-        }
+        const Row *w = best_of(bn, W4_ALL, 3, r.N, r.K, r.B, 128, -1, NULL); /* the fair baseline: fastest W4 */
         r.vs_fp16 = f ? f->time_us / r.time_us : NAN;
         r.vs_w4 = w ? w->time_us / r.time_us : NAN;
     }
@@ -429,21 +440,6 @@ gq_status store_rows(Bench &bn) {
     free(sb), free(shape), free(extra);
     return st;
 }
-
-/* The fastest of several kernels (each version of one family) at one point; NULL if none ran. */
-const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, int K, int B, int G, double sp,
-                   const char *pat) {
-    const Row *best = NULL;
-    for (int i = 0; i < n; i++) {
-        const Row *r = find_row(bn, kernels[i], N, K, B, G, sp, pat);
-        if (r && (!best || r->time_us < best->time_us)) best = r;
-    }
-    return best;
-}
-const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3"};
-const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3"};
-const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3"};
-const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3"};
 
 /* The targets of issue 6 (PERF.md): printed, never silently skipped. Each compares the best kernel of
  * its family against the best baseline measured in this run (the dense W4 baseline is as fast as we can

@@ -323,34 +323,10 @@ __device__ __forceinline__ void gq_seg_quads(const gq_gemv_args &a, int64_t lo, 
     }
 }
 /* Quads per lane per round. Batch 1: 4, with the kernel held to 32 registers (gq_minb_q) so 64 warps
- * fit per SM — measured best of UNR 4/8/16 x pipelined or not x 32..94 registers ("v3", PERF.md). */
+ * fit per SM — measured best of UNR 4/8/16 x software-pipelined or not x 32..94 registers (PERF.md "v3";
+ * the variant switch of that study is in commit 8b4d7eb, GQSA_V3). */
 template <int B> struct gq_unroll_q { static constexpr int value = B == 1 ? 4 : B <= 2 ? 8 : B <= 4 ? 4 : 2; };
 template <int B> struct gq_minb_q { static constexpr int value = B == 1 ? 16 : 1; };
-
-/* The same walk software-pipelined: the code/scale/column loads of round i+1 are issued before the x
- * loads and the arithmetic of round i, so a warp keeps two rounds of weight bytes in flight and waits
- * one memory latency per round instead of two (variants 3 and 4 below). */
-template <int G, int B, bool DENSE, int UNR>
-__device__ __forceinline__ void gq_seg_quads_pipe(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase,
-                                                  int lane, float (&acc)[B]) {
-    if (hi <= lo) return;
-    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
-    const uint32_t step = 32u * UNR;
-    uint32_t j0 = (uint32_t)lane;
-    if (j0 >= g.n) return;
-    gq_qbuf<UNR> b0, b1;
-    gq_qbuf_load<G, DENSE, UNR>(g, b0, j0);
-    for (;; j0 += 2 * step) {
-        const bool more1 = j0 + step < g.n;
-        if (more1) gq_qbuf_load<G, DENSE, UNR>(g, b1, j0 + step);
-        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b0, j0, acc);
-        if (!more1) break;
-        const bool more0 = j0 + 2 * step < g.n;
-        if (more0) gq_qbuf_load<G, DENSE, UNR>(g, b0, j0 + 2 * step);
-        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b1, j0 + step, acc);
-        if (!more0) break;
-    }
-}
 
 /* v3 row split: as gq_gemv_row_kernel, one warp per row, but the row is taken quad by quad
  * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart. */
@@ -370,37 +346,6 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     gq_seg_quads<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
     gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
-}
-
-/* v3 experiment variants (batch 1; selected by GQSA_V3 at launch, PERF.md "v3"): UNR quads per lane per
- * round, PIPE = software-pipelined rounds, MINB = __launch_bounds__ minimum CTAs per SM (0: none; 16 caps
- * registers at 32 for 64 resident warps). Measured on the first v3 (64-bit indexing) and dropped as
- * slower: UNR 16; UNR 4 + PIPE + MINB 16 (76 B of spills); UNR 8 + MINB 12 (52 B of spills). */
-template <int G, bool DENSE, int UNR, bool PIPE, int MINB>
-__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, MINB) gq_gemv_rowq_var_kernel(const gq_gemv_args a) {
-    const int lane = threadIdx.x & 31;
-    const int r = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
-    if (r >= a.N) return;
-    int64_t lo, hi;
-    gq_row_units<DENSE>(a, r, lo, hi);
-    float acc[1] = {0.f};
-    if constexpr (PIPE) gq_seg_quads_pipe<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);
-    else gq_seg_quads<G, 1, DENSE, UNR>(a, lo, hi, lo, lane, acc);
-    gq_warp_sum<1>(acc);
-    gq_store_row<1>(a, r, lane, acc);
-}
-
-/* GQSA_V3 (read once): 0 = the default v3 kernel, 2..4 = the variants in gq_v3_launch_var. */
-int gq_v3_variant(void);
-template <int G, bool DENSE> static inline bool gq_v3_launch_var(const gq_gemv_args &a, cudaStream_t st) {
-    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    const dim3 blk(32 * GQ_ROW_WARPS);
-    switch (gq_v3_variant()) {
-    case 2: gq_gemv_rowq_var_kernel<G, DENSE, 4, false, 16><<<grid, blk, 0, st>>>(a); return true; /* = default, in row order */
-    case 3: gq_gemv_rowq_var_kernel<G, DENSE, 8, true, 0><<<grid, blk, 0, st>>>(a); return true;
-    case 4: gq_gemv_rowq_var_kernel<G, DENSE, 4, true, 0><<<grid, blk, 0, st>>>(a); return true;
-    default: return false;
-    }
 }
 
 /* The batch template serving nb (next power of two). */

@@ -10,7 +10,6 @@
  * Must not: allocate or synchronise in the launch path (graph capture).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "gqs_flat.h"
@@ -66,23 +65,7 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
 
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
-int gq_v3_variant(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("GQSA_V3");
-        v = e ? atoi(e) : 0;
-        if (v < 0 || v > 4) v = 0;
-    }
-    return v;
-}
-
 template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
-    if constexpr (QUAD && B == 1 && G == 16) {
-        if (gq_v3_launch_var<G, false>(a, st)) {
-            CUDA_CHECK_LAUNCH();
-            return GQ_OK;
-        }
-    }
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
     if constexpr (QUAD) gq_gemv_rowq_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     else gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);

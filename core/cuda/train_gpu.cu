@@ -995,12 +995,7 @@ extern "C" gq_status gq_gt_model_loss(gq_gt *e, gq_gt_model_ws *ws, const gq_gt_
                                       int T, int backward, gq_bw_block_grad_fn_f32 cb, void *cb_ctx, float *dtok_emb,
                                       float *dlm_head, float *dfinal_norm, double *loss) {
     const gq_config *c = mw->cfg;
-    if (T < 2 || T > ws->max_T)
-        return gq_errf(GQ_ERR_ARG, "training: window of %d tokens (need 2..%d)", T, ws->max_T);
-    for (int t = 0; t < T; t++)
-        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return gq_errf(GQ_ERR_ARG, "training: token id %d at position %d is outside the vocabulary (0..%d)",
-                           tokens[t], t, c->vocab_size - 1);
+    GQ_TRY(gq_bw_check_window(c, tokens, T, ws->max_T));
     int D = c->dim, V = c->vocab_size, L = c->n_layers;
     size_t n = (size_t)T * D;
     GQ_TRY(gq_gt_upload(e, ws->tokens, tokens, sizeof(int32_t) * (size_t)T));

@@ -9,12 +9,6 @@
 
 template <int G, int B> static gq_status launch_dense(gq_gqs_gpu *m, const gq_gemv_args &a, int ver, cudaStream_t st) {
     if (ver == 2) return gq_flat_launch<G, B, true, 0>(m, a, st);
-    if constexpr (B == 1 && G == 128) {
-        if (ver == 3 && gq_v3_launch_var<G, true>(a, st)) {
-            CUDA_CHECK_LAUNCH();
-            return GQ_OK;
-        }
-    }
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
     if (ver == 3) gq_gemv_rowq_kernel<G, B, true><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     else gq_gemv_row_kernel<G, B, true><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
