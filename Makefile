@@ -121,7 +121,12 @@ build-fuzz/core/%.o: core/%.c $(wildcard core/*.h)
 	clang $(FUZZ_CFLAGS) -c -o $@ $<
 build-fuzz/libcore.a: $(FUZZ_CORE_OBJ)
 	ar rcs $@ $^
-fuzz-build: build-fuzz/libcore.a
+# make_seeds: the valid tiny model files of tests/support/fixtures_corrupt.c, written as fuzz seeds at run
+# time (no committed binaries); a plain build, not a fuzz target.
+build-fuzz/make_seeds: tests/fuzz/make_seeds.c tests/support/fixtures_corrupt.c tests/support/fixtures_corrupt.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -Icore -o $@ tests/fuzz/make_seeds.c tests/support/fixtures_corrupt.c
+fuzz-build: build-fuzz/libcore.a build-fuzz/make_seeds
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Icore -o build-fuzz/$$n $$f \
 	    build-fuzz/libcore.a $(LDLIBS) || exit 1; done
