@@ -33,7 +33,7 @@ static void usage(FILE *f) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *path = NULL, *force = NULL, *store = NULL, *output = NULL, *root = NULL, *v;
+    const char *path = NULL, *force = NULL, *store = NULL, *output = NULL, *root = NULL, *device = NULL, *v;
     int dry = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -50,7 +50,7 @@ int cmd_run(int argc, char **argv) {
         if ((r = cli_flag(argc, argv, &i, "--device", &v))) {
             if (r < 0) return 2;
             if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(argv[0], "--device: expected cpu or cuda, got '%s'", v);
-            setenv("GQSA_EVAL_DEVICE", v, 1); /* where evaluation runs is not part of what a run computes */
+            device = v;
             continue;
         }
         if (argv[i][0] == '-') return cli_usage_error("run", "unknown option %s", argv[i]);
@@ -70,6 +70,7 @@ int cmd_run(int argc, char **argv) {
     if (cfg.data_root[0]) gq_set_data_root(cfg.data_root);
     gq_runner_opts o;
     gq_runner_opts_default(&o);
+    o.device = device;
     if (force) {
         o.force = gq_stage_from_name(force);
         if (o.force < 0 || !gq_runcfg_has_stage(&cfg, o.force))

@@ -26,7 +26,7 @@ static void usage(FILE *f) {
 }
 
 int cmd_sweep(int argc, char **argv) {
-    const char *path = NULL, *store_path = NULL, *root = NULL, *v;
+    const char *path = NULL, *store_path = NULL, *root = NULL, *device = NULL, *v;
     int dry = 0, keep = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -41,7 +41,7 @@ int cmd_sweep(int argc, char **argv) {
         if ((r = cli_flag(argc, argv, &i, "--device", &v))) {
             if (r < 0) return 2;
             if (strcmp(v, "cpu") && strcmp(v, "cuda")) return cli_usage_error(argv[0], "--device: expected cpu or cuda, got '%s'", v);
-            setenv("GQSA_EVAL_DEVICE", v, 1); /* where evaluation runs is not part of what a run computes */
+            device = v;
             continue;
         }
         if ((r = cli_flag(argc, argv, &i, "--data-root", &v))) { if (r < 0) return 2; root = v; continue; }
@@ -89,6 +89,7 @@ int cmd_sweep(int argc, char **argv) {
         gq_runner_opts_default(&o);
         o.log = quiet ? NULL : stderr;
         o.progress = !quiet;
+        o.device = device;
         gq_runner_result r;
         st = gq_runner_run(c, &o, &r);
         if (st != GQ_OK) {

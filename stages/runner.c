@@ -233,6 +233,7 @@ gq_status gq_runner_run(const gq_runcfg *cfg, const gq_runner_opts *o, gq_runner
     gq_stage_ctx ctx;
     gq_stage_ctx_init(&ctx, cfg);
     ctx.progress = o->progress;
+    ctx.device = o->device;
     char model_hash[65] = "";
     gq_status st = model_identity(cfg, ctx.model_path, sizeof ctx.model_path, model_hash);
     if (st != GQ_OK && !o->dry_run) {

@@ -62,6 +62,7 @@ struct gq_stage_ctx {
     double *loss_value;         /*   [n_loss] loss of that step's batch */
     char message[512];          /* notes for the store (protocol deviations, retries) */
     int progress;               /* progress lines on stderr */
+    const char *device;         /* gq_runner_opts.device: "cpu"/NULL or "cuda" (evaluate, bqpo, e2e_oqp) */
 };
 
 void gq_stage_ctx_init(gq_stage_ctx *ctx, const gq_runcfg *cfg);

@@ -20,7 +20,7 @@ static gq_status evaluate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     for (int d = 0; d < GQ_DS_COUNT; d++) {
         if (!(c->eval.ppl & (1u << d))) continue;
         gq_ppl_opts o = {.dataset = gq_dataset_name(d), .seqlen = c->eval.seqlen, .limit = c->eval.limit, .add_bos = -1,
-                         .device = getenv("GQSA_EVAL_DEVICE") /* gqsa run/sweep --device */};
+                         .device = ctx->device /* gqsa run/sweep --device */};
         gq_ppl_result r;
         memset(&r, 0, sizeof r);
         GQ_TRY(gq_eval_ppl(m, &o, &r));
@@ -38,7 +38,7 @@ static gq_status evaluate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
                 strcat(tasks, gq_zs_task_name((gq_zs_task_id)t));
             }
         gq_zs_opts o = {.tasks = tasks, .limit = c->eval.zeroshot_limit, .quiet = !ctx->progress,
-                        .device = getenv("GQSA_EVAL_DEVICE") /* as for perplexity: not part of the result */};
+                        .device = ctx->device /* as for perplexity: not part of the result */};
         gq_zs_result r;
         memset(&r, 0, sizeof r);
         GQ_TRY(gq_eval_zeroshot(m, &o, &r));

@@ -12,9 +12,8 @@
  * the checkpoint and recorded by the runner in the store's loss_curves. Metrics: loss before/after,
  * steps, seconds, tokens/s.
  * Device: both stages train on the GPU (core/cuda/train_gpu.h) when the run was started with
- * `--device cuda` (which the CLI hands to the stages as GQSA_EVAL_DEVICE=cuda, as for evaluate), with
- * bf16 matmuls when training.mixed is true; GQSA_TRAIN_DEVICE=cpu|cuda overrides the training device
- * alone. Where training ran is not hashed (fp32 GPU training computes the CPU's function up to rounding);
+ * `--device cuda` (gq_runner_opts.device, ctx->device; evaluate uses the same), with bf16 matmuls when
+ * training.mixed is true. Where training ran is not hashed (fp32 GPU training computes the CPU's function up to rounding);
  * training.mixed is, when set. Metrics add train_gpu (0/1) and train_mixed (0/1); train_seconds is the
  * GPU wall time of the phase when it ran there.
  * The stage hashes name only the training settings: calibration, method and the model reach them
@@ -41,17 +40,11 @@ static void curve_on_step(void *p, const gq_train_step_info *s) {
     gq_stage_loss(h->ctx, ++h->step, s->loss);
 }
 
-/* Where training runs: GQSA_TRAIN_DEVICE, else the run's --device (GQSA_EVAL_DEVICE). */
-static int train_device(void) {
-    const char *d = getenv("GQSA_TRAIN_DEVICE");
-    if (!d || !*d) d = getenv("GQSA_EVAL_DEVICE");
-    return d && !strcmp(d, "cuda") ? GQ_TRAIN_CUDA : GQ_TRAIN_CPU;
-}
 
 /* Train settings common to both stages. */
 static void train_opts(gq_stage_ctx *ctx, double lr, int epochs, curve_hook *hook, gq_train_opts *o) {
     gq_train_opts_default(o, lr, epochs);
-    o->device = train_device();
+    o->device = ctx->device && !strcmp(ctx->device, "cuda") ? GQ_TRAIN_CUDA : GQ_TRAIN_CPU;
     o->mixed = o->device == GQ_TRAIN_CUDA && ctx->cfg->train_mixed;
     o->seed = ctx->cfg->seed;
     o->progress = ctx->progress;

@@ -23,6 +23,7 @@
 #include "../stages/sweep.h"
 #include "../reports/report.h"
 #include "ckpt.h"
+#include "cuda/gpu.h"
 #include "store.h"
 
 static char g_dir[256];
@@ -213,6 +214,35 @@ static void free_ckpt_model(gq_model *m, gq_gqs *gqs) {
     for (int i = 0; i < m->cfg.n_layers * GQ_LIN_COUNT; i++) gq_gqs_free(&gqs[i]);
     free(gqs);
     gq_model_free(m);
+}
+
+/* --device reaches the stages through gq_runner_opts (not the environment): evaluate with device "cuda"
+ * reruns on the GPU and records the CPU's perplexity (to rounding), or, without a GPU, fails with the
+ * CUDA error recorded as the run's failure. */
+static void test_device_option(void **st) {
+    (void)st;
+    if (!g_have_model) return;
+    gq_runcfg c;
+    gq_runner_result r;
+    char store[512];
+    snprintf(store, sizeof store, "%s/store.sqlite", g_dir);
+    make_cfg(&c, "chain", 0.5, 4, NULL, NULL);
+    gq_runner_opts o;
+    gq_runner_opts_default(&o);
+    o.force = GQ_STAGE_EVALUATE;
+    o.device = "cuda";
+    gq_status s = gq_runner_run(&c, &o, &r);
+    if (gq_gpu_available() > 0) {
+        assert_int_equal(s, GQ_OK);
+        assert_true(fabs(ppl_of(store, r.run_id) / g_ref_ppl - 1) < 1e-3);
+    } else {
+        assert_int_not_equal(s, GQ_OK);
+        assert_int_equal(r.failed_stage, GQ_STAGE_EVALUATE);
+        assert_non_null(strstr(gq_errmsg(), "CUDA"));
+    }
+    o.device = NULL; /* and the CPU again: the same numbers as the first run */
+    assert_int_equal(gq_runner_run(&c, &o, &r), GQ_OK);
+    assert_true(ppl_of(store, r.run_id) == g_ref_ppl);
 }
 
 /* The training stages end to end: one-shot GQSA, then the same prefix + bqpo + e2e_oqp + evaluate. The
@@ -506,6 +536,7 @@ static int teardown(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_and_chaining),
+        cmocka_unit_test(test_device_option),
         cmocka_unit_test(test_training_stages),
         cmocka_unit_test(test_atomic_checkpoint),
         cmocka_unit_test(test_sigkill_resume),
