@@ -330,7 +330,10 @@ static void test_l2c_cases(void **st) {
         char *line = line_dup(&cases, i);
         if (sscanf(line, "%63s %65535s %n", name, hex, &off) < 2) fail_msg("bad case line %zu", i + 1);
         int k = !strcmp(name, names[0]) ? 0 : 1;
-        if (!tk[k]) continue;
+        if (!tk[k]) {
+            free(line);
+            continue;
+        }
         size_t hl = strcmp(hex, "-") ? strlen(hex) : 0;
         char *text = malloc(hl / 2 + 1);
         for (size_t j = 0; j < hl / 2; j++) text[j] = (char)(hexval(hex[2 * j]) * 16 + hexval(hex[2 * j + 1]));
