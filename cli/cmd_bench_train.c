@@ -174,12 +174,22 @@ int cmd_bench_train(int argc, char **argv) {
         if ((r = cli_flag(argc, argv, &i, "--shape", &v))) { if (r < 0) return 2; shape_s = v; continue; }
         if ((r = cli_flag(argc, argv, &i, "--modes", &v))) { if (r < 0) return 2; modes = v; continue; }
         if ((r = cli_flag(argc, argv, &i, "--csv", &v))) { if (r < 0) return 2; csv = v; continue; }
-        if ((r = cli_flag(argc, argv, &i, "--seqlen", &v))) { if (r < 0) return 2; T = atoi(v); continue; }
-        if ((r = cli_flag(argc, argv, &i, "--iters", &v))) { if (r < 0) return 2; iters = atoi(v); continue; }
-        if ((r = cli_flag(argc, argv, &i, "--warmup", &v))) { if (r < 0) return 2; warm = atoi(v); continue; }
+        if ((r = cli_flag(argc, argv, &i, "--seqlen", &v))) {
+            if (r < 0 || cli_parse_int("--seqlen", v, 2, 1 << 16, &T)) return 2;
+            continue;
+        }
+        if ((r = cli_flag(argc, argv, &i, "--iters", &v))) {
+            if (r < 0 || cli_parse_int("--iters", v, 1, 100000, &iters)) return 2;
+            continue;
+        }
+        if ((r = cli_flag(argc, argv, &i, "--warmup", &v))) {
+            if (r < 0 || cli_parse_int("--warmup", v, 0, 100000, &warm)) return 2;
+            continue;
+        }
         return cli_usage_error("bench train", "unknown option %s", argv[i]);
     }
-    if (T < 2 || iters < 1 || warm < 0) return cli_usage_error("bench train", "--seqlen >= 2, --iters >= 1, --warmup >= 0");
+    if (strcmp(modes, "fp32") && strcmp(modes, "bf16") && strcmp(modes, "fp32,bf16") && strcmp(modes, "bf16,fp32"))
+        return cli_usage_error("bench train", "--modes: fp32, bf16 or fp32,bf16, got '%s'", modes);
     if (strcmp(shape_s, "all") && strcmp(shape_s, "smollm2") && strcmp(shape_s, "llama2-7b"))
         return cli_usage_error("bench train", "--shape: smollm2, llama2-7b or all, got '%s'", shape_s);
     if (!gq_gpu_available()) {
