@@ -523,3 +523,106 @@ gq_status gq_gqs_random(gq_gqs *out, int N, int K, int G, int bits, double spars
     }
     return GQ_OK;
 }
+
+/* ---- v4 task list ------------------------------------------------------------------------------------ */
+
+int64_t gq_gqs_task_chunk(int64_t U, int64_t slots, int64_t round) {
+    GQ_ASSERT(slots >= 1 && round >= 1);
+    int64_t c = (U + slots - 1) / slots;
+    c = (c + round - 1) / round * round;
+    return c < round ? round : c;
+}
+
+gq_status gq_gqs_tasks(const int32_t *row_unit, int N, int64_t chunk, gq_gemv_task **tasks, int64_t *ntasks,
+                       int32_t *row_fix, int64_t *nrec) {
+    GQ_ASSERT(chunk >= 1 && N >= 0);
+    *tasks = NULL, *ntasks = 0, *nrec = 0;
+    int64_t nt = 0, nr = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t n = row_unit[r + 1] - row_unit[r];
+        const int64_t k = n ? (n + chunk - 1) / chunk : 1;
+        row_fix[2 * r] = k > 1 ? (int32_t)nr : -1;
+        row_fix[2 * r + 1] = (int32_t)k;
+        nt += k;
+        if (k > 1) nr += k;
+        if (nt > INT32_MAX || nr > INT32_MAX) return gq_errf(GQ_ERR_ARG, "gqs tasks: more than 2^31 tasks (chunk %lld)", (long long)chunk);
+    }
+    /* counting sort by length, longest first, ties in row order (lengths are <= chunk) */
+    int64_t *start = gq_calloc((size_t)chunk + 2, sizeof *start);
+    for (int r = 0; r < N; r++) {
+        const int64_t n = row_unit[r + 1] - row_unit[r], k = row_fix[2 * r + 1];
+        for (int64_t c = 0; c < k; c++) {
+            const int64_t len = c < k - 1 ? chunk : n - c * chunk;
+            start[chunk - len + 1]++;
+        }
+    }
+    for (int64_t i = 1; i <= chunk + 1; i++) start[i] += start[i - 1];
+    gq_gemv_task *t = gq_malloc((size_t)(nt ? nt : 1) * sizeof *t);
+    for (int r = 0; r < N; r++) {
+        const int64_t n = row_unit[r + 1] - row_unit[r], k = row_fix[2 * r + 1];
+        for (int64_t c = 0; c < k; c++) {
+            const int64_t len = c < k - 1 ? chunk : n - c * chunk;
+            gq_gemv_task *o = &t[start[chunk - len]++];
+            o->row = r, o->lo = row_unit[r] + (int32_t)(c * chunk), o->n = (int32_t)len, o->ci = k > 1 ? (int32_t)c : -1;
+        }
+    }
+    free(start);
+    *tasks = t, *ntasks = nt, *nrec = nr;
+    return GQ_OK;
+}
+
+gq_status gq_gqs_task_emulate(const gq_gqs_dev *d, const gq_gemv_task *tasks, int64_t ntasks, const int32_t *row_fix,
+                              int64_t nrec, const int64_t *order, const float *x, int B, double *y, int *writes) {
+    GQ_ASSERT(B >= 1);
+    const int N = d->N;
+    double *rec = gq_calloc((size_t)(nrec ? nrec : 1) * B, sizeof(double));
+    int *cnt = gq_calloc((size_t)(N ? N : 1), sizeof(int));
+    int *wr = gq_calloc((size_t)(N ? N : 1), sizeof(int));
+    uint8_t *seen = gq_calloc((size_t)(d->n_units ? d->n_units : 1), 1);
+    double *acc = gq_malloc((size_t)B * sizeof(double));
+    gq_status st = GQ_OK;
+    for (int64_t i = 0; i < ntasks && st == GQ_OK; i++) {
+        const gq_gemv_task *t = &tasks[order ? order[i] : i];
+        const int r = t->row;
+        if (r < 0 || r >= N || t->n < 0 || t->lo < d->row_unit[r] || t->lo + t->n > d->row_unit[r + 1]) {
+            st = gq_errf(GQ_ERR_INTERNAL, "task emulation: task %lld (row %d, units %d+%d) outside its row", (long long)i, r,
+                         t->lo, t->n);
+            break;
+        }
+        for (int64_t u = t->lo; u < t->lo + t->n && st == GQ_OK; u++)
+            if (seen[u]++) st = gq_errf(GQ_ERR_INTERNAL, "task emulation: unit %lld covered twice", (long long)u);
+        if (st != GQ_OK) break;
+        units_dot(d, t->lo, t->lo + t->n, x, B, acc);
+        if (t->ci < 0) {
+            for (int b = 0; b < B; b++) y[(size_t)b * N + r] = acc[b];
+            wr[r]++;
+            continue;
+        }
+        const int32_t base = row_fix[2 * r], k = row_fix[2 * r + 1];
+        if (base < 0 || t->ci >= k || base + k > nrec) {
+            st = gq_errf(GQ_ERR_INTERNAL, "task emulation: row %d chunk %d has no record (base %d, %d tasks)", r, t->ci, base, k);
+            break;
+        }
+        for (int b = 0; b < B; b++) rec[(size_t)(base + t->ci) * B + b] = acc[b];
+        if (++cnt[r] > k) {
+            st = gq_errf(GQ_ERR_INTERNAL, "task emulation: row %d counter overshoots (%d > %d)", r, cnt[r], k);
+            break;
+        }
+        if (cnt[r] == k) { /* the last arrival: the row's records in chunk order */
+            for (int b = 0; b < B; b++) {
+                double s = 0;
+                for (int c = 0; c < k; c++) s += rec[(size_t)(base + c) * B + b];
+                y[(size_t)b * N + r] = s;
+            }
+            wr[r]++;
+            cnt[r] = 0;
+        }
+    }
+    for (int64_t u = 0; u < d->n_units && st == GQ_OK; u++)
+        if (!seen[u]) st = gq_errf(GQ_ERR_INTERNAL, "task emulation: unit %lld never covered", (long long)u);
+    for (int r = 0; r < N && st == GQ_OK; r++)
+        if (wr[r] != 1) st = gq_errf(GQ_ERR_INTERNAL, "task emulation: row %d written %d times", r, wr[r]);
+    if (writes) memcpy(writes, wr, (size_t)N * sizeof(int));
+    free(rec), free(cnt), free(wr), free(seen), free(acc);
+    return st;
+}

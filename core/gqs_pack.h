@@ -63,6 +63,37 @@ void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w);
  * longest rows start first instead of setting the tail. */
 void gq_rows_by_length(const int32_t *row_unit, int N, int32_t *order);
 
+/* ---- v4 task list: the task-centric split of core/cuda/gqs_gemv.cu (GQ_GEMV_TASK_V4) ---------------
+ * The work of a matrix cut into tasks of at most `chunk` units: a row of n units becomes ceil(n / chunk)
+ * tasks (an empty row one task of 0 units, so that it is written as zero). One warp takes one task, so
+ * no warp does more than `chunk` units however uneven the rows are, while a row that fits one task is
+ * still written directly. The tasks of a cut row each leave a partial sum in their own record
+ * (row_fix[2r] + ci, row_fix[2r+1] = the row's number of tasks); the last to arrive sums the row's
+ * records in chunk order (deterministic) and writes it. Tasks are ordered longest first (ties in row
+ * order), so the short remnants fill the tail of the launch instead of the long chunks. */
+typedef struct {
+    int32_t row;  /* output row */
+    int32_t lo;   /* first unit (global index) */
+    int32_t n;    /* units, 0 < n <= chunk (0 only for an empty row) */
+    int32_t ci;   /* chunk index inside the row, -1 when the task is the whole row */
+} gq_gemv_task;
+
+/* Units per task for a matrix of U units when about `slots` warps run at once: ceil(U / slots)
+ * rounded up to a multiple of `round` (a warp's units per round of loads), at least `round`. */
+int64_t gq_gqs_task_chunk(int64_t U, int64_t slots, int64_t round);
+/* Build the task list of row_unit [N+1] with tasks of at most chunk (>= 1) units: *tasks (malloc'd,
+ * *ntasks entries, longest first), row_fix [2N] (caller-allocated; {first record, tasks} of each row,
+ * {-1, 1} for a row in one task) and *nrec records in all. GQ_ERR_ARG when a count overflows int32. */
+gq_status gq_gqs_tasks(const int32_t *row_unit, int N, int64_t chunk, gq_gemv_task **tasks, int64_t *ntasks,
+                       int32_t *row_fix, int64_t *nrec);
+/* y [B, N] = W_hat x through the task list, processed in `order` (a permutation of 0..ntasks-1, or
+ * NULL), float64, with the records + arrival counters of the kernel: a cut row is written by the last
+ * of its tasks to arrive, from its records in chunk order. writes [N] counts the writes of each row.
+ * GQ_ERR_INTERNAL with a message when the protocol breaks (a unit covered twice or never, a counter
+ * overshooting, a row unwritten). */
+gq_status gq_gqs_task_emulate(const gq_gqs_dev *d, const gq_gemv_task *tasks, int64_t ntasks, const int32_t *row_fix,
+                              int64_t nrec, const int64_t *order, const float *x, int B, double *y, int *writes);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

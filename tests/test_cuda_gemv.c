@@ -1,5 +1,6 @@
-/* test_cuda_gemv.c — the GPU GQS GEMV kernels (v2 and v1 of row split, Stream-K, dense W4; worker caps
- * force long shares and several rows per worker) against the CPU float64
+/* test_cuda_gemv.c — the GPU GQS GEMV kernels (v1, v2, v3 of row split, Stream-K, dense W4, and the v4
+ * task-centric split; worker caps force long shares and several rows per worker, task caps cut rows into
+ * many tasks) against the CPU float64
  * reference gq_gqs_gemv_ref (core/gqs.c) over many random shapes, sparsities, group sizes, row-density
  * patterns (incl. very uneven rows), batches 1..16, fp16 and fp32 outputs. Output poisoned (NaN) before
  * every launch; every element must be written; two launches must agree bit for bit (a race moves).
@@ -51,6 +52,7 @@ typedef struct {
     gq_density pat;
     int exact, y_fp32, sk_ctas;
     int64_t max_workers; /* v2 worker cap (0 = none): long shares, rows cut many times, rpw > 1 */
+    int64_t task_units;  /* v4 units per task (0 = default): 1 cuts every row into single units */
 } gcase;
 
 static int run_case(const gcase *c, uint64_t seed) {
@@ -63,6 +65,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     if (st != GQ_OK) fail_msg("upload: %s", gq_errmsg());
     gq_gqs_gpu_set_sk_ctas(m, c->sk_ctas);
     gq_gqs_gpu_set_max_workers(m, c->max_workers);
+    if (c->task_units && gq_gqs_gpu_set_task_units(m, c->task_units) != GQ_OK) fail_msg("task units: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -179,6 +182,8 @@ static void test_random_configs(void **st) {
         {
             const int64_t caps[] = {0, 1, 3, 37, 200, 0, 5};
             c.max_workers = caps[i % 7]; /* v2: from one worker for everything to the full grid */
+            const int64_t tus[] = {0, 1, 2, 5, 32, 0, 7};
+            c.task_units = tus[(i / 3) % 7]; /* v4: from single-unit tasks to the default */
         }
         fails += run_case(&c, 100 + (uint64_t)i);
     }
@@ -192,6 +197,9 @@ static void test_random_configs(void **st) {
         {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0},
         {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3},
         {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0},
+        /* v4: uneven rows cut into single-unit tasks (thousands of arrivals per row), and batch 16 */
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3},
+        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
     printf("%d configurations, %d failures\n", n, fails);

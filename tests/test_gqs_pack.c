@@ -298,6 +298,100 @@ static void test_sk_emulation(void **st) {
     assert_true(cases == 90);
 }
 
+/* v4 task list (gq_gqs_tasks) and its fix-up protocol (gq_gqs_task_emulate): every unit covered once,
+ * tasks no longer than the chunk and longest first, rows in one task marked whole, the records of a cut
+ * row distinct and in range, every row written once by forward, reverse and random task orders, and
+ * the result equal to a brute-force float64 product; chunk sizes from 1 unit (every row cut into single
+ * units) to more than the longest row (the v3 row split), empty rows and all-pruned matrices included. */
+static void task_case(int N, int K, int G, double sp, gq_density pat, int64_t chunk, int B, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "task", &d), GQ_OK);
+    gq_gemv_task *t = NULL;
+    int64_t nt = 0, nr = 0;
+    int32_t *fix = malloc((size_t)2 * N * sizeof(int32_t));
+    assert_int_equal(gq_gqs_tasks(d.row_unit, N, chunk, &t, &nt, fix, &nr), GQ_OK);
+    int64_t want_nt = 0, want_nr = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t n = d.row_unit[r + 1] - d.row_unit[r], k = n ? (n + chunk - 1) / chunk : 1;
+        want_nt += k, want_nr += k > 1 ? k : 0;
+        assert_int_equal(fix[2 * r + 1], k);
+        if (k == 1) assert_int_equal(fix[2 * r], -1);
+        else assert_true(fix[2 * r] >= 0 && fix[2 * r] + k <= nr);
+    }
+    assert_int_equal(nt, want_nt);
+    assert_int_equal(nr, want_nr);
+    for (int64_t i = 0; i < nt; i++) {
+        assert_true(t[i].n >= 0 && t[i].n <= chunk);
+        if (i) assert_true(t[i].n <= t[i - 1].n); /* longest first */
+        if (i && t[i].n == t[i - 1].n) assert_true(t[i].row > t[i - 1].row || (t[i].row == t[i - 1].row && t[i].lo > t[i - 1].lo));
+        assert_true((t[i].ci < 0) == (fix[2 * t[i].row + 1] == 1));
+    }
+    gq_rng rng;
+    gq_rng_seed(&rng, seed ^ 0x7a5c);
+    float *x = malloc((size_t)B * K * sizeof(float)), *w = malloc((size_t)N * K * sizeof(float));
+    for (int i = 0; i < B * K; i++) x[i] = (float)gq_rng_normal(&rng);
+    gq_gqs_dev_expand(&d, w);
+    int64_t *order = malloc((size_t)(nt ? nt : 1) * sizeof(int64_t));
+    double *y = malloc((size_t)B * N * sizeof(double));
+    int *writes = malloc((size_t)N * sizeof(int));
+    for (int shuffle = 0; shuffle < 3; shuffle++) {
+        for (int64_t i = 0; i < nt; i++) order[i] = shuffle == 1 ? nt - 1 - i : i;
+        if (shuffle == 2)
+            for (int64_t i = nt - 1; i > 0; i--) {
+                int64_t j = (int64_t)gq_rng_below(&rng, (uint64_t)i + 1), tmp = order[i];
+                order[i] = order[j], order[j] = tmp;
+            }
+        for (int i = 0; i < B * N; i++) y[i] = NAN;
+        gq_status s = gq_gqs_task_emulate(&d, t, nt, fix, nr, order, x, B, y, writes);
+        if (s != GQ_OK) fail_msg("task N=%d K=%d G=%d chunk=%lld: %s", N, K, G, (long long)chunk, gq_errmsg());
+        for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < N; r++) {
+                double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
+                if (!(fabs(y[(size_t)b * N + r] - ref) <= 1e-6 * ab + 1e-12))
+                    fail_msg("task N=%d K=%d G=%d chunk=%lld b=%d row %d: %g vs %g", N, K, G, (long long)chunk, b, r,
+                             y[(size_t)b * N + r], ref);
+            }
+    }
+    /* a broken list is caught: a unit covered twice */
+    if (nt >= 2 && t[0].n > 0) {
+        gq_gemv_task keep = t[1];
+        t[1] = t[0];
+        assert_int_equal(gq_gqs_task_emulate(&d, t, nt, fix, nr, NULL, x, B, y, writes), GQ_ERR_INTERNAL);
+        t[1] = keep;
+    }
+    free(t), free(fix), free(x), free(w), free(order), free(y), free(writes);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_task_list(void **st) {
+    (void)st;
+    const int Gs[] = {8, 16, 32, 64, 128};
+    const int64_t chunks[] = {1, 2, 3, 8, 32, 1000};
+    int cases = 0;
+    for (int gi = 0; gi < 5; gi++)
+        for (int pat = 0; pat < 3; pat++)
+            for (int ci = 0; ci < 6; ci++) {
+                const int G = Gs[gi], N = 5 + (gi * 7 + pat * 3 + ci) % 40, K = G * (2 + (ci + gi) % 12);
+                const double sp = (double)((pat + ci + gi) % 10) / 10.0;
+                task_case(N, K, G, sp, (gq_density)pat, chunks[ci], 1 + cases % 3, 300 + cases);
+                cases++;
+            }
+    task_case(50, 64, 16, 0.97, GQ_DENSITY_UNEVEN, 2, 2, 5);  /* many empty rows */
+    task_case(20, 64, 8, 1.0, GQ_DENSITY_ROW, 1, 1, 7);       /* all rows empty */
+    task_case(1, 4096, 16, 0.5, GQ_DENSITY_ROW, 5, 3, 8);     /* one row cut many times */
+    task_case(64, 8192, 16, 0.5, GQ_DENSITY_UNEVEN, 32, 2, 10);
+    assert_int_equal(cases, 90);
+    /* the default chunk: ceil(U / slots) in whole rounds, at least one round */
+    assert_int_equal(gq_gqs_task_chunk(1048576, 8448, 32), 128);
+    assert_int_equal(gq_gqs_task_chunk(262144, 8448, 32), 32);
+    assert_int_equal(gq_gqs_task_chunk(10, 8448, 32), 32);
+    assert_int_equal(gq_gqs_task_chunk(0, 8448, 32), 32);
+}
+
 /* The density patterns do what they say: totals match the sparsity; "uneven" concentrates groups. */
 /* gq_rows_by_length against a brute-force stable selection: a permutation, lengths non-increasing,
  * equal lengths in row order; includes empty rows and N = 0/1. */
@@ -359,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_sk_helpers_bruteforce),
         cmocka_unit_test(test_sk_search),
         cmocka_unit_test(test_sk_emulation),
+        cmocka_unit_test(test_task_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,8 +8,9 @@
  * weights as stored (codes + column indices + scales/mins + row offsets) + activations + output; the
  * copy bandwidth is measured in the same run (cudaMemcpyAsync D2D of 1 GB, read + write bytes).
  * 2:4 sparsity runs from tools/bench_24.py (torch + cuSPARSELt), writing the same CSV columns.
- * Kernels: the v2 kernels under their names (gqs_row, gqs_streamk, w4_dense) and the v1 kernels beside
- * them (*_v1) on the same matrices, so one run shows before/after; the targets use the v2 rows.
+ * Kernels: every version on the same matrices (v2 under the plain names gqs_row, gqs_streamk, w4_dense;
+ * *_v1, *_v3, and gqs_task_v4, the task-centric split), so one run shows before/after; each target
+ * takes the fastest kernel of its family.
  * Must not: build or install anything, or report a time whose correctness check failed.
  */
 #include <cublas_v2.h>
@@ -359,6 +360,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V1, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -374,6 +376,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V1, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, 1, "layer", 0.5));
             mat_free(m);
         }
     }
@@ -390,9 +393,11 @@ const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, in
     }
     return best;
 }
-const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3"};
+const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3",
+                               "gqs_task_v4"};
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3"};
-const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3"};
+/* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
+const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4"};
 const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3"};
 
 void fill_speedups(Bench &bn) {
@@ -446,7 +451,7 @@ gq_status store_rows(Bench &bn) {
  * make it, not a strawman). */
 void print_targets(const Bench &bn) {
     printf("\ntargets (device copy bandwidth %.0f GB/s):\n", bn.dev.copy_gbs);
-    const Row *best = best_of(bn, GQS_ALL, 6, 8192, 8192, 1, 16, 0.5, "layer");
+    const Row *best = best_of(bn, GQS_ALL, 7, 8192, 8192, 1, 16, 0.5, "layer");
     const Row *fp = find_row(bn, "cublas_fp16", 8192, 8192, 1, -1, -1, NULL);
     const Row *w128 = best_of(bn, W4_ALL, 3, 8192, 8192, 1, 128, -1, NULL);
     const Row *w16 = best_of(bn, W4_ALL, 3, 8192, 8192, 1, 16, -1, NULL);
@@ -464,13 +469,15 @@ void print_targets(const Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         if (strcmp(r.pattern, "uneven")) continue;
-        const Row *sk = best_of(bn, GQS_SK, 3, r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        const Row *sk = best_of(bn, GQS_SK, 4, r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         if (sk != &r) continue; /* one line per point, from its best Stream-K row */
         const Row *rr = best_of(bn, GQS_ROWS, 3, r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         if (!rr) continue;
-        printf("  %s  uneven rows %dx%d B%d S%.0f G%d: best Stream-K (%s) %.2fx vs best row split (%s) (target >= 1.2x)\n",
+        const Row *plain = find_row(bn, "gqs_row_v1", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        printf("  %s  uneven rows %dx%d B%d S%.0f G%d: best task-centric (%s) %.2fx vs best row split (%s) (target >= 1.2x);"
+               " %.2fx vs the plain row split (gqs_row_v1, rows in order)\n",
                rr->time_us / r.time_us >= 1.2 ? "PASS" : "MISS", r.N, r.K, r.B, 100 * r.sparsity, r.G, r.kernel,
-               rr->time_us / r.time_us, rr->kernel);
+               rr->time_us / r.time_us, rr->kernel, plain ? plain->time_us / r.time_us : NAN);
     }
 }
 

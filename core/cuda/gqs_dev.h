@@ -40,6 +40,12 @@ struct gq_gqs_gpu {
     int sk_ctas;           /* user cap, 0 = occupancy */
     int64_t last_workers;
     int64_t max_flat_workers; /* v2 cap on workers (tests: long shares); 0 = none */
+    /* v4 task-centric split (gqs_pack.h "v4 task list"), built at upload */
+    int4 *tasks;           /* [ntasks] gq_gemv_task {row, lo, n, ci} */
+    int2 *row_fix;         /* [N] {first record, tasks} of each row */
+    float *task_rec;       /* [nrec][GQ_GEMV_MAX_BATCH] partial sums of cut rows */
+    int64_t ntasks, nrec, task_units;
+    int32_t *h_row_unit;   /* host copy of row_unit: the task list is rebuilt when the chunk changes */
 };
 
 struct gq_gemv_args {
@@ -54,6 +60,10 @@ struct gq_gemv_args {
     int *cnt;
     int64_t U, W;          /* units, workers (warps) of Stream-K and of the v2 kernels */
     int64_t rpw;           /* v2 row split: rows per worker */
+    const int4 *tasks;     /* v4: the task list, its rows' fix-up info and records */
+    const int2 *row_fix;
+    float *trec;
+    int64_t ntasks;
     int N, K, nb, y_fp32;
 };
 

@@ -63,12 +63,65 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
     }
 }
 
+
+/* ---- v4 task-centric kernel ------------------------------------------------------------------------------- */
+
+/* One warp per task of the task list (gqs_pack.h "v4 task list"): tasks hold at most m->task_units
+ * units, so a heavy row is shared by several warps instead of making one warp the straggler, while a
+ * row that fits one task is written directly as in the v3 row split (same quad walk, same registers).
+ * A cut row: each task publishes its partial in its own record, the last to arrive (arrival counter
+ * per row, reset by that warp for the next launch) sums the records in chunk order: deterministic, one
+ * launch, no pre-zeroed output. Against the v1/v3 Stream-K (one contiguous share per warp, walked row
+ * segment by row segment, a memory latency per segment), every warp here walks exactly one segment. */
+template <int G, int B>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gemv_task_kernel(const gq_gemv_args a) {
+    const int lane = threadIdx.x & 31;
+    const int64_t t = (int64_t)blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (t >= a.ntasks) return;
+    const int4 tk = __ldg(a.tasks + t); /* {row, lo, n, ci} */
+    float acc[B];
+#pragma unroll
+    for (int b = 0; b < B; b++) acc[b] = 0.f;
+    gq_seg_quads<G, B, false, gq_unroll_q<B>::value>(a, tk.y, (int64_t)tk.y + tk.z, 0, lane, acc);
+    gq_warp_sum<B>(acc);
+    if (tk.w < 0) {
+        gq_store_row<B>(a, tk.x, lane, acc);
+        return;
+    }
+    const int2 fx = __ldg(a.row_fix + tk.x); /* {first record, tasks of the row} */
+    float *rec = a.trec + (size_t)(fx.x + tk.w) * GQ_GEMV_MAX_BATCH;
+#pragma unroll
+    for (int b = 0; b < B; b++)
+        if (b < a.nb && lane == b) rec[b] = acc[b];
+    __threadfence(); /* each writing lane: its record is visible device-wide before the count */
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) last = atomicAdd(&a.cnt[tk.x], 1) == fx.y - 1;
+    last = __shfl_sync(0xFFFFFFFFu, last, 0);
+    if (!last) return;
+    __threadfence(); /* acquire side: see every other task's record */
+    if (lane < a.nb) {
+        float sum = 0.f;
+        for (int c = 0; c < fx.y; c++) sum += __ldcg(a.trec + (size_t)(fx.x + c) * GQ_GEMV_MAX_BATCH + lane);
+        gq_store_y(a, lane, tk.x, sum);
+    }
+    if (lane == 0) a.cnt[tk.x] = 0; /* ready for the next launch (stream-ordered) */
+}
+
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
 template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
     if constexpr (QUAD) gq_gemv_rowq_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     else gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+template <int G, int B> static gq_status launch_task(const gq_gemv_args &a, cudaStream_t st) {
+    if (a.ntasks == 0) return GQ_OK;
+    const unsigned grid = (unsigned)((a.ntasks + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    gq_gemv_task_kernel<G, B><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
@@ -116,6 +169,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     a.row_unit = m->row_unit, a.row_order = m->row_order, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
     a.x = static_cast<const __half *>(x_dev), a.y = y_dev, a.rec = m->rec, a.cnt = m->cnt;
     a.U = m->U, a.N = m->N, a.K = m->K, a.nb = B, a.y_fp32 = y_fp32 ? 1 : 0;
+    a.tasks = m->tasks, a.row_fix = m->row_fix, a.trec = m->task_rec, a.ntasks = m->ntasks;
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     const int bt = gq_batch_tmpl(B);
     switch (kind) {
@@ -149,6 +203,11 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_SK3)
 #undef CALL_SK3
         break;
+    case GQ_GEMV_TASK_V4:
+#define CALL_TASK(G_, B_) launch_task<G_, B_>(a, st)
+        GQ_FOR_G(CALL_TASK)
+#undef CALL_TASK
+        break;
     case GQ_GEMV_DENSE_W4:
     case GQ_GEMV_DENSE_W4_V1:
     case GQ_GEMV_DENSE_W4_V3:
@@ -172,6 +231,10 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->sm);
     cudaFree(m->rec);
     cudaFree(m->cnt);
+    cudaFree(m->tasks);
+    cudaFree(m->row_fix);
+    cudaFree(m->task_rec);
+    free(m->h_row_unit);
     free(m);
 }
 
@@ -216,6 +279,14 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
         free(ord);
         CUDA_CHECK_GOTO(ce, fail);
     }
+    m->h_row_unit = (int32_t *)malloc((size_t)(d->N + 1) * 4);
+    if (!m->h_row_unit) {
+        st = gq_errf(GQ_ERR_NOMEM, "gqs_gpu_upload: out of host memory");
+        goto fail;
+    }
+    memcpy(m->h_row_unit, d->row_unit, (size_t)(d->N + 1) * 4);
+    st = gq_gqs_gpu_set_task_units(m, 0);
+    if (st != GQ_OK) goto fail;
     /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
      * their own (possibly non-blocking) streams, which are not ordered after it. */
     CUDA_CHECK_GOTO(cudaDeviceSynchronize(), fail);
@@ -226,6 +297,51 @@ fail:
     return st;
 }
 
+extern "C" gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units) {
+    int64_t chunk = units;
+    if (chunk <= 0) {
+        /* about one task per warp slot of the batch-1 kernel (its register cap is the same for every G),
+         * in whole rounds of loads (32 lanes x 4 quads = 32 units), so uniform rows of a large matrix stay
+         * one task each and the rows of a small or uneven one are cut to fill the machine */
+        int occ = 0;
+        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_task_kernel<16, 1>, 32 * GQ_ROW_WARPS, 0));
+        const int64_t slots = (int64_t)m->sm_count * (occ < 1 ? 1 : occ) * GQ_ROW_WARPS;
+        chunk = gq_gqs_task_chunk(m->U, slots, 32 * gq_unroll_q<1>::value / 4);
+    }
+    gq_gemv_task *t = NULL;
+    int64_t nt = 0, nr = 0;
+    int32_t *fix = (int32_t *)malloc((size_t)(m->N ? m->N : 1) * 8);
+    if (!fix) return gq_errf(GQ_ERR_NOMEM, "gqs tasks: out of host memory");
+    gq_status st = gq_gqs_tasks(m->h_row_unit, m->N, chunk, &t, &nt, fix, &nr);
+    int4 *dt = NULL;
+    int2 *dfix = NULL;
+    float *drec = NULL;
+    cudaError_t ce = cudaSuccess;
+    if (st == GQ_OK) {
+        static_assert(sizeof(gq_gemv_task) == sizeof(int4), "task layout");
+        ce = cudaMalloc(&dt, (size_t)(nt ? nt : 1) * sizeof(int4));
+        if (ce == cudaSuccess) ce = cudaMalloc(&dfix, (size_t)(m->N ? m->N : 1) * sizeof(int2));
+        if (ce == cudaSuccess) ce = cudaMalloc(&drec, (size_t)(nr ? nr : 1) * GQ_GEMV_MAX_BATCH * sizeof(float));
+        if (ce == cudaSuccess && nt) ce = cudaMemcpy(dt, t, (size_t)nt * sizeof(int4), cudaMemcpyHostToDevice);
+        if (ce == cudaSuccess && m->N) ce = cudaMemcpy(dfix, fix, (size_t)m->N * sizeof(int2), cudaMemcpyHostToDevice);
+        if (ce != cudaSuccess) {
+            cudaGetLastError();
+            st = gq_errf(GQ_ERR_NOMEM, "gqs tasks: %s", cudaGetErrorString(ce));
+        }
+    }
+    free(t);
+    free(fix);
+    if (st != GQ_OK) {
+        cudaFree(dt), cudaFree(dfix), cudaFree(drec);
+        return st;
+    }
+    CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the old list */
+    cudaFree(m->tasks), cudaFree(m->row_fix), cudaFree(m->task_rec);
+    m->tasks = dt, m->row_fix = dfix, m->task_rec = drec;
+    m->ntasks = nt, m->nrec = nr, m->task_units = chunk;
+    return GQ_OK;
+}
+extern "C" int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m) { return m->task_units; }
 extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
 extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }

@@ -50,9 +50,10 @@ typedef enum {
     GQ_GEMV_DENSE_W4_V1 = 5,
     GQ_GEMV_ROW_V3 = 6,     /* v1's row split and Stream-K with each row taken quad by quad (gqs_dev.h) */
     GQ_GEMV_STREAMK_V3 = 7,
-    GQ_GEMV_DENSE_W4_V3 = 8
+    GQ_GEMV_DENSE_W4_V3 = 8,
+    GQ_GEMV_TASK_V4 = 9     /* task-centric: rows cut into tasks of equal work, one warp each, fix-up of cut rows */
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 9
+#define GQ_GEMV_NKINDS 10
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3;
 }
@@ -68,6 +69,7 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_ROW_V3: return "gqs_row_v3";
     case GQ_GEMV_STREAMK_V3: return "gqs_streamk_v3";
     case GQ_GEMV_DENSE_W4_V3: return "w4_dense_v3";
+    case GQ_GEMV_TASK_V4: return "gqs_task_v4";
     }
     return "?";
 }
@@ -87,6 +89,11 @@ void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k);
 /* Cap the number of workers (warps) of the v2 kernels (0 = none): tests use it to force long shares that
  * cut rows many times and rows-per-worker > 1. Defined in gqs_gemv.cu (CUDA) and gqs_gemv_v2_stub.c. */
 void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w);
+/* v4 task kernel: units per task (0 = the default, ceil(U / resident warps) rounded up to a round of
+ * loads; 1 cuts every row into single-unit tasks, for tests). Rebuilds the task list: synchronous, not
+ * inside graph capture. gq_gqs_gpu_task_units: the units per task of the current list. */
+gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units);
+int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Warps of the last Stream-K launch (its number of shares), for reports. */
 int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m);
 
