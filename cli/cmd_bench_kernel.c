@@ -1,6 +1,7 @@
 /* cmd_bench_kernel.c — `gqsa bench kernel`: the GQS GEMV kernel benchmark (core/cuda/bench_kernel.cu).
  * Must not: time anything itself (the harness does), or hide a failed correctness check behind exit 0.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "../core/cuda/gqs_gemv.h"
@@ -24,7 +25,8 @@ static void usage(FILE *f) {
             "  --csv FILE     write every row as CSV\n"
             "  --store PATH   also add the rows to the results store (benchmarks table)\n"
             "  --reps N       timed replays per point (20..10000)\n"
-            "  --only LABEL   only shapes whose label contains LABEL (e.g. 8192, gate)\n");
+            "  --only LABEL   only shapes whose label contains LABEL (e.g. 8192, gate)\n"
+            "  --batches LIST batches to time, e.g. 1,16 (default 1,2,4,8,16; --quick: 1,16)\n");
 }
 
 int cmd_bench_kernel(int argc, char **argv) {
@@ -47,6 +49,18 @@ int cmd_bench_kernel(int argc, char **argv) {
         } else if (cli_flag(argc, argv, &i, "--only", &v)) {
             if (!v) return 2;
             o.only = v;
+        } else if (cli_flag(argc, argv, &i, "--batches", &v)) {
+            if (!v) return 2;
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", v);
+            o.nbatches = 0;
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                int b;
+                if (o.nbatches == 8) return cli_usage_error("bench kernel", "--batches: at most 8 values");
+                if (cli_parse_int("--batches", tok, 1, GQ_GEMV_MAX_BATCH, &b) != 0) return 2;
+                o.batches[o.nbatches++] = b;
+            }
+            if (!o.nbatches) return cli_usage_error("bench kernel", "--batches: expected a list such as 1,16");
         } else if (cli_flag(argc, argv, &i, "--reps", &v)) {
             if (!v || cli_parse_int("--reps", v, 20, 10000, &o.reps) != 0) return 2;
         } else {

@@ -26,6 +26,7 @@
 #include "model.h"
 #ifdef GQSA_CUDA
 #include "cuda/decode.h"
+#include "cuda/gqs_gemv.h"
 #endif
 
 /* fp32 GEMMs on both sides, differing only in summation order (OpenBLAS vs cuBLAS blocking, tiled
@@ -594,6 +595,8 @@ static void test_decode_stories260k(void **st) {
     }
     int32_t prompt[1] = {1};
     check_decode(m, prompt, 1, 150, 1); /* > one 128-key attention chunk */
+    gq_dec_opts o = {.format = GQ_DEC_FP16, .group = 16, .bits = 4, .gemv_kind = -1, .no_pdl = 1};
+    check_decode_fmt(m, &o, prompt, 1, 150, 1); /* the same without programmatic dependent launch */
     gq_model_free(m);
 }
 
@@ -607,17 +610,21 @@ static void test_decode_random_half_gqa(void **st) {
     gq_model_free(m);
 }
 
-/* W4 (dense kernel) and GQS S50 (Stream-K and row kernels) against the CPU decode of the same W_hat. */
+/* W4 (dense kernel) and GQS S50/S30 (default, v2 row, v4 task kernels; the default once more without
+ * programmatic dependent launch) against the CPU decode of the same W_hat. */
 static void test_decode_quantized(void **st) {
     (void)st;
     if (!have_gpu()) return;
     const char *fmts[] = {"w4", "gqs-s50", "gqs-s30"};
+    const int kinds[] = {-1, GQ_GEMV_ROW, GQ_GEMV_TASK_V4, GQ_GEMV_ROW_V3};
     for (int i = 0; i < 3; i++)
-        for (int kind = -1; kind <= 0; kind++) {
-            gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = kind};
+        for (int ki = 0; ki < 4; ki++) {
+            const int kind = kinds[ki];
+            /* default kernels with and without programmatic dependent launch; the others with it */
+            gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = kind, .no_pdl = ki == 3};
             assert_int_equal(gq_dec_parse_format(fmts[i], &o), GQ_OK);
-            if (o.format == GQ_DEC_W4 && kind == 0) continue;
-            printf("  %s kernel %d:\n", fmts[i], kind);
+            if (o.format == GQ_DEC_W4 && kind >= 0) continue;
+            printf("  %s kernel %d%s:\n", fmts[i], kind, o.no_pdl ? " (no PDL)" : "");
             gq_model *m = random_model(256, 512, 2, 4, 2, 400, GQ_ROPE_HALF, 0, 31 + i);
             int32_t *prompt = random_tokens(4, 400, 8);
             check_decode_fmt(m, &o, prompt, 4, 40, 0);

@@ -319,10 +319,10 @@ done:
 
 struct Shape { int N, K; const char *label; };
 
-gq_status sweep_shape(Bench &bn, const Shape &s, int quick) {
+gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, int nB_user) {
     const int Bs_full[] = {1, 2, 4, 8, 16}, Bs_quick[] = {1, 16};
-    const int *Bs = quick ? Bs_quick : Bs_full;
-    const int nB = quick ? 2 : 5;
+    const int *Bs = nB_user ? Bs_user : quick ? Bs_quick : Bs_full;
+    const int nB = nB_user ? nB_user : quick ? 2 : 5;
     fprintf(stderr, "gqsa bench: %s (%d x %d)\n", s.label, s.N, s.K);
     for (int i = 0; i < nB; i++) GQ_TRY(run_fp16(bn, s.N, s.K, Bs[i]));
     /* dense W4 at G = 128 (the usual baseline) and at G = 16 (the GQS run's G); sparsity-0 GQS beside */
@@ -533,7 +533,7 @@ extern "C" gq_status gq_bench_kernel_run(const gq_bench_kernel_opts *o) {
     const int nsh = o->quick ? 2 : 4;
     const double t0 = gq_now();
     for (int i = 0; i < nsh && st == GQ_OK; i++)
-        if (!o->only || strstr(sh[i].label, o->only)) st = sweep_shape(bn, sh[i], o->quick);
+        if (!o->only || strstr(sh[i].label, o->only)) st = sweep_shape(bn, sh[i], o->quick, o->batches, o->nbatches);
     fill_speedups(bn);
     print_and_write(bn);
     print_versions(bn);

@@ -17,6 +17,7 @@
 
 #include "kernels_common.cuh"
 #include "cuda_check.h"
+#include "pdl.cuh"
 extern "C" {
 #include "gqs.h"
 #include "gqs_pack.h"
@@ -82,9 +83,13 @@ __global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const 
         const uint4 *w4 = (const uint4 *)w;
         const float4 *x4 = (const float4 *)x;
         int n8 = K >> 3, i = lane;
+        /* first round of weight loads before the dependency wait (pdl.cuh), x only after it */
+        uint4 u0 = make_uint4(0, 0, 0, 0), u1 = u0, u2 = u0, u3 = u0;
+        if (i + 96 < n8) u0 = ld_stream(w4 + i), u1 = ld_stream(w4 + i + 32), u2 = ld_stream(w4 + i + 64), u3 = ld_stream(w4 + i + 96);
+        gq_pdl_wait();
+        gq_pdl_trigger();
         for (; i + 96 < n8; i += 128) {
-            uint4 u0 = ld_stream(w4 + i), u1 = ld_stream(w4 + i + 32), u2 = ld_stream(w4 + i + 64),
-                  u3 = ld_stream(w4 + i + 96);
+            if (i != lane) u0 = ld_stream(w4 + i), u1 = ld_stream(w4 + i + 32), u2 = ld_stream(w4 + i + 64), u3 = ld_stream(w4 + i + 96);
             s += dot8(u0, __ldg(x4 + 2 * i), __ldg(x4 + 2 * i + 1));
             s += dot8(u1, __ldg(x4 + 2 * (i + 32)), __ldg(x4 + 2 * (i + 32) + 1));
             s += dot8(u2, __ldg(x4 + 2 * (i + 64)), __ldg(x4 + 2 * (i + 64) + 1));
@@ -92,6 +97,8 @@ __global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const 
         }
         for (; i < n8; i += 32) s += dot8(ld_stream(w4 + i), __ldg(x4 + 2 * i), __ldg(x4 + 2 * i + 1));
     } else { /* rows not 16-byte aligned (e.g. stories260K's hidden 172): scalar path */
+        gq_pdl_wait();
+        gq_pdl_trigger();
         for (int k = lane; k < K; k += 32) s += __half2float(w[k]) * x[k];
     }
     s = gqk::warp_sum(s);
@@ -115,6 +122,8 @@ __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, 
     __shared__ float qs[HD];
     __shared__ int last;
     __shared__ float ps[GQD_CHUNK];
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     int h = blockIdx.x, c = blockIdx.y, tid = threadIdx.x;
     int n = *pos + 1, j0 = c * GQD_CHUNK;
     if (j0 >= n) return; /* whole block: uniform */
@@ -176,6 +185,8 @@ __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, 
  * Step kernels
  * =========================================================================================== */
 __global__ void k_embed_dec(float *x, const __half *emb, const int32_t *tokens, const int32_t *pos, int D, int V) {
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     int id = tokens[*pos];
     id = id < 0 ? 0 : (id >= V ? V - 1 : id); /* defensive: ids come from the host check or argmax */
     for (int i = threadIdx.x; i < D; i += blockDim.x) x[i] = __half2float(emb[(size_t)id * D + i]);
@@ -185,6 +196,8 @@ __global__ void k_embed_dec(float *x, const __half *emb, const int32_t *tokens, 
  * as gqk::k_rope / core/forward.c: INTERLEAVED (2i, 2i+1), HALF (i, i + HD/2). */
 __global__ void k_rope_store(float *qkv, __half *kc, __half *vc, const float *cosb, const float *sinb, int style,
                              const int32_t *pos, int NH, int NKV, int HD) {
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     size_t p = (size_t)*pos;
     int half = HD / 2, NKVD = NKV * HD, npairs = (NH + NKV) * half;
     int t0 = blockIdx.x * blockDim.x + threadIdx.x, step = gridDim.x * blockDim.x;
@@ -210,6 +223,8 @@ __global__ void k_rope_store(float *qkv, __half *kc, __half *vc, const float *co
 __global__ void k_argmax_advance(int32_t *tokens, int32_t *pos, const int32_t *n_prompt, const float *logits, int V) {
     __shared__ float bv[32];
     __shared__ int bi[32];
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     float v = -FLT_MAX;
     int idx = 0x7fffffff;
     for (int i = threadIdx.x; i < V; i += blockDim.x) {
@@ -234,6 +249,8 @@ __global__ void k_argmax_advance(int32_t *tokens, int32_t *pos, const int32_t *n
     }
 }
 __global__ void k_swiglu1(float *hb, __half *hb16, const float *gu, int H) {
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < H; j += gridDim.x * blockDim.x) {
         float g = gu[j];
         float v = g / (1.f + expf(-g)) * gu[H + j];
@@ -244,6 +261,8 @@ __global__ void k_swiglu1(float *hb, __half *hb16, const float *gu, int H) {
 /* One row: x += res (when res: the residual of a quantized o/down GEMV, whose API cannot accumulate),
  * then out = rmsnorm(x) * w in fp32 and (when out16) fp16 for the quantized GEMVs' input. */
 __global__ void k_rmsnorm_dec(float *x, const float *res, const float *w, float *out, __half *out16, int D, float eps) {
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     float ss = 0.f;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
         float v = x[i];
@@ -262,6 +281,8 @@ __global__ void k_rmsnorm_dec(float *x, const float *res, const float *w, float 
     }
 }
 __global__ void k_bias1(float *y, const float *b, int N) {
+    gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
+    gq_pdl_trigger();
     for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < N; j += gridDim.x * blockDim.x) y[j] += b[j];
 }
 
@@ -492,6 +513,7 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     l->kind = default_kind(o);
     gq_status st = gq_gqs_gpu_upload(dev, &l->q);
     if (st) return gq_err_prefix(st, "%s: ", what);
+    gq_gqs_gpu_set_pdl(l->q, !o->no_pdl);
     if (gq_gemv_kind_is_dense(l->kind) && !gq_gqs_gpu_is_dense(l->q))
         return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
     l->bytes = gq_gqs_dev_bytes(dev, gq_gemv_kind_is_dense(l->kind));
@@ -770,21 +792,22 @@ extern "C" gq_status gq_dec_create_random(const gq_config *cfg, const gq_dec_opt
  * copy x16 and, for acc, write d->res, which the next k_rmsnorm_dec adds into x. */
 static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, const __half *x16, float *y, int acc) {
     if (l->q) return gq_gqs_gpu_gemv(l->q, l->kind, x16, 1, acc ? d->res : y, 1, d->s);
+    const bool pdl = !d->o.no_pdl;
     int nb = (l->N + GQD_GEMV_WARPS - 1) / GQD_GEMV_WARPS;
-    if (acc) k_gemv_h<true><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
-    else k_gemv_h<false><<<nb, GQD_GEMV_WARPS * 32, 0, d->s>>>(y, l->w16, x, l->N, l->K);
+    if (acc) CUDA_CHECK(gq_launch(pdl, k_gemv_h<true>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K));
+    else CUDA_CHECK(gq_launch(pdl, k_gemv_h<false>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
 
 template <int HD>
-static void launch_attn(gq_decoder *d, int l) {
+static cudaError_t launch_attn(gq_decoder *d, int l) {
     const gq_config *c = &d->c;
     size_t off = (size_t)l * d->o.max_T * c->n_kv_heads * HD;
     dim3 g(c->n_heads, d->maxc);
-    k_attn_dec<HD><<<g, GQD_CHUNK, 0, d->s>>>(d->pacc, d->pm, d->pl, d->qkv, d->kc + off, d->vc + off, d->pos,
-                                              c->n_heads, c->n_kv_heads, d->maxc, 1.f / sqrtf((float)HD),
-                                              d->arrived, d->att, d->att16);
+    return gq_launch(!d->o.no_pdl, k_attn_dec<HD>, g, GQD_CHUNK, 0, d->s, d->pacc, d->pm, d->pl, d->qkv, d->kc + off,
+                     d->vc + off, d->pos, c->n_heads, c->n_kv_heads, d->maxc, 1.f / sqrtf((float)HD), d->arrived,
+                     d->att, d->att16);
 }
 
 static gq_status record_step(gq_decoder *d) {
@@ -793,43 +816,52 @@ static gq_status record_step(gq_decoder *d) {
     int D = c->dim, H = c->hidden_dim, HD = c->head_dim, V = c->vocab_size;
     int NQ = c->n_heads * HD, NKVD = c->n_kv_heads * HD;
     size_t layer_kv = (size_t)d->o.max_T * NKVD;
+    /* every kernel after the first may overlap the one before it (pdl.cuh); the first waits for the
+     * previous step (graph launches are fully ordered) */
+    const bool pdl = !d->o.no_pdl;
     k_embed_dec<<<1, 256, 0, s>>>(d->x, d->tok_emb, d->tokens, d->pos, D, V);
     CUDA_CHECK_LAUNCH();
     for (int l = 0; l < c->n_layers; l++) {
         const gqd_layer *y = &d->L[l];
         /* layer 0 has no pending residual; later layers add the previous down_proj's (quantized) */
-        k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, l > 0 ? d->res : NULL, y->attn_norm, d->xb, d->xb16, D, c->norm_eps);
+        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)(l > 0 ? d->res : NULL), (const float *)y->attn_norm,
+                             d->xb, d->xb16, D, c->norm_eps));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->qkv, d->xb, d->xb16, d->qkv, 0));
         if (y->bqkv) {
-            k_bias1<<<blocks_for(NQ + 2 * NKVD, 256), 256, 0, s>>>(d->qkv, y->bqkv, NQ + 2 * NKVD);
+            CUDA_CHECK(gq_launch(pdl, k_bias1, blocks_for(NQ + 2 * NKVD, 256), 256, 0, s, d->qkv, (const float *)y->bqkv,
+                                 NQ + 2 * NKVD));
             CUDA_CHECK_LAUNCH();
         }
-        k_rope_store<<<blocks_for((size_t)(c->n_heads + c->n_kv_heads) * HD / 2, 256), 256, 0, s>>>(
-            d->qkv, d->kc + l * layer_kv, d->vc + l * layer_kv, d->rope_cos, d->rope_sin, (int)c->rope_style, d->pos,
-            c->n_heads, c->n_kv_heads, HD);
+        CUDA_CHECK(gq_launch(pdl, k_rope_store, blocks_for((size_t)(c->n_heads + c->n_kv_heads) * HD / 2, 256), 256, 0, s,
+                             d->qkv, d->kc + l * layer_kv, d->vc + l * layer_kv, (const float *)d->rope_cos,
+                             (const float *)d->rope_sin, (int)c->rope_style, (const int32_t *)d->pos, c->n_heads,
+                             c->n_kv_heads, HD));
         CUDA_CHECK_LAUNCH();
         switch (HD) {
-        case 8: launch_attn<8>(d, l); break;
-        case 16: launch_attn<16>(d, l); break;
-        case 32: launch_attn<32>(d, l); break;
-        case 64: launch_attn<64>(d, l); break;
-        case 128: launch_attn<128>(d, l); break;
+        case 8: CUDA_CHECK(launch_attn<8>(d, l)); break;
+        case 16: CUDA_CHECK(launch_attn<16>(d, l)); break;
+        case 32: CUDA_CHECK(launch_attn<32>(d, l)); break;
+        case 64: CUDA_CHECK(launch_attn<64>(d, l)); break;
+        case 128: CUDA_CHECK(launch_attn<128>(d, l)); break;
         default: GQ_ASSERT(0 && "head_dim checked at build");
         }
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->o, d->att, d->att16, d->x, 1));
-        k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, d->res, y->ffn_norm, d->xb, d->xb16, D, c->norm_eps);
+        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)d->res, (const float *)y->ffn_norm, d->xb,
+                             d->xb16, D, c->norm_eps));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->gu, d->xb, d->xb16, d->gu, 0));
-        k_swiglu1<<<blocks_for(H, 256), 256, 0, s>>>(d->hb, d->hb16, d->gu, H);
+        CUDA_CHECK(gq_launch(pdl, k_swiglu1, blocks_for(H, 256), 256, 0, s, d->hb, d->hb16, (const float *)d->gu, H));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->down, d->hb, d->hb16, d->x, 1));
     }
-    k_rmsnorm_dec<<<1, 1024, 0, s>>>(d->x, d->res, d->final_norm, d->xb, NULL, D, c->norm_eps);
+    CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)d->res, (const float *)d->final_norm, d->xb,
+                         (__half *)NULL, D, c->norm_eps));
     CUDA_CHECK_LAUNCH();
     GQ_TRY(gemv(d, &d->head, d->xb, NULL, d->logits, 0)); /* the lm head stays fp16 in every format */
-    k_argmax_advance<<<1, 1024, 0, s>>>(d->tokens, d->pos, d->n_prompt, d->logits, V);
+    CUDA_CHECK(gq_launch(pdl, k_argmax_advance, 1, 1024, 0, s, d->tokens, d->pos, (const int32_t *)d->n_prompt,
+                         (const float *)d->logits, V));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }

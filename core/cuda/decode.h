@@ -34,6 +34,9 @@ typedef struct {
     int max_T;        /* KV cache length (prompt + generated tokens) */
     int gemv_kind;    /* W4/GQS GEMV kernel: -1 default (decode.cu default_kind: the fastest measured), else a
                          gq_gemv_kind of core/cuda/gqs_gemv.h (a dense kind for w4, a sparse one for gqs) */
+    int no_pdl;       /* 1: launch the step's kernels one after another; 0 (default): each kernel after the
+                         first with programmatic dependent launch (core/cuda/pdl.cuh), so its start and its
+                         first weight loads overlap the kernel before it */
 } gq_dec_opts;
 
 /* Parse "fp16", "w4", "gqs-s50" (sparsity 50%) into o->format / o->sparsity. GQ_ERR_ARG otherwise. */

@@ -23,6 +23,7 @@
 
 #include "cuda_check.h"
 #include "gqs_gemv.h"
+#include "pdl.cuh"
 
 struct gq_gqs_gpu {
     int N, K, G;
@@ -46,6 +47,7 @@ struct gq_gqs_gpu {
     float *task_rec;       /* [nrec][GQ_GEMV_MAX_BATCH] partial sums of cut rows */
     int64_t ntasks, nrec, task_units;
     int32_t *h_row_unit;   /* host copy of row_unit: the task list is rebuilt when the chunk changes */
+    int pdl;               /* launch the v3 row / v4 task kernels with programmatic dependent launch */
 };
 
 struct gq_gemv_args {
@@ -332,6 +334,28 @@ __device__ __forceinline__ void gq_seg_quads(const gq_gemv_args &a, int64_t lo, 
         gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
     }
 }
+/* gq_seg_quads for a kernel that may be launched with programmatic dependent launch (pdl.cuh): the first
+ * round's weight loads are issued before gq_pdl_wait(), x is read only after it. Without the launch
+ * attribute the wait is a no-op and this is gq_seg_quads with its first round peeled. */
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+                                                 float (&acc)[B]) {
+    if (hi <= lo) {
+        gq_pdl_wait();
+        gq_pdl_trigger();
+        return;
+    }
+    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    gq_qbuf<UNR> b;
+    uint32_t j0 = (uint32_t)lane;
+    gq_qbuf_load<G, DENSE, UNR>(g, b, j0); /* clamped addresses: valid for every lane */
+    gq_pdl_wait();
+    gq_pdl_trigger();
+    for (; j0 < g.n; j0 += 32u * UNR) {
+        if (j0 != (uint32_t)lane) gq_qbuf_load<G, DENSE, UNR>(g, b, j0);
+        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
+    }
+}
 /* Quads per lane per round. Batch 1: 4, with the kernel held to 32 registers (gq_minb_q) so 64 warps
  * fit per SM — measured best of UNR 4/8/16 x software-pipelined or not x 32..94 registers (PERF.md "v3";
  * the variant switch of that study is in commit 8b4d7eb, GQSA_V3). */
@@ -353,7 +377,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
-    gq_seg_quads<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
+    gq_seg_quads_pdl<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
     gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
 }
@@ -361,7 +385,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 /* The batch template serving nb (next power of two). */
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
-/* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers) or 3. */
+/* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers) or 3 (launched
+ * with programmatic dependent launch when m->pdl). */
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
 
 #endif

@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
-    gq_seg_quads<G, B, false, gq_unroll_q<B>::value>(a, tk.y, (int64_t)tk.y + tk.z, 0, lane, acc);
+    gq_seg_quads_pdl<G, B, false, gq_unroll_q<B>::value>(a, tk.y, (int64_t)tk.y + tk.z, 0, lane, acc);
     gq_warp_sum<B>(acc);
     if (tk.w < 0) {
         gq_store_row<B>(a, tk.x, lane, acc);
@@ -110,18 +110,18 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
-template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st) {
+template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st, bool pdl) {
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    if constexpr (QUAD) gq_gemv_rowq_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    if constexpr (QUAD) CUDA_CHECK(gq_launch(pdl, gq_gemv_rowq_kernel<G, B, false>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
     else gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
 
-template <int G, int B> static gq_status launch_task(const gq_gemv_args &a, cudaStream_t st) {
+template <int G, int B> static gq_status launch_task(const gq_gemv_args &a, cudaStream_t st, bool pdl) {
     if (a.ntasks == 0) return GQ_OK;
     const unsigned grid = (unsigned)((a.ntasks + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    gq_gemv_task_kernel<G, B><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
+    CUDA_CHECK(gq_launch(pdl, gq_gemv_task_kernel<G, B>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
@@ -184,7 +184,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 #undef CALL_FSK
         break;
     case GQ_GEMV_ROW_V1:
-#define CALL_ROW(G_, B_) launch_row<G_, B_, false>(a, st)
+#define CALL_ROW(G_, B_) launch_row<G_, B_, false>(a, st, false)
         GQ_FOR_G(CALL_ROW)
 #undef CALL_ROW
         break;
@@ -194,7 +194,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 #undef CALL_SK
         break;
     case GQ_GEMV_ROW_V3:
-#define CALL_ROW3(G_, B_) launch_row<G_, B_, true>(a, st)
+#define CALL_ROW3(G_, B_) launch_row<G_, B_, true>(a, st, m->pdl != 0)
         GQ_FOR_G(CALL_ROW3)
 #undef CALL_ROW3
         break;
@@ -204,7 +204,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 #undef CALL_SK3
         break;
     case GQ_GEMV_TASK_V4:
-#define CALL_TASK(G_, B_) launch_task<G_, B_>(a, st)
+#define CALL_TASK(G_, B_) launch_task<G_, B_>(a, st, m->pdl != 0)
         GQ_FOR_G(CALL_TASK)
 #undef CALL_TASK
         break;
@@ -342,6 +342,7 @@ extern "C" gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units) {
     return GQ_OK;
 }
 extern "C" int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m) { return m->task_units; }
+extern "C" void gq_gqs_gpu_set_pdl(gq_gqs_gpu *m, int on) { m->pdl = on ? 1 : 0; }
 extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
 extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }

@@ -94,6 +94,11 @@ void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w);
  * inside graph capture. gq_gqs_gpu_task_units: the units per task of the current list. */
 gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
+/* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
+ * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the
+ * stream has finished. Only for callers whose previous kernel writes nothing these read before x (the
+ * decode step); off by default. */
+void gq_gqs_gpu_set_pdl(gq_gqs_gpu *m, int on);
 /* Warps of the last Stream-K launch (its number of shares), for reports. */
 int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m);
 
@@ -117,6 +122,8 @@ typedef struct {
     int reps;              /* timed graph replays (median taken); 0 = default 30 */
     int check;             /* run the correctness pass first (default 1) */
     const char *only;      /* run only shapes whose label contains this (NULL: all) */
+    int nbatches;          /* batches to time (0: 1, 2, 4, 8, 16; quick: 1, 16) */
+    int batches[8];
 } gq_bench_kernel_opts;
 /* Returns GQ_OK when everything ran and every correctness check passed; the targets (PERF.md) are
  * printed as PASS/MISS lines but do not change the status (a slow kernel is a finding, not an error). */
