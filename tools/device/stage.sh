@@ -7,7 +7,7 @@ mkdir -p /tmp/gq/models /tmp/gq/bin /tmp/gq/lib /tmp/gq/wrap models
 [ -d .devcarry/shared ] && cp -r .devcarry/shared /tmp/gq/
 for p in model.part1 model.part2; do [ -f .devcarry/$p ] && cp .devcarry/$p /tmp/gq/; done
 cp .devcarry/*.tokenizer.json /tmp/gq/models/ 2>/dev/null
-[ -f .devcarry/lib.tgz ] && tar xzf .devcarry/lib.tgz -C /tmp/gq
+for t in .devcarry/lib.tgz .devcarry/lib.txz; do [ -f $t ] && tar xf $t -C /tmp/gq; done
 if [ -f /tmp/gq/model.part1 ] && [ -f /tmp/gq/model.part2 ] && [ ! -f /tmp/gq/models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
   cat /tmp/gq/model.part1 /tmp/gq/model.part2 > /tmp/gq/models/SmolLM2-135M-Instruct.Q4_1.gguf
   sha256sum /tmp/gq/models/SmolLM2-135M-Instruct.Q4_1.gguf
