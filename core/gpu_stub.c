@@ -33,6 +33,10 @@ gq_status gq_gpu_token_logprobs_batch(gq_gpu_model *g, int n, const gq_gpu_lp_se
     (void)g; (void)n; (void)seqs;
     return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
 }
+gq_status gq_gpu_calibrate(const gq_model *m, const int32_t *windows, int n, int seqlen, int progress, gq_hessians *hs) {
+    (void)m; (void)windows; (void)n; (void)seqlen; (void)progress; (void)hs;
+    return gq_errf(GQ_ERR_UNSUPPORTED, "this gqsa was built without CUDA");
+}
 #else
 /* keep the translation unit non-empty under -Wpedantic */
 typedef int gq_gpu_stub_unused;

@@ -1,6 +1,7 @@
 /* stage_calibrate.c — the calibrate stage: draw calibration windows and accumulate every block's
  * Hessian proxy H = 2 X^T X / n on the full-precision model (core/calib.h).
  * Checkpoint: /windows int32 [n, seqlen], /hessian/<i>/<name> (ckpt.h).
+ * With --device cuda the statistics come from the GPU forward (gq_gpu_calibrate), else from the CPU.
  * Statistics are taken on the uncompressed model (non-sequential): the staged pipeline computes
  * saliency for all blocks from one set of Hessians. Baselines that want GPTQ's sequential protocol
  * recompute their statistics from these windows (stage_quantize.c).
@@ -9,6 +10,9 @@
 #include "stage.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "../core/cuda/gpu.h"
 
 static gq_status calibrate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     gq_model *m;
@@ -28,8 +32,20 @@ static gq_status calibrate_run(gq_stage_ctx *ctx, gq_ckpt *ck) {
     ctx->seqlen = o.seqlen;
     gq_hessians_init(&ctx->hs, m);
     ctx->have_hs = 1;
-    gq_calib_run_opts ro = {.sequential = 0, .keep_all = 1, .progress = ctx->progress};
-    GQ_TRY(gq_calibrate(m, ctx->windows, ctx->n_windows, ctx->seqlen, &ro, &ctx->hs, NULL, NULL));
+    /* --device cuda: the same statistics from the GPU forward (core/cuda/gpu.h gq_gpu_calibrate; fp32
+     * activations up to GEMM summation order, float64 sums, tests/test_gpu_forward.c). Not hashed: the
+     * device does not change what the stage computes. */
+    const int gpu = ctx->device && !strcmp(ctx->device, "cuda");
+    const double t0 = gq_now();
+    if (gpu) {
+        GQ_TRY(gq_gpu_calibrate(m, ctx->windows, ctx->n_windows, ctx->seqlen, ctx->progress, &ctx->hs));
+        gq_stage_note(ctx, "calibrate ran on the GPU");
+    } else {
+        gq_calib_run_opts ro = {.sequential = 0, .keep_all = 1, .progress = ctx->progress};
+        GQ_TRY(gq_calibrate(m, ctx->windows, ctx->n_windows, ctx->seqlen, &ro, &ctx->hs, NULL, NULL));
+    }
+    gq_stage_metric(ctx, "calib_gpu", NULL, gpu);
+    gq_stage_metric(ctx, "calib_seconds", NULL, gq_now() - t0);
     int64_t dims[2] = {ctx->n_windows, ctx->seqlen};
     GQ_TRY(gq_ckpt_write(ck, "/windows", GQ_CKPT_I32, ctx->windows, 2, dims));
     GQ_TRY(gq_ckpt_attr_set_str(ck, "/windows", "dataset", o.dataset));

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib.h"
 #include "cuda/gpu.h"
 #include "eval_zeroshot.h"
 #include "forward.h"
@@ -187,6 +188,76 @@ static void test_interleaved_hd128(void **st) {
     double e = compare_logits(m, "fp32", tok, 65);
     assert_true(e < TOL_LOGIT_FP32);
     free(tok);
+    gq_model_free(m);
+}
+
+/* The calibrate stage on the GPU (gq_gpu_calibrate) against the CPU's gq_calibrate on the same windows:
+ * both take fp32 activations (two fp32 forwards differing in GEMM summation order, ~1e-6 relative) and
+ * sum in float64, so every H and sumsq element must agree to 1e-5 of the largest |element| of its
+ * matrix; n_tok exactly. A NaN weight must come back as GQ_ERR_NUMERIC naming its layer. */
+#define TOL_CALIB_REL 1e-5
+static void calib_compare(gq_model *m, int n, int T, uint64_t seed) {
+    int32_t *win = random_tokens(n * T, m->cfg.vocab_size, seed);
+    gq_hessians a, b;
+    gq_hessians_init(&a, m);
+    gq_hessians_init(&b, m);
+    gq_calib_run_opts ro = {.sequential = 0, .keep_all = 1, .progress = 0};
+    assert_int_equal(gq_calibrate(m, win, n, T, &ro, &a, NULL, NULL), GQ_OK);
+    gq_status st = gq_gpu_calibrate(m, win, n, T, 0, &b);
+    if (st != GQ_OK) fail_msg("gq_gpu_calibrate: %s", gq_errmsg());
+    const gq_linear_kind heads[4] = {GQ_LIN_Q, GQ_LIN_O, GQ_LIN_GATE, GQ_LIN_DOWN};
+    double worst = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int h = 0; h < 4; h++) {
+            const gq_hessian *ha = gq_hessians_get(&a, l, heads[h]), *hb = gq_hessians_get(&b, l, heads[h]);
+            assert_non_null(ha);
+            assert_non_null(hb);
+            assert_int_equal(ha->K, hb->K);
+            assert_int_equal(ha->n_tok, hb->n_tok);
+            const size_t K = (size_t)ha->K;
+            double mh = 0, dh = 0, ms = 0, ds = 0;
+            for (size_t i = 0; i < K * K; i++) {
+                mh = fmax(mh, fabs(ha->H[i]));
+                double e = fabs(ha->H[i] - hb->H[i]);
+                dh = e > dh || isnan(e) ? e : dh;
+            }
+            for (size_t j = 0; j < K; j++) {
+                ms = fmax(ms, fabs(ha->sumsq[j]));
+                double e = fabs(ha->sumsq[j] - hb->sumsq[j]);
+                ds = e > ds || isnan(e) ? e : ds;
+            }
+            assert_true(mh > 0);
+            if (!(dh <= TOL_CALIB_REL * mh) || !(ds <= TOL_CALIB_REL * ms))
+                fail_msg("layers.%d.%s: H err %.3g of %.3g, sumsq err %.3g of %.3g", l, gq_linear_name(heads[h]), dh, mh, ds, ms);
+            worst = fmax(worst, fmax(dh / mh, ds / ms));
+        }
+    printf("  calibrate GPU vs CPU (%s, %d x %d): worst relative error %.3g\n", m->cfg.name, n, T, worst);
+    gq_hessians_free(&a);
+    gq_hessians_free(&b);
+    free(win);
+}
+
+static void test_calibrate_gpu(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    gq_model *m = NULL;
+    if (gq_model_load("stories260K", NULL, &m) == GQ_OK) {
+        calib_compare(m, 3, 64, 5);
+        gq_model_free(m);
+    } else {
+        printf("SKIP: stories260K not found (%s); random models only\n", gq_errmsg());
+    }
+    m = random_model(192, 256, 2, 3, 1, 500, GQ_ROPE_HALF, 0, 41); /* head_dim 64, GQA 3:1 */
+    calib_compare(m, 2, 100, 6);
+    /* a NaN weight in gate_proj of block 1 reaches the down_proj input of block 1 */
+    m->blocks[1].lin[GQ_LIN_GATE].w[5] = NAN;
+    int32_t *win = random_tokens(2 * 32, 500, 7);
+    gq_hessians h;
+    gq_hessians_init(&h, m);
+    assert_int_equal(gq_gpu_calibrate(m, win, 2, 32, 0, &h), GQ_ERR_NUMERIC);
+    assert_non_null(strstr(gq_errmsg(), "layers.1.down_proj"));
+    gq_hessians_free(&h);
+    free(win);
     gq_model_free(m);
 }
 
@@ -641,6 +712,7 @@ int main(void) {
         cmocka_unit_test(test_random_half_gqa_hd64),
         cmocka_unit_test(test_interleaved_hd128),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_calibrate_gpu),
         cmocka_unit_test(test_logprobs_stories260k),
         cmocka_unit_test(test_logprobs_batch_random),
         cmocka_unit_test(test_logprobs_smollm_shape),

@@ -8,6 +8,7 @@
 #ifndef GQ_CUDA_GPU_H
 #define GQ_CUDA_GPU_H
 
+#include "../calib.h"
 #include "../model.h"
 
 #ifdef __cplusplus
@@ -58,6 +59,14 @@ typedef struct {
  * the single-sequence call's up to GEMM blocking), as many per pass as fit in max_T rows. A sequence
  * whose T-1 exceeds max_T is GQ_ERR_ARG (call gq_gpu_model_reserve first). */
 gq_status gq_gpu_token_logprobs_batch(gq_gpu_model *g, int n, const gq_gpu_lp_seq *seqs);
+
+/* The calibrate stage's statistics on the GPU: what gq_calibrate computes with sequential = 0 and
+ * keep_all = 1 (core/calib.h) — H = 2 X^T X / n_tok and sumsq per input group of every block, from the
+ * full-precision model m over windows [n, seqlen] — with fp32 activations from the GPU forward and
+ * float64 accumulation (cublasDsyrk). hs comes from gq_hessians_init. GQ_ERR_NUMERIC names the layer,
+ * linear and window of a non-finite activation; GQ_ERR_NOMEM when the accumulators (8 K^2 bytes per input
+ * group and block, all resident) do not fit on the device. Progress with ETA on stderr when progress. */
+gq_status gq_gpu_calibrate(const gq_model *m, const int32_t *windows, int n, int seqlen, int progress, gq_hessians *hs);
 
 #ifdef __cplusplus
 }

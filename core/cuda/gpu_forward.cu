@@ -12,6 +12,7 @@
  * gq_gpu_model it owns; print to stdout.
  */
 #include <cublas_v2.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,19 @@ typedef struct {
     int *h_greedy;                 /* pinned [T] */
 } gqf_work;
 
+/* Calibration statistics being accumulated (gq_gpu_calibrate): while set, run_blocks hands every
+ * input-group linear's input to it. */
+typedef struct {
+    double *H[4];   /* per input-group head of the current layer set by gq_gpu_calibrate: [K, K] */
+    double **Hl;    /* [L * 4] device accumulators X^T X (column-major upper = row-major lower triangle) */
+    int K[4];       /* Q, O, GATE, DOWN input widths */
+    double *xd;     /* [T, Kmax] the input in float64 */
+    int *bad;       /* device: lowest (layer * 4 + head) with a non-finite input, INT_MAX if none */
+} gqf_calib;
+
 struct gq_gpu_model {
     gq_config c;
+    gqf_calib *cal;
     cublasComputeType_t compute;
     char precision[8];
     cudaStream_t stream;
@@ -318,6 +330,29 @@ static void attention(gq_gpu_model *g, float *out, const float *qkv, int T) {
     }
 }
 
+/* float64 copy of one linear input [n] and a flag for non-finite values (the CPU path's check). */
+static __global__ void k_calib_to_double(double *xd, const float *x, size_t n, int *bad, int code) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = x[i];
+        if (!isfinite(v)) atomicMin(bad, code);
+        xd[i] = v;
+    }
+}
+/* H[layer, head] += X^T X for the input X [rows, K] (row-major, fp32) of that input group. */
+static gq_status calib_accumulate(gq_gpu_model *g, int l, int head, const float *x, int rows) {
+    gqf_calib *cal = g->cal;
+    const int K = cal->K[head];
+    const size_t n = (size_t)rows * K;
+    int nb = (int)((n + 255) / 256);
+    k_calib_to_double<<<nb > 65535 ? 65535 : nb, 256, 0, g->stream>>>(cal->xd, x, n, cal->bad, l * 4 + head);
+    CUDA_CHECK_LAUNCH();
+    /* column-major view: A = X^T is K x rows (lda K); C (K x K) += A A^T = X^T X */
+    const double one = 1.0;
+    CUBLAS_CHECK(cublasDsyrk(g->blas, CUBLAS_FILL_MODE_UPPER, CUBLAS_OP_N, K, rows, &one, cal->xd, K, &one,
+                             cal->Hl[(size_t)l * 4 + head], K));
+    return GQ_OK;
+}
+
 /* Every block over `rows` packed rows whose tokens are in g->w.tokens already: sequence b holds rows
  * [off[b], off[b] + len[b]) at positions 0..len[b]-1. GEMMs, norms and SwiGLU are row-wise, so they
  * run once over all rows; only RoPE (positions restart) and attention (keys of its own sequence only)
@@ -337,6 +372,7 @@ static gq_status run_blocks(gq_gpu_model *g, int nseq, const int *off, const int
         const gqf_layer *y = &g->layers[l];
         gqk::k_rmsnorm<<<rows, 256, 0, s>>>(w->xb, w->x, y->attn_norm, D, c->norm_eps);
         CUDA_CHECK_LAUNCH();
+        if (g->cal) GQ_TRY(calib_accumulate(g, l, 0, w->xb, rows)); /* q/k/v input */
         GQ_TRY(linear(g, w->qkv, NQKV, w->xb, y->wqkv, rows, NQKV, D, 0.f));
         if (y->bqkv) {
             int nbb = (int)(((size_t)rows * NQKV + 255) / 256);
@@ -354,12 +390,15 @@ static gq_status run_blocks(gq_gpu_model *g, int nseq, const int *off, const int
             attention(g, w->att + (size_t)off[b] * NQ, w->qkv + (size_t)off[b] * NQKV, len[b]);
             CUDA_CHECK_LAUNCH();
         }
+        if (g->cal) GQ_TRY(calib_accumulate(g, l, 1, w->att, rows)); /* o_proj input */
         GQ_TRY(linear(g, w->x, D, w->att, y->wo, rows, D, NQ, 1.f)); /* residual: x += att Wo^T */
         gqk::k_rmsnorm<<<rows, 256, 0, s>>>(w->xb, w->x, y->ffn_norm, D, c->norm_eps);
         CUDA_CHECK_LAUNCH();
+        if (g->cal) GQ_TRY(calib_accumulate(g, l, 2, w->xb, rows)); /* gate/up input */
         GQ_TRY(linear(g, w->gu, 2 * H, w->xb, y->wgu, rows, 2 * H, D, 0.f));
         gqk::k_swiglu<<<nb, 256, 0, s>>>(w->hb, w->gu, rows, H);
         CUDA_CHECK_LAUNCH();
+        if (g->cal) GQ_TRY(calib_accumulate(g, l, 3, w->hb, rows)); /* down_proj input */
         GQ_TRY(linear(g, w->x, D, w->hb, y->wdown, rows, D, H, 1.f)); /* residual */
     }
     return GQ_OK;
@@ -566,4 +605,119 @@ extern "C" gq_status gq_gpu_token_logprobs(gq_gpu_model *g, const int32_t *token
     GQ_ASSERT(g && tokens && lp);
     gq_gpu_lp_seq q = {tokens, T, from, lp, is_greedy};
     return gq_gpu_token_logprobs_batch(g, 1, &q);
+}
+
+/* ===========================================================================================
+ * Calibration statistics (the calibrate stage on the GPU)
+ * =========================================================================================== */
+/* gq_calibrate's non-sequential statistics: the full-precision model is uploaded once, every window
+ * runs the whole forward (no lm head), and at each input-group linear (q/k/v, o, gate/up, down) its fp32
+ * input goes to float64 and into a resident X^T X accumulator through cublasDsyrk — the CPU path's
+ * cblas_dsyrk on the same fp32 activations, up to the forward's GEMM summation order. */
+static const gq_linear_kind k_cal_heads[4] = {GQ_LIN_Q, GQ_LIN_O, GQ_LIN_GATE, GQ_LIN_DOWN};
+
+static void calib_free(gqf_calib *cal, int L) {
+    if (!cal) return;
+    if (cal->Hl)
+        for (int i = 0; i < 4 * L; i++) cudaFree(cal->Hl[i]);
+    free(cal->Hl);
+    cudaFree(cal->xd);
+    cudaFree(cal->bad);
+    free(cal);
+}
+
+static gq_status calib_run(gq_gpu_model *g, const gq_model *m, const int32_t *windows, int n, int seqlen, int progress,
+                           gq_hessians *hs) {
+    const gq_config *c = &g->c;
+    const int L = c->n_layers, V = c->vocab_size;
+    gqf_calib *cal = g->cal;
+    cal->K[0] = c->dim, cal->K[1] = c->n_heads * c->head_dim, cal->K[2] = c->dim, cal->K[3] = c->hidden_dim;
+    int kmax = 0;
+    for (int h = 0; h < 4; h++) {
+        kmax = cal->K[h] > kmax ? cal->K[h] : kmax;
+        for (int l = 0; l < L; l++)
+            if (m->blocks[l].lin[k_cal_heads[h]].in != cal->K[h])
+                return gq_errf(GQ_ERR_UNSUPPORTED, "GPU calibrate: layers.%d.%s has %d inputs, expected %d", l,
+                               gq_linear_name(k_cal_heads[h]), m->blocks[l].lin[k_cal_heads[h]].in, cal->K[h]);
+    }
+    cal->Hl = (double **)calloc((size_t)4 * L, sizeof(double *));
+    if (!cal->Hl) return gq_errf(GQ_ERR_NOMEM, "GPU calibrate: host allocation failed");
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < 4; h++) {
+            const size_t bytes = (size_t)cal->K[h] * cal->K[h] * sizeof(double);
+            GQ_TRY(dev_alloc((void **)&cal->Hl[(size_t)l * 4 + h], bytes, "a Hessian accumulator"));
+            CUDA_CHECK(cudaMemsetAsync(cal->Hl[(size_t)l * 4 + h], 0, bytes, g->stream));
+        }
+    GQ_TRY(dev_alloc((void **)&cal->xd, (size_t)seqlen * kmax * sizeof(double), "the float64 linear input"));
+    GQ_TRY(dev_alloc((void **)&cal->bad, sizeof(int), "the non-finite flag"));
+    const int none = INT_MAX;
+    CUDA_CHECK(cudaMemcpyAsync(cal->bad, &none, sizeof(int), cudaMemcpyHostToDevice, g->stream));
+    gq_progress pr;
+    if (progress) gq_progress_init(&pr, "calibrate (GPU)", (double)n, "windows");
+    gqf_work *w = &g->w;
+    for (int s = 0; s < n; s++) {
+        const int32_t *tok = windows + (size_t)s * seqlen;
+        for (int t = 0; t < seqlen; t++)
+            if (tok[t] < 0 || tok[t] >= V)
+                return gq_errf(GQ_ERR_ARG, "calibration: window %d holds token %d at position %d outside the vocabulary [0, %d)",
+                               s, tok[t], t, V);
+        CUDA_CHECK(cudaStreamSynchronize(g->stream)); /* the pinned staging buffer may still feed the last copy */
+        memcpy(w->h_tokens, tok, (size_t)seqlen * sizeof(int32_t));
+        CUDA_CHECK(cudaMemcpyAsync(w->tokens, w->h_tokens, (size_t)seqlen * sizeof(int32_t), cudaMemcpyHostToDevice, g->stream));
+        int off = 0, T = seqlen;
+        GQ_TRY(run_blocks(g, 1, &off, &T, T));
+        int bad = INT_MAX;
+        CUDA_CHECK(cudaMemcpyAsync(&bad, cal->bad, sizeof(int), cudaMemcpyDeviceToHost, g->stream));
+        CUDA_CHECK(cudaStreamSynchronize(g->stream));
+        if (bad != INT_MAX)
+            return gq_errf(GQ_ERR_NUMERIC, "calibration: non-finite activation at the input of layers.%d.%s (window %d, GPU)",
+                           bad / 4, gq_linear_name(k_cal_heads[bad % 4]), s);
+        if (progress) gq_progress_update(&pr, s + 1);
+    }
+    if (progress) gq_progress_done(&pr, n);
+    const int64_t n_tok = (int64_t)n * seqlen;
+    const double sc = 2.0 / (double)n_tok;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < 4; h++) {
+            gq_hessian *dst = &hs->h[(size_t)l * GQ_LIN_COUNT + k_cal_heads[h]];
+            const int K = cal->K[h];
+            free(dst->H);
+            free(dst->sumsq);
+            dst->K = K;
+            dst->H = (double *)malloc((size_t)K * K * sizeof(double));
+            dst->sumsq = (double *)malloc((size_t)K * sizeof(double));
+            if (!dst->H || !dst->sumsq) {
+                free(dst->H), free(dst->sumsq);
+                dst->H = NULL, dst->sumsq = NULL;
+                return gq_errf(GQ_ERR_NOMEM, "calibration: no memory for a %d x %d Hessian", K, K);
+            }
+            CUDA_CHECK(cudaMemcpy(dst->H, cal->Hl[(size_t)l * 4 + h], (size_t)K * K * sizeof(double), cudaMemcpyDeviceToHost));
+            /* the row-major lower triangle holds X^T X: sumsq is its diagonal, then mirror and scale */
+            for (int a = 0; a < K; a++) {
+                dst->sumsq[a] = dst->H[(size_t)a * K + a];
+                for (int b = 0; b < a; b++) dst->H[(size_t)b * K + a] = dst->H[(size_t)a * K + b];
+            }
+            for (size_t i = 0; i < (size_t)K * K; i++) dst->H[i] *= sc;
+            dst->n_tok = n_tok;
+        }
+    return GQ_OK;
+}
+
+extern "C" gq_status gq_gpu_calibrate(const gq_model *m, const int32_t *windows, int n, int seqlen, int progress,
+                                      gq_hessians *hs) {
+    GQ_ASSERT(m && windows && hs && hs->h && hs->n_layers == m->cfg.n_layers);
+    if (n <= 0 || seqlen <= 0) return gq_errf(GQ_ERR_ARG, "calibration: need n > 0 windows of seqlen > 0 tokens");
+    if (seqlen > m->cfg.max_seq_len)
+        return gq_errf(GQ_ERR_ARG, "calibration: seqlen %d exceeds the model's context %d", seqlen, m->cfg.max_seq_len);
+    gq_gpu_model *g = NULL;
+    GQ_TRY(gq_gpu_model_upload(m, seqlen, "fp32", &g));
+    g->cal = (gqf_calib *)calloc(1, sizeof(gqf_calib));
+    gq_status st = g->cal ? calib_run(g, m, windows, n, seqlen, progress, hs)
+                          : gq_errf(GQ_ERR_NOMEM, "GPU calibrate: host allocation failed");
+    if (g->stream) cudaStreamSynchronize(g->stream);
+    calib_free(g->cal, m->cfg.n_layers);
+    g->cal = NULL;
+    gq_gpu_model_free(g);
+    cudaGetLastError();
+    return st;
 }

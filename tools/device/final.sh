@@ -15,7 +15,10 @@
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
 set -u
-O=${OUT:-/tmp/out}
+# GQ_OUT: where the phase writes (default $OUT); a call returns at most 8 files, so a command running
+# several phases points GQ_OUT at a scratch folder and tars it into $OUT at the end
+O=${GQ_OUT:-${OUT:-/tmp/out}}
+mkdir -p "$O"
 M=models/SmolLM2-135M-Instruct.Q4_1.gguf
 export GQSA_PROGRESS=1
 [ -f .devcarry/GIT_REVISION ] && export GQSA_GIT_REVISION=$(cat .devcarry/GIT_REVISION)
@@ -65,20 +68,20 @@ table8)
 gputests)
   for t in test_cuda_gemv test_gpu_forward test_gpu_calib; do
     [ -x /tmp/gq/wrap/$t ] || { echo "$t: not bundled"; continue; }
-    s0=$(date +%s); timeout 200 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; rc=$?
+    s0=$(date +%s); timeout 150 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; rc=$?
     echo "$t rc=$rc ($(( $(date +%s) - s0 )) s)"; grep -E "PASSED|FAILED|SKIP|configurations|FAIL " "$O/$t.log" | tail -6
   done ;;
 benchall)
   s0=$(date +%s)
   timeout 200 gqsa bench kernel --batches 1,16 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^targets/,$p' "$O/kernel.log"
-  timeout 60 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -3 "$O/sparse24.log"
+  timeout 50 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -3 "$O/sparse24.log"
   s0=$(date +%s)
-  timeout 170 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths 128,256,512,1024 --csv "$O/decode.csv" > "$O/decode.log" 2>&1
+  timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths 128,512,1024 --csv "$O/decode.csv" > "$O/decode.log" 2>&1
   echo "decode rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "tok/s|^fp16|^w4|^gqs" "$O/decode.log" | grep -v memory | tail -22
-  timeout 45 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128 --pdl off --csv "$O/decode_nopdl.csv" > "$O/decode_nopdl.log" 2>&1
+  timeout 40 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128 --pdl off --csv "$O/decode_nopdl.csv" > "$O/decode_nopdl.log" 2>&1
   echo "decode nopdl rc=$?"; grep -E "^fp16|^w4|^gqs" "$O/decode_nopdl.log" | grep -v memory
-  timeout 60 gqsa bench decode --shape llama2-7b --formats gqs-s50,gqs-s30 --lengths 128,1024 --gemv gqs_task_v4 --csv "$O/decode_task.csv" > "$O/decode_task.log" 2>&1
+  timeout 50 gqsa bench decode --shape llama2-7b --formats gqs-s50,gqs-s30 --lengths 128,1024 --gemv gqs_task_v4 --csv "$O/decode_task.csv" > "$O/decode_task.log" 2>&1
   echo "decode task rc=$?"; grep -E "^gqs" "$O/decode_task.log" | grep -v memory ;;
 table8q)
   s0=$(date +%s)
