@@ -34,6 +34,11 @@ void gq_report_label(const gq_runcfg *c, char *buf, size_t cap) {
     else if (q) snprintf(buf, cap, "W%d", c->method.bits);
     else if (c->method.nm_m) snprintf(buf, cap, "%d:%d", c->method.nm_n, c->method.nm_m);
     else snprintf(buf, cap, "S%d", s);
+    /* Table 8 rows differ only in the training stages they ran: say which */
+    size_t n = strlen(buf);
+    if (gq_runcfg_has_stage(c, GQ_STAGE_BQPO) && n < cap) n += (size_t)snprintf(buf + n, cap - n, " +BQPO");
+    if (gq_runcfg_has_stage(c, GQ_STAGE_E2E_OQP) && n < cap)
+        snprintf(buf + n, cap - n, gq_runcfg_has_stage(c, GQ_STAGE_BQPO) ? "+E2E-OQP" : " +E2E-OQP");
 }
 
 /* ---------------------------------------------------------------- loading */

@@ -172,6 +172,10 @@ static void test_labels(void **st) {
         {"method: {name: wanda, pattern: \"2:4\"}\nstages: [calibrate, prune]\n", "2:4"},
         /* SparseGPT 2:4 + INT4 (Table 10): the pattern, not the 0.5 it implies */
         {"method: {name: sparsegpt, pattern: \"2:4\", bits: 4, group: 128}\nstages: [calibrate, quantize]\n", "W4 2:4"},
+        /* Table 8: the training stages a run went through */
+        {"method: {name: gqsa, bits: 4, sparsity: 0.5}\nstages: [calibrate, saliency, prune, quantize, bqpo]\n", "W4S50 +BQPO"},
+        {"method: {name: gqsa, bits: 2}\nstages: [calibrate, quantize, bqpo, e2e_oqp]\n", "W2 +BQPO+E2E-OQP"},
+        {"method: {name: gqsa, bits: 4, sparsity: 0.5}\nstages: [calibrate, saliency, prune, quantize, e2e_oqp]\n", "W4S50 +E2E-OQP"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char y[512];
