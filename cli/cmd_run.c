@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "                   would run and which are skipped because their checkpoint matches\n"
             "  --force STAGE    rerun STAGE and every stage after it even if checkpoints match\n"
             "  --store PATH     results store (overrides the config's store:)\n"
-            "  --device D       where evaluate and the training stages (bqpo, e2e_oqp) run: cpu (default) or cuda;\n"
+            "  --device D       where calibrate, evaluate and the training stages (bqpo, e2e_oqp) run: cpu (default) or cuda;\n"
             "                   not part of the config hash (training.mixed: true = bf16 matmuls on cuda)\n"
             "                   (GPU perplexity equals the CPU value within 0.1%%)\n"
             "  --output DIR     checkpoint folder (overrides the config's output:)\n"

@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "each other's checkpoints. Format: see stages/sweep.h and configs/demo_sweep.yaml.\n\n"
             "  --dry-run      list the points, their config hashes and which are done\n"
             "  --store PATH   results store for every point (overrides their store:)\n"
-            "  --device D     where evaluate and the training stages run: cpu (default) or cuda\n"
+            "  --device D     where calibrate, evaluate and the training stages run: cpu (default) or cuda\n"
             "  --data-root DIR where datasets/ and models/ are\n"
             "  --keep-going   run the remaining points after a failure (exit status still 1)\n"
             "  --quiet        no per-stage lines\n");

@@ -31,7 +31,7 @@ typedef struct {
     int progress;  /* progress lines on stderr from long stages */
     FILE *plan;    /* where the plan table goes (NULL: nowhere) */
     FILE *log;     /* one line per stage as it finishes (NULL: nowhere) */
-    const char *device; /* where evaluate, bqpo and e2e_oqp run: "cpu" (NULL) or "cuda"; not part of what a
+    const char *device; /* where calibrate, evaluate, bqpo and e2e_oqp run: "cpu" (NULL) or "cuda"; not part of what a
                            run computes, so not in the config or its hash */
 } gq_runner_opts;
 

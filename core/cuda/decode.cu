@@ -504,7 +504,8 @@ static int kept_groups(int ng, double s) {
 static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
     /* v3 (quad walk, longest rows first): llama2-7b shape, H100, same run 2026-11-22, 128 tokens: GQS S50
-     * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3") */
+     * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3");
+     * H200 2026-12-02: v3 338.8 vs the v4 task split 318.6 tok/s (docs/PERF.md "v4") */
     return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V3 : GQ_GEMV_ROW_V3;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {

@@ -8,8 +8,14 @@
 #ifndef GQ_CUDA_GPU_H
 #define GQ_CUDA_GPU_H
 
+#ifdef __cplusplus
+extern "C" { /* C headers without their own linkage blocks: C linkage for .cu callers too */
+#endif
 #include "../calib.h"
 #include "../model.h"
+#ifdef __cplusplus
+}
+#endif
 
 #ifdef __cplusplus
 extern "C" {

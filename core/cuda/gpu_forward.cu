@@ -5,6 +5,8 @@
  * o + residual, RMSNorm, gate/up, SwiGLU, down + residual; final RMSNorm; lm head). In "fp32"
  * precision the GEMMs use CUBLAS_COMPUTE_32F with TF32 disabled, so the perplexity equals the CPU's
  * to rounding (gate: 0.1%); "tf32" and "bf16" trade accuracy for speed and say so.
+ * The calibrate stage's Hessians (gq_gpu_calibrate, last section) run the same forward with a float64
+ * X^T X accumulation at each input-group linear.
  * Zero-shot scoring (gq_gpu_token_logprobs*) packs several sequences into one pass (RoPE and attention
  * launched per sequence, everything else row-wise over all rows), runs the lm head on the scored rows
  * only and reduces each row to (log-prob of the target, target == argmax) on the device.
@@ -652,15 +654,19 @@ static gq_status calib_run(gq_gpu_model *g, const gq_model *m, const int32_t *wi
     GQ_TRY(dev_alloc((void **)&cal->bad, sizeof(int), "the non-finite flag"));
     const int none = INT_MAX;
     CUDA_CHECK(cudaMemcpyAsync(cal->bad, &none, sizeof(int), cudaMemcpyHostToDevice, g->stream));
+    /* every token checked before any GPU work */
+    for (int s = 0; s < n; s++)
+        for (int t = 0; t < seqlen; t++) {
+            const int32_t id = windows[(size_t)s * seqlen + t];
+            if (id < 0 || id >= V)
+                return gq_errf(GQ_ERR_ARG, "calibration: window %d holds token %d at position %d outside the vocabulary [0, %d)",
+                               s, id, t, V);
+        }
     gq_progress pr;
     if (progress) gq_progress_init(&pr, "calibrate (GPU)", (double)n, "windows");
     gqf_work *w = &g->w;
     for (int s = 0; s < n; s++) {
         const int32_t *tok = windows + (size_t)s * seqlen;
-        for (int t = 0; t < seqlen; t++)
-            if (tok[t] < 0 || tok[t] >= V)
-                return gq_errf(GQ_ERR_ARG, "calibration: window %d holds token %d at position %d outside the vocabulary [0, %d)",
-                               s, tok[t], t, V);
         CUDA_CHECK(cudaStreamSynchronize(g->stream)); /* the pinned staging buffer may still feed the last copy */
         memcpy(w->h_tokens, tok, (size_t)seqlen * sizeof(int32_t));
         CUDA_CHECK(cudaMemcpyAsync(w->tokens, w->h_tokens, (size_t)seqlen * sizeof(int32_t), cudaMemcpyHostToDevice, g->stream));

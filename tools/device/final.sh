@@ -9,7 +9,7 @@
 #   train    GPU training engine test (GPU vs CPU backward) + `gqsa bench train` (CSV into $OUT)
 #   table8   SmolLM2 one-shot / +BQPO / +BQPO+E2E-OQP sweep (configs/smollm2_table8.yaml), trained and
 #            evaluated on the GPU, then the reports into $OUT
-#   gputests the GPU test binaries of this revision (GEMV kernels, GPU forward + decode, GPU calibrate)
+#   gputests the GPU test binaries of this revision (GEMV kernels; GPU forward, decode and calibrate)
 #   benchall kernel table (all four shapes, batch 1 and 16), 2:4 baseline, decode tables (PDL on/off,
 #            v3 row split vs v4 task kernel), each with a time limit so the call stays under 10 minutes
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
@@ -66,7 +66,7 @@ table8)
   grep -E "^point|done|failed|error|ppl" "$O/table8.log" | tail -30
   collect ;;
 gputests)
-  for t in test_cuda_gemv test_gpu_forward test_gpu_calib; do
+  for t in test_cuda_gemv test_gpu_forward; do
     [ -x /tmp/gq/wrap/$t ] || { echo "$t: not bundled"; continue; }
     s0=$(date +%s); timeout 150 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; rc=$?
     echo "$t rc=$rc ($(( $(date +%s) - s0 )) s)"; grep -E "PASSED|FAILED|SKIP|configurations|FAIL " "$O/$t.log" | tail -6
