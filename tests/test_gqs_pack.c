@@ -198,6 +198,19 @@ static double brute_row(const float *w, const float *x, int K, int r, double *ab
     return a;
 }
 
+/* An emulated product y [B, N] against brute force over the expanded W_hat, every row written once.
+ * float64 sums in different orders, from float vs double products: 1e-6 of sum |w x|. */
+static void assert_emulated(const float *w, const float *x, const double *y, const int *writes, int B, int N, int K,
+                            const char *what) {
+    for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < N; r++) {
+            double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
+            if (!(fabs(y[(size_t)b * N + r] - ref) <= 1e-6 * ab + 1e-12))
+                fail_msg("%s b=%d row %d: %g vs %g", what, b, r, y[(size_t)b * N + r], ref);
+        }
+}
+
 static void sk_case_mode(int mode, int N, int K, int G, double sp, gq_density pat, int64_t W, int B, uint64_t seed,
                          int shuffle) {
     gq_gqs g;
@@ -225,18 +238,12 @@ static void sk_case_mode(int mode, int N, int K, int G, double sp, gq_density pa
     gq_status s = mode < 0 ? gq_gqs_sk_emulate(&d, W, order, x, B, y, writes, &stats)
                            : gq_gqs_flat_emulate(&d, mode, W0, order, x, B, y, writes, &stats);
     if (s != GQ_OK) fail_msg("mode %d N=%d K=%d G=%d sp=%g W=%lld: %s", mode, N, K, G, sp, (long long)W, gq_errmsg());
-    for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
     /* equal shares: sizes differ by at most one unit (Stream-K); the row split cuts no row */
     if (mode != 0) assert_true(stats.max_share - stats.min_share <= 1);
     else assert_int_equal(stats.records, 0);
-    for (int b = 0; b < B; b++)
-        for (int r = 0; r < N; r++) {
-            double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
-            /* float64 sums in different orders, from float vs double products: 1e-6 of sum |w x| */
-            if (!(fabs(y[(size_t)b * N + r] - ref) <= 1e-6 * ab + 1e-12))
-                fail_msg("sk N=%d K=%d G=%d W=%lld b=%d row %d: %g vs %g", N, K, G, (long long)W, b, r,
-                         y[(size_t)b * N + r], ref);
-        }
+    char what[96];
+    snprintf(what, sizeof what, "sk mode %d N=%d K=%d G=%d W=%lld", mode, N, K, G, (long long)W);
+    assert_emulated(w, x, y, writes, B, N, K, what);
     free(x), free(w), free(order), free(y), free(writes);
     gq_gqs_dev_free(&d);
     gq_gqs_free(&g);
@@ -346,14 +353,9 @@ static void task_case(int N, int K, int G, double sp, gq_density pat, int64_t ch
         for (int i = 0; i < B * N; i++) y[i] = NAN;
         gq_status s = gq_gqs_task_emulate(&d, t, nt, fix, nr, order, x, B, y, writes);
         if (s != GQ_OK) fail_msg("task N=%d K=%d G=%d chunk=%lld: %s", N, K, G, (long long)chunk, gq_errmsg());
-        for (int r = 0; r < N; r++) assert_int_equal(writes[r], 1);
-        for (int b = 0; b < B; b++)
-            for (int r = 0; r < N; r++) {
-                double ab, ref = brute_row(w, x + (size_t)b * K, K, r, &ab);
-                if (!(fabs(y[(size_t)b * N + r] - ref) <= 1e-6 * ab + 1e-12))
-                    fail_msg("task N=%d K=%d G=%d chunk=%lld b=%d row %d: %g vs %g", N, K, G, (long long)chunk, b, r,
-                             y[(size_t)b * N + r], ref);
-            }
+        char what[96];
+        snprintf(what, sizeof what, "task N=%d K=%d G=%d chunk=%lld", N, K, G, (long long)chunk);
+        assert_emulated(w, x, y, writes, B, N, K, what);
     }
     /* a broken list is caught: a unit covered twice */
     if (nt >= 2 && t[0].n > 0) {
