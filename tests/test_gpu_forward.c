@@ -671,6 +671,22 @@ static void test_decode_stories260k(void **st) {
     gq_model_free(m);
 }
 
+/* The decode attention at every head_dim the engine instantiates besides 8 and 64 (its V pass splits the
+ * keys over 4 * 32 / min(HD, 32) streams), across three 128-key chunks. */
+static void test_decode_head_dims(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int dims[3][3] = {{128, 8, 2}, {128, 4, 2}, {256, 2, 1}}; /* D, NH, NKV: head_dim 16, 32, 128 */
+    for (int i = 0; i < 3; i++) {
+        printf("  head_dim %d:\n", dims[i][0] / dims[i][1]);
+        gq_model *m = random_model(dims[i][0], 256, 2, dims[i][1], dims[i][2], 300, GQ_ROPE_HALF, 0, 51 + i);
+        int32_t *prompt = random_tokens(3, 300, 9 + i);
+        check_decode(m, prompt, 3, 262, 0);
+        free(prompt);
+        gq_model_free(m);
+    }
+}
+
 static void test_decode_random_half_gqa(void **st) {
     (void)st;
     if (!have_gpu()) return;
@@ -720,6 +736,7 @@ int main(void) {
 #ifdef GQSA_CUDA
         cmocka_unit_test(test_decode_stories260k),
         cmocka_unit_test(test_decode_random_half_gqa),
+        cmocka_unit_test(test_decode_head_dims),
         cmocka_unit_test(test_decode_quantized),
 #endif
     };

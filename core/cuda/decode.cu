@@ -149,11 +149,40 @@ __global__ void __launch_bounds__(GQD_CHUNK) k_attn_dec(float *pacc, float *pm, 
     float p = tid < nk ? __expf(s - m) : 0.f;
     ps[tid] = p;
     float l = gqk::block_sum(p); /* its barriers also publish ps */
-    const __half *vb = vc + (size_t)j0 * NKVD + (size_t)kvh * HD;
+    /* V pass: the chunk's keys are split over ST = 4 * (32 / LPK) streams, LPK = min(HD, 32) lanes per key and
+     * DPL = HD / LPK dims per lane, so every thread walks nk / ST keys instead of one thread per dim
+     * walking all nk (the old loop: a dependent-load chain of nk steps, the step's cost growing with the
+     * context far faster than its KV bytes; docs/PERF.md "v4"); the streams' sums meet in shared memory. */
+    constexpr int LPK = HD < 32 ? HD : 32, DPL = HD / LPK, KS = 32 / LPK, ST = (GQD_CHUNK / 32) * KS;
+    __shared__ float vs[ST][HD];
+    {
+        const int lane = tid & 31, st = (tid >> 5) * KS + lane / LPK, d0 = (lane % LPK) * DPL;
+        const __half *vb = vc + (size_t)j0 * NKVD + (size_t)kvh * HD + d0;
+        float a[DPL];
+#pragma unroll
+        for (int e = 0; e < DPL; e++) a[e] = 0.f;
+#pragma unroll 4
+        for (int j = st; j < nk; j += ST) {
+            const float pj = ps[j];
+            const __half *v = vb + (size_t)j * NKVD;
+            if constexpr (DPL == 4) { /* 8-byte aligned: rows and head offsets are multiples of 4 halves */
+                const uint2 u = *reinterpret_cast<const uint2 *>(v);
+                const float2 f0 = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+                const float2 f1 = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+                a[0] += pj * f0.x, a[1] += pj * f0.y, a[2 % DPL] += pj * f1.x, a[3 % DPL] += pj * f1.y;
+            } else {
+#pragma unroll
+                for (int e = 0; e < DPL; e++) a[e] += pj * __half2float(v[e]);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < DPL; e++) vs[st][d0 + e] = a[e];
+    }
+    __syncthreads();
     for (int d = tid; d < HD; d += blockDim.x) {
         float a = 0.f;
-#pragma unroll 8
-        for (int j = 0; j < nk; j++) a += ps[j] * __half2float(vb[(size_t)j * NKVD + d]);
+#pragma unroll
+        for (int t = 0; t < ST; t++) a += vs[t][d];
         pacc[((size_t)h * maxc + c) * HD + d] = a;
     }
     if (tid == 0) {
