@@ -526,6 +526,9 @@ gq_status gq_gqs_random(gq_gqs *out, int N, int K, int G, int bits, double spars
 
 /* ---- v4 task list ------------------------------------------------------------------------------------ */
 
+/* Units of chunk c of a row of n units cut into k chunks of `chunk`: full chunks, then the remnant. */
+static int64_t task_len(int64_t n, int64_t k, int64_t c, int64_t chunk) { return c < k - 1 ? chunk : n - c * chunk; }
+
 int64_t gq_gqs_task_chunk(int64_t U, int64_t slots, int64_t round) {
     GQ_ASSERT(slots >= 1 && round >= 1);
     int64_t c = (U + slots - 1) / slots;
@@ -551,17 +554,14 @@ gq_status gq_gqs_tasks(const int32_t *row_unit, int N, int64_t chunk, gq_gemv_ta
     int64_t *start = gq_calloc((size_t)chunk + 2, sizeof *start);
     for (int r = 0; r < N; r++) {
         const int64_t n = row_unit[r + 1] - row_unit[r], k = row_fix[2 * r + 1];
-        for (int64_t c = 0; c < k; c++) {
-            const int64_t len = c < k - 1 ? chunk : n - c * chunk;
-            start[chunk - len + 1]++;
-        }
+        for (int64_t c = 0; c < k; c++) start[chunk - task_len(n, k, c, chunk) + 1]++;
     }
     for (int64_t i = 1; i <= chunk + 1; i++) start[i] += start[i - 1];
     gq_gemv_task *t = gq_malloc((size_t)(nt ? nt : 1) * sizeof *t);
     for (int r = 0; r < N; r++) {
         const int64_t n = row_unit[r + 1] - row_unit[r], k = row_fix[2 * r + 1];
         for (int64_t c = 0; c < k; c++) {
-            const int64_t len = c < k - 1 ? chunk : n - c * chunk;
+            const int64_t len = task_len(n, k, c, chunk);
             gq_gemv_task *o = &t[start[chunk - len]++];
             o->row = r, o->lo = row_unit[r] + (int32_t)(c * chunk), o->n = (int32_t)len, o->ci = k > 1 ? (int32_t)c : -1;
         }

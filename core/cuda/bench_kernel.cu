@@ -29,6 +29,7 @@ extern "C" {
 
 #define GQ_BENCH_GRAPH 20      /* launches per captured graph */
 #define GQ_BENCH_MIN_ROT (240.0 * 1e6)
+#define GQ_NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 namespace {
 
@@ -404,7 +405,7 @@ void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
         Row &r = bn.rows[i];
         const Row *f = find_row(bn, "cublas_fp16", r.N, r.K, r.B, -1, -1, NULL);
-        const Row *w = best_of(bn, W4_ALL, 3, r.N, r.K, r.B, 128, -1, NULL); /* the fair baseline: fastest W4 */
+        const Row *w = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), r.N, r.K, r.B, 128, -1, NULL); /* the fair baseline: fastest W4 */
         r.vs_fp16 = f ? f->time_us / r.time_us : NAN;
         r.vs_w4 = w ? w->time_us / r.time_us : NAN;
     }
@@ -451,10 +452,10 @@ gq_status store_rows(Bench &bn) {
  * make it, not a strawman). */
 void print_targets(const Bench &bn) {
     printf("\ntargets (device copy bandwidth %.0f GB/s):\n", bn.dev.copy_gbs);
-    const Row *best = best_of(bn, GQS_ALL, 7, 8192, 8192, 1, 16, 0.5, "layer");
+    const Row *best = best_of(bn, GQS_ALL, GQ_NELEM(GQS_ALL), 8192, 8192, 1, 16, 0.5, "layer");
     const Row *fp = find_row(bn, "cublas_fp16", 8192, 8192, 1, -1, -1, NULL);
-    const Row *w128 = best_of(bn, W4_ALL, 3, 8192, 8192, 1, 128, -1, NULL);
-    const Row *w16 = best_of(bn, W4_ALL, 3, 8192, 8192, 1, 16, -1, NULL);
+    const Row *w128 = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), 8192, 8192, 1, 128, -1, NULL);
+    const Row *w16 = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), 8192, 8192, 1, 16, -1, NULL);
     if (!best) printf("  MISS  W4S50 G16 8192x8192: not measured\n");
     else {
         printf("  %s  W4S50 G16 8192x8192 (%s): %.1f%% of copy bandwidth on its bytes (target >= 75%%)\n",
@@ -469,9 +470,9 @@ void print_targets(const Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         if (strcmp(r.pattern, "uneven")) continue;
-        const Row *sk = best_of(bn, GQS_SK, 4, r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        const Row *sk = best_of(bn, GQS_SK, GQ_NELEM(GQS_SK), r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         if (sk != &r) continue; /* one line per point, from its best Stream-K row */
-        const Row *rr = best_of(bn, GQS_ROWS, 3, r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        const Row *rr = best_of(bn, GQS_ROWS, GQ_NELEM(GQS_ROWS), r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         if (!rr) continue;
         const Row *plain = find_row(bn, "gqs_row_v1", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
         printf("  %s  uneven rows %dx%d B%d S%.0f G%d: best task-centric (%s) %.2fx vs best row split (%s) (target >= 1.2x);"

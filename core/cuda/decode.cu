@@ -854,19 +854,17 @@ static gq_status record_step(gq_decoder *d) {
     for (int l = 0; l < c->n_layers; l++) {
         const gqd_layer *y = &d->L[l];
         /* layer 0 has no pending residual; later layers add the previous down_proj's (quantized) */
-        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)(l > 0 ? d->res : NULL), (const float *)y->attn_norm,
-                             d->xb, d->xb16, D, c->norm_eps));
+        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, l > 0 ? d->res : nullptr, y->attn_norm, d->xb,
+                             d->xb16, D, c->norm_eps));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->qkv, d->xb, d->xb16, d->qkv, 0));
         if (y->bqkv) {
-            CUDA_CHECK(gq_launch(pdl, k_bias1, blocks_for(NQ + 2 * NKVD, 256), 256, 0, s, d->qkv, (const float *)y->bqkv,
-                                 NQ + 2 * NKVD));
+            CUDA_CHECK(gq_launch(pdl, k_bias1, blocks_for(NQ + 2 * NKVD, 256), 256, 0, s, d->qkv, y->bqkv, NQ + 2 * NKVD));
             CUDA_CHECK_LAUNCH();
         }
         CUDA_CHECK(gq_launch(pdl, k_rope_store, blocks_for((size_t)(c->n_heads + c->n_kv_heads) * HD / 2, 256), 256, 0, s,
-                             d->qkv, d->kc + l * layer_kv, d->vc + l * layer_kv, (const float *)d->rope_cos,
-                             (const float *)d->rope_sin, (int)c->rope_style, (const int32_t *)d->pos, c->n_heads,
-                             c->n_kv_heads, HD));
+                             d->qkv, d->kc + l * layer_kv, d->vc + l * layer_kv, d->rope_cos, d->rope_sin,
+                             (int)c->rope_style, d->pos, c->n_heads, c->n_kv_heads, HD));
         CUDA_CHECK_LAUNCH();
         switch (HD) {
         case 8: CUDA_CHECK(launch_attn<8>(d, l)); break;
@@ -878,20 +876,19 @@ static gq_status record_step(gq_decoder *d) {
         }
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->o, d->att, d->att16, d->x, 1));
-        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)d->res, (const float *)y->ffn_norm, d->xb,
-                             d->xb16, D, c->norm_eps));
+        CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, d->res, y->ffn_norm, d->xb, d->xb16, D,
+                             c->norm_eps));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->gu, d->xb, d->xb16, d->gu, 0));
-        CUDA_CHECK(gq_launch(pdl, k_swiglu1, blocks_for(H, 256), 256, 0, s, d->hb, d->hb16, (const float *)d->gu, H));
+        CUDA_CHECK(gq_launch(pdl, k_swiglu1, blocks_for(H, 256), 256, 0, s, d->hb, d->hb16, d->gu, H));
         CUDA_CHECK_LAUNCH();
         GQ_TRY(gemv(d, &y->down, d->hb, d->hb16, d->x, 1));
     }
-    CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, (const float *)d->res, (const float *)d->final_norm, d->xb,
-                         (__half *)NULL, D, c->norm_eps));
+    CUDA_CHECK(gq_launch(pdl, k_rmsnorm_dec, 1, 1024, 0, s, d->x, d->res, d->final_norm, d->xb, (__half *)nullptr, D,
+                         c->norm_eps));
     CUDA_CHECK_LAUNCH();
     GQ_TRY(gemv(d, &d->head, d->xb, NULL, d->logits, 0)); /* the lm head stays fp16 in every format */
-    CUDA_CHECK(gq_launch(pdl, k_argmax_advance, 1, 1024, 0, s, d->tokens, d->pos, (const int32_t *)d->n_prompt,
-                         (const float *)d->logits, V));
+    CUDA_CHECK(gq_launch(pdl, k_argmax_advance, 1, 1024, 0, s, d->tokens, d->pos, d->n_prompt, d->logits, V));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }

@@ -666,9 +666,8 @@ static gq_status calib_run(gq_gpu_model *g, const gq_model *m, const int32_t *wi
     if (progress) gq_progress_init(&pr, "calibrate (GPU)", (double)n, "windows");
     gqf_work *w = &g->w;
     for (int s = 0; s < n; s++) {
-        const int32_t *tok = windows + (size_t)s * seqlen;
-        CUDA_CHECK(cudaStreamSynchronize(g->stream)); /* the pinned staging buffer may still feed the last copy */
-        memcpy(w->h_tokens, tok, (size_t)seqlen * sizeof(int32_t));
+        /* the stream is idle here (each window ends with a synchronising flag read): the pinned buffer is free */
+        memcpy(w->h_tokens, windows + (size_t)s * seqlen, (size_t)seqlen * sizeof(int32_t));
         CUDA_CHECK(cudaMemcpyAsync(w->tokens, w->h_tokens, (size_t)seqlen * sizeof(int32_t), cudaMemcpyHostToDevice, g->stream));
         int off = 0, T = seqlen;
         GQ_TRY(run_blocks(g, 1, &off, &T, T));

@@ -46,7 +46,6 @@ struct gq_gqs_gpu {
     int2 *row_fix;         /* [N] {first record, tasks} of each row */
     float *task_rec;       /* [nrec][GQ_GEMV_MAX_BATCH] partial sums of cut rows */
     int64_t ntasks, nrec, task_units;
-    int32_t *h_row_unit;   /* host copy of row_unit: the task list is rebuilt when the chunk changes */
     int pdl;               /* launch the v3 row / v4 task kernels with programmatic dependent launch */
 };
 
@@ -237,6 +236,25 @@ template <int B> __device__ __forceinline__ void gq_store_row(const gq_gemv_args
 #pragma unroll
     for (int b = 0; b < B; b++)
         if (b < a.nb && lane == b) gq_store_y(a, b, r, acc[b]);
+}
+
+/* The fix-up of a row cut between several warps (Stream-K shares, v4 tasks): publish this warp's partial
+ * sums in its record rec[0..nb), then count arrivals on the row's counter. Returns 1 (in every lane) for
+ * the warp that arrives as the `parts`-th: it has seen every record (acquire fence), must sum them in a
+ * fixed order (deterministic) and must reset a.cnt[r] to 0 for the next, stream-ordered launch. */
+template <int B>
+__device__ __forceinline__ int gq_fixup_arrive(const gq_gemv_args &a, float *rec, int r, int parts, int lane,
+                                               const float (&acc)[B]) {
+#pragma unroll
+    for (int b = 0; b < B; b++)
+        if (b < a.nb && lane == b) rec[b] = acc[b];
+    __threadfence(); /* each writing lane: its record is visible device-wide before the count */
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) last = atomicAdd(&a.cnt[r], 1) == parts - 1;
+    last = __shfl_sync(0xFFFFFFFFu, last, 0);
+    if (last) __threadfence(); /* acquire side: see every other part's record */
+    return last;
 }
 
 template <int B> struct gq_unroll { static constexpr int value = B <= 2 ? 4 : 2; };

@@ -41,17 +41,8 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
         }
         /* cut row: publish this share's partial, then count arrivals; the last one sums in worker order */
         float *rec = a.rec + (2 * w + gq_sk_slot(ru, r, s)) * GQ_GEMV_MAX_BATCH;
-#pragma unroll
-        for (int b = 0; b < B; b++)
-            if (b < a.nb && lane == b) rec[b] = acc[b];
-        __threadfence(); /* each writing lane: its record is visible device-wide before the count */
-        __syncwarp();
         const int64_t wa = gq_sk_worker_of(U, W, r0), wb = gq_sk_worker_of(U, W, r1 - 1);
-        int last = 0;
-        if (lane == 0) last = atomicAdd(&a.cnt[r], 1) == (int)(wb - wa);
-        last = __shfl_sync(0xFFFFFFFFu, last, 0);
-        if (last) {
-            __threadfence(); /* acquire side: see every other share's record */
+        if (gq_fixup_arrive<B>(a, rec, r, (int)(wb - wa) + 1, lane, acc)) {
             if (lane < a.nb) {
                 float sum = 0.f;
                 for (int64_t v = wa; v <= wb; v++)
@@ -62,7 +53,6 @@ __global__ void __launch_bounds__(32 * GQ_SK_WARPS) gq_gemv_sk_kernel(const gq_g
         }
     }
 }
-
 
 /* ---- v4 task-centric kernel ------------------------------------------------------------------------------- */
 
@@ -89,17 +79,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
         return;
     }
     const int2 fx = __ldg(a.row_fix + tk.x); /* {first record, tasks of the row} */
-    float *rec = a.trec + (size_t)(fx.x + tk.w) * GQ_GEMV_MAX_BATCH;
-#pragma unroll
-    for (int b = 0; b < B; b++)
-        if (b < a.nb && lane == b) rec[b] = acc[b];
-    __threadfence(); /* each writing lane: its record is visible device-wide before the count */
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) last = atomicAdd(&a.cnt[tk.x], 1) == fx.y - 1;
-    last = __shfl_sync(0xFFFFFFFFu, last, 0);
-    if (!last) return;
-    __threadfence(); /* acquire side: see every other task's record */
+    if (!gq_fixup_arrive<B>(a, a.trec + (size_t)(fx.x + tk.w) * GQ_GEMV_MAX_BATCH, tk.x, fx.y, lane, acc)) return;
     if (lane < a.nb) {
         float sum = 0.f;
         for (int c = 0; c < fx.y; c++) sum += __ldcg(a.trec + (size_t)(fx.x + c) * GQ_GEMV_MAX_BATCH + lane);
@@ -234,7 +214,6 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->tasks);
     cudaFree(m->row_fix);
     cudaFree(m->task_rec);
-    free(m->h_row_unit);
     free(m);
 }
 
@@ -279,12 +258,6 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
         free(ord);
         CUDA_CHECK_GOTO(ce, fail);
     }
-    m->h_row_unit = (int32_t *)malloc((size_t)(d->N + 1) * 4);
-    if (!m->h_row_unit) {
-        st = gq_errf(GQ_ERR_NOMEM, "gqs_gpu_upload: out of host memory");
-        goto fail;
-    }
-    memcpy(m->h_row_unit, d->row_unit, (size_t)(d->N + 1) * 4);
     st = gq_gqs_gpu_set_task_units(m, 0);
     if (st != GQ_OK) goto fail;
     /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
@@ -310,9 +283,17 @@ extern "C" gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units) {
     }
     gq_gemv_task *t = NULL;
     int64_t nt = 0, nr = 0;
-    int32_t *fix = (int32_t *)malloc((size_t)(m->N ? m->N : 1) * 8);
-    if (!fix) return gq_errf(GQ_ERR_NOMEM, "gqs tasks: out of host memory");
-    gq_status st = gq_gqs_tasks(m->h_row_unit, m->N, chunk, &t, &nt, fix, &nr);
+    /* the task list is built on the host from the device's row offsets (upload, and tests changing the chunk) */
+    int32_t *fix = (int32_t *)malloc((size_t)(m->N ? m->N : 1) * 8), *ru = (int32_t *)malloc((size_t)(m->N + 1) * 4);
+    if (!fix || !ru) {
+        free(fix), free(ru);
+        return gq_errf(GQ_ERR_NOMEM, "gqs tasks: out of host memory");
+    }
+    gq_status st = GQ_OK;
+    cudaError_t re = cudaMemcpy(ru, m->row_unit, (size_t)(m->N + 1) * 4, cudaMemcpyDeviceToHost);
+    if (re != cudaSuccess) st = gq_errf(GQ_ERR_INTERNAL, "gqs tasks: reading row offsets: %s", cudaGetErrorString(re));
+    if (st == GQ_OK) st = gq_gqs_tasks(ru, m->N, chunk, &t, &nt, fix, &nr);
+    free(ru);
     int4 *dt = NULL;
     int2 *dfix = NULL;
     float *drec = NULL;
