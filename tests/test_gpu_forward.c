@@ -697,27 +697,34 @@ static void test_decode_random_half_gqa(void **st) {
     gq_model_free(m);
 }
 
-/* W4 (dense kernel) and GQS S50/S30 (default, v2 row, v4 task kernels; the default once more without
- * programmatic dependent launch) against the CPU decode of the same W_hat. */
+/* fp16, W4 (dense kernel) and GQS S50/S30 against the CPU decode of the same W_hat: the default kernels (v5),
+ * the v2 row split, the v4 and v5 task kernels, the default without programmatic dependent launch and
+ * without the L2 prefetch. The wide-hidden model (down_proj K = 3072) has rows of more than one round of
+ * loads, so the v5 prefetch (and the fp16 GEMV's) is issued; at hidden 512 it is not. */
 static void test_decode_quantized(void **st) {
     (void)st;
     if (!have_gpu()) return;
-    const char *fmts[] = {"w4", "gqs-s50", "gqs-s30"};
-    const int kinds[] = {-1, GQ_GEMV_ROW, GQ_GEMV_TASK_V4, GQ_GEMV_ROW_V3};
-    for (int i = 0; i < 3; i++)
-        for (int ki = 0; ki < 4; ki++) {
-            const int kind = kinds[ki];
-            /* default kernels with and without programmatic dependent launch; the others with it */
-            gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = kind, .no_pdl = ki == 3};
-            assert_int_equal(gq_dec_parse_format(fmts[i], &o), GQ_OK);
-            if (o.format == GQ_DEC_W4 && kind >= 0) continue;
-            printf("  %s kernel %d%s:\n", fmts[i], kind, o.no_pdl ? " (no PDL)" : "");
-            gq_model *m = random_model(256, 512, 2, 4, 2, 400, GQ_ROPE_HALF, 0, 31 + i);
-            int32_t *prompt = random_tokens(4, 400, 8);
-            check_decode_fmt(m, &o, prompt, 4, 40, 0);
-            free(prompt);
-            gq_model_free(m);
-        }
+    const char *fmts[] = {"fp16", "w4", "gqs-s50", "gqs-s30"};
+    const struct { int kind, no_pdl, no_prefetch; } runs[] = {
+        {-1, 0, 0}, {GQ_GEMV_ROW, 0, 0}, {GQ_GEMV_TASK_V4, 0, 0}, {GQ_GEMV_TASK_V5, 0, 0}, {-1, 1, 0}, {-1, 0, 1},
+    };
+    const int hiddens[] = {512, 3072};
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++)
+            for (size_t ki = 0; ki < sizeof runs / sizeof runs[0]; ki++) {
+                gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = runs[ki].kind, .no_pdl = runs[ki].no_pdl,
+                                 .no_prefetch = runs[ki].no_prefetch};
+                assert_int_equal(gq_dec_parse_format(fmts[i], &o), GQ_OK);
+                if (o.format != GQ_DEC_GQS && o.gemv_kind >= 0) continue; /* one fp16 / dense W4 kernel */
+                if (h == 1 && o.gemv_kind == GQ_GEMV_ROW) continue; /* v2: covered at hidden 512 */
+                printf("  %s hidden %d kernel %d%s%s:\n", fmts[i], hiddens[h], o.gemv_kind, o.no_pdl ? " (no PDL)" : "",
+                       o.no_prefetch ? " (no prefetch)" : "");
+                gq_model *m = random_model(256, hiddens[h], 2, 4, 2, 400, GQ_ROPE_HALF, 0, 31 + i);
+                int32_t *prompt = random_tokens(4, 400, 8);
+                check_decode_fmt(m, &o, prompt, 4, 40, 0);
+                free(prompt);
+                gq_model_free(m);
+            }
 }
 #endif
 

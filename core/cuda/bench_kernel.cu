@@ -335,6 +335,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V1, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V3, Bs[i], "dense", 0.0));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V5, Bs[i], "dense", 0.0));
             if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
@@ -362,6 +363,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -378,6 +381,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, 1, "layer", 0.5));
             mat_free(m);
         }
     }
@@ -395,11 +400,11 @@ const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, in
     return best;
 }
 const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3",
-                               "gqs_task_v4"};
-const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3"};
+                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5"};
+const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
-const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4"};
-const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3"};
+const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5"};
+const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
@@ -485,19 +490,23 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies). */
 void print_versions(const Bench &bn) {
     printf("\nversions (same matrices, this run; time in us):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %9s %9s %9s %8s\n", "kernel", "N", "K", "B", "spars", "G", "pattern", "v1",
-           "v2", "v3", "v3/v1");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %9s %9s %9s %9s %8s %8s\n", "kernel", "N", "K", "B", "spars", "G", "pattern",
+           "v1", "v2", "v3", "v5", "v3/v1", "v5/v3");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);
         if (L < 4 || strcmp(r.kernel + L - 3, "_v1")) continue;
-        char base[40], v3[48];
+        char base[40], v3[48], v5[48];
         snprintf(base, sizeof base, "%.*s", (int)(L - 3), r.kernel);
         snprintf(v3, sizeof v3, "%s_v3", base);
+        snprintf(v5, sizeof v5, "%s_v5", base);
         const Row *o2 = find_row(bn, base, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
         const Row *o3 = find_row(bn, v3, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
-        printf("%-12s %6d %6d %3d %5.2f %4d %-7s %9.2f %9.2f %9.2f %7.2fx\n", base, r.N, r.K, r.B, r.sparsity, r.G,
-               r.pattern, r.time_us, o2 ? o2->time_us : NAN, o3 ? o3->time_us : NAN, o3 ? r.time_us / o3->time_us : NAN);
+        const Row *o5 = find_row(bn, v5, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
+        printf("%-12s %6d %6d %3d %5.2f %4d %-7s %9.2f %9.2f %9.2f %9.2f %7.2fx %7.2fx\n", base, r.N, r.K, r.B,
+               r.sparsity, r.G, r.pattern, r.time_us, o2 ? o2->time_us : NAN, o3 ? o3->time_us : NAN,
+               o5 ? o5->time_us : NAN, o3 ? r.time_us / o3->time_us : NAN,
+               o3 && o5 ? o3->time_us / o5->time_us : NAN);
     }
 }
 

@@ -18,6 +18,7 @@
 #include "kernels_common.cuh"
 #include "cuda_check.h"
 #include "pdl.cuh"
+#include "prefetch.cuh"
 extern "C" {
 #include "gqs.h"
 #include "gqs_pack.h"
@@ -74,7 +75,8 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return r;
 }
 template <bool ACC>
-__global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const __half *W, const float *x, int N, int K) {
+__global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const __half *W, const float *x, int N, int K,
+                                                                int pf) {
     int row = blockIdx.x * GQD_GEMV_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (row >= N) return;
     const __half *w = W + (size_t)row * K;
@@ -83,6 +85,8 @@ __global__ void __launch_bounds__(GQD_GEMV_WARPS * 32) k_gemv_h(float *y, const 
         const uint4 *w4 = (const uint4 *)w;
         const float4 *x4 = (const float4 *)x;
         int n8 = K >> 3, i = lane;
+        /* the whole row into L2 first, as the quantized v5 kernels do (gqs_dev.h gq_prefetch_l2) */
+        if (pf && lane == 0 && n8 > 128) gq_prefetch_l2(w4, (uint32_t)K * 2);
         /* first round of weight loads before the dependency wait (pdl.cuh), x only after it */
         uint4 u0 = make_uint4(0, 0, 0, 0), u1 = u0, u2 = u0, u3 = u0;
         if (i + 96 < n8) u0 = ld_stream(w4 + i), u1 = ld_stream(w4 + i + 32), u2 = ld_stream(w4 + i + 64), u3 = ld_stream(w4 + i + 96);
@@ -288,8 +292,57 @@ __global__ void k_swiglu1(float *hb, __half *hb16, const float *gu, int H) {
     }
 }
 /* One row: x += res (when res: the residual of a quantized o/down GEMV, whose API cannot accumulate),
- * then out = rmsnorm(x) * w in fp32 and (when out16) fp16 for the quantized GEMVs' input. */
-__global__ void k_rmsnorm_dec(float *x, const float *res, const float *w, float *out, __half *out16, int D, float eps) {
+ * then out = rmsnorm(x) * w in fp32 and (when out16) fp16 for the quantized GEMVs' input.
+ * One block of 1024 threads; with D % 4 == 0 and D <= 16384 each thread keeps its <= 4 float4s of x in
+ * registers, so the kernel is one round of loads (w before the dependency wait: it is a weight), one
+ * block reduction and one round of stores. The grid-stride loop it replaces re-read x after the
+ * reduction and could not overlap its loads (x, res, out may alias for the compiler): ~6 us per norm,
+ * 65 per llama2-7b token (docs/PERF.md "Decode: RMSNorm"). */
+#define GQD_NORM_V4 4
+__global__ void __launch_bounds__(1024) k_rmsnorm_dec(float *__restrict__ x, const float *__restrict__ res,
+                                                      const float *__restrict__ w, float *__restrict__ out,
+                                                      __half *__restrict__ out16, int D, float eps) {
+    const int n4 = D >> 2, nt = (int)blockDim.x;
+    if ((D & 3) == 0 && n4 <= GQD_NORM_V4 * nt) {
+        float4 v[GQD_NORM_V4], g[GQD_NORM_V4];
+#pragma unroll
+        for (int j = 0; j < GQD_NORM_V4; j++) {
+            const int i = threadIdx.x + j * nt;
+            g[j] = i < n4 ? reinterpret_cast<const float4 *>(w)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        gq_pdl_wait(); /* x and res may come from the kernel before (pdl.cuh) */
+        gq_pdl_trigger();
+        float ss = 0.f;
+#pragma unroll
+        for (int j = 0; j < GQD_NORM_V4; j++) {
+            const int i = threadIdx.x + j * nt;
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (i < n4) {
+                a = reinterpret_cast<const float4 *>(x)[i];
+                if (res) {
+                    const float4 b = reinterpret_cast<const float4 *>(res)[i];
+                    a.x += b.x, a.y += b.y, a.z += b.z, a.w += b.w;
+                }
+            }
+            v[j] = a;
+            ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w;
+        }
+        ss = gqk::block_sum(ss);
+        const float r = rsqrtf(ss / (float)D + eps);
+#pragma unroll
+        for (int j = 0; j < GQD_NORM_V4; j++) {
+            const int i = threadIdx.x + j * nt;
+            if (i >= n4) continue;
+            if (res) reinterpret_cast<float4 *>(x)[i] = v[j];
+            const float4 o = make_float4(v[j].x * r * g[j].x, v[j].y * r * g[j].y, v[j].z * r * g[j].z, v[j].w * r * g[j].w);
+            reinterpret_cast<float4 *>(out)[i] = o;
+            if (out16) {
+                reinterpret_cast<__half2 *>(out16)[2 * i] = __floats2half2_rn(o.x, o.y);
+                reinterpret_cast<__half2 *>(out16)[2 * i + 1] = __floats2half2_rn(o.z, o.w);
+            }
+        }
+        return;
+    }
     gq_pdl_wait(); /* every input may come from the kernel before (pdl.cuh) */
     gq_pdl_trigger();
     float ss = 0.f;
@@ -535,7 +588,9 @@ static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     /* v3 (quad walk, longest rows first): llama2-7b shape, H100, same run 2026-11-22, 128 tokens: GQS S50
      * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3");
      * H200 2026-12-02: v3 338.8 vs the v4 task split 318.6 tok/s (docs/PERF.md "v4") */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V3 : GQ_GEMV_ROW_V3;
+    if (o->no_prefetch) return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V3 : GQ_GEMV_ROW_V3;
+    /* v5 = v3 + the L2 prefetch of each warp's row (docs/PERF.md "v5") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V5 : GQ_GEMV_ROW_V5;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
@@ -824,8 +879,9 @@ static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, const __h
     if (l->q) return gq_gqs_gpu_gemv(l->q, l->kind, x16, 1, acc ? d->res : y, 1, d->s);
     const bool pdl = !d->o.no_pdl;
     int nb = (l->N + GQD_GEMV_WARPS - 1) / GQD_GEMV_WARPS;
-    if (acc) CUDA_CHECK(gq_launch(pdl, k_gemv_h<true>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K));
-    else CUDA_CHECK(gq_launch(pdl, k_gemv_h<false>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K));
+    const int pf = !d->o.no_prefetch;
+    if (acc) CUDA_CHECK(gq_launch(pdl, k_gemv_h<true>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K, pf));
+    else CUDA_CHECK(gq_launch(pdl, k_gemv_h<false>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K, pf));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }

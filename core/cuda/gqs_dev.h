@@ -24,6 +24,7 @@
 #include "cuda_check.h"
 #include "gqs_gemv.h"
 #include "pdl.cuh"
+#include "prefetch.cuh"
 
 struct gq_gqs_gpu {
     int N, K, G;
@@ -66,6 +67,7 @@ struct gq_gemv_args {
     float *trec;
     int64_t ntasks;
     int N, K, nb, y_fp32;
+    int pf;                /* v5: each warp first prefetches its whole segment into L2 (gq_prefetch_seg) */
 };
 
 #define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the v1 row-split kernels */
@@ -94,6 +96,13 @@ __device__ __forceinline__ uint32_t gq_ld_stream_u16(const void *p) {
     unsigned short r;
     asm("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(r) : "l"(p));
     return r;
+}
+
+/* Bytes [b0, b1) of an array, widened to 16-byte bounds (the upload pads every array by 16 bytes). */
+__device__ __forceinline__ void gq_prefetch_l2_span(const void *base, int64_t b0, int64_t b1) {
+    b0 &= ~(int64_t)15;
+    b1 = (b1 + 15) & ~(int64_t)15;
+    if (b1 > b0) gq_prefetch_l2(static_cast<const char *>(base) + b0, (uint32_t)(b1 - b0));
 }
 
 __device__ __forceinline__ __half2 gq_u32_as_h2(uint32_t v) {
@@ -352,6 +361,18 @@ __device__ __forceinline__ void gq_seg_quads(const gq_gemv_args &a, int64_t lo, 
         gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
     }
 }
+/* v5: units [lo, hi) of one segment into L2 — codes (lane 0), scale|min (lane 1), columns (lane 2) — so a
+ * warp's later rounds of loads hit L2 instead of each waiting a DRAM latency. Weights only: may run
+ * before gq_pdl_wait(). */
+template <int G, bool DENSE>
+__device__ __forceinline__ void gq_prefetch_seg(const gq_gemv_args &a, int64_t lo, int64_t hi, int lane) {
+    constexpr int64_t QPG = G / 8;
+    const int64_t s0 = 4 * lo / QPG, s1 = (4 * hi + QPG - 1) / QPG; /* slots of the segment's quads */
+    if (lane == 0) gq_prefetch_l2_span(a.codes, 16 * lo, 16 * hi);
+    else if (lane == 1) gq_prefetch_l2_span(a.sm, 4 * s0, 4 * s1);
+    else if (lane == 2 && !DENSE) gq_prefetch_l2_span(a.col, 2 * s0, 2 * s1);
+}
+
 /* gq_seg_quads for a kernel that may be launched with programmatic dependent launch (pdl.cuh): the first
  * round's weight loads are issued before gq_pdl_wait(), x is read only after it. Without the launch
  * attribute the wait is a no-op and this is gq_seg_quads with its first round peeled. */
@@ -364,6 +385,7 @@ __device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t 
         return;
     }
     const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    if (a.pf && g.n > 32u * UNR) gq_prefetch_seg<G, DENSE>(a, lo, hi, lane); /* more than one round */
     gq_qbuf<UNR> b;
     uint32_t j0 = (uint32_t)lane;
     gq_qbuf_load<G, DENSE, UNR>(g, b, j0); /* clamped addresses: valid for every lane */

@@ -176,7 +176,6 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_ROW_V3:
 #define CALL_ROW3(G_, B_) launch_row<G_, B_, true>(a, st, m->pdl != 0)
         GQ_FOR_G(CALL_ROW3)
-#undef CALL_ROW3
         break;
     case GQ_GEMV_STREAMK_V3:
 #define CALL_SK3(G_, B_) launch_sk<G_, B_, true>(m, a, st)
@@ -184,18 +183,27 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
 #undef CALL_SK3
         break;
     case GQ_GEMV_TASK_V4:
+    case GQ_GEMV_TASK_V5:
+        a.pf = kind == GQ_GEMV_TASK_V5;
 #define CALL_TASK(G_, B_) launch_task<G_, B_>(a, st, m->pdl != 0)
         GQ_FOR_G(CALL_TASK)
 #undef CALL_TASK
         break;
+    case GQ_GEMV_ROW_V5: /* the v3 kernel with the L2 prefetch switched on */
+        a.pf = 1;
+        GQ_FOR_G(CALL_ROW3)
+#undef CALL_ROW3
+        break;
     case GQ_GEMV_DENSE_W4:
     case GQ_GEMV_DENSE_W4_V1:
     case GQ_GEMV_DENSE_W4_V3:
+    case GQ_GEMV_DENSE_W4_V5:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
-        return gq_w4_gemv_launch(m, a, m->G, kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4_V3 ? 3 : 2,
-                                 st);
+        a.pf = kind == GQ_GEMV_DENSE_W4_V5;
+        return gq_w4_gemv_launch(m, a, m->G,
+                                 kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4 ? 2 : 3, st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }
@@ -236,8 +244,9 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
     const size_t nu = (size_t)d->n_units, ns = (size_t)d->n_slots;
     CUDA_CHECK_GOTO(cudaMalloc(&m->row_unit, (size_t)(d->N + 1) * 4), fail);
     CUDA_CHECK_GOTO(cudaMalloc(&m->codes, (nu + 1) * 16), fail);
-    CUDA_CHECK_GOTO(cudaMalloc(&m->col, (ns + 1) * 2), fail);
-    CUDA_CHECK_GOTO(cudaMalloc(&m->sm, (ns + 1) * 4), fail);
+    /* +16 bytes: the v5 L2 prefetch widens each span to 16-byte bounds (gq_prefetch_l2_span) */
+    CUDA_CHECK_GOTO(cudaMalloc(&m->col, (ns + 1) * 2 + 16), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->sm, (ns + 1) * 4 + 16), fail);
     CUDA_CHECK_GOTO(cudaMalloc(&m->rec, (size_t)(2 * m->max_workers) * GQ_GEMV_MAX_BATCH * 4), fail);
     CUDA_CHECK_GOTO(cudaMalloc(&m->cnt, (size_t)d->N * 4), fail);
     CUDA_CHECK_GOTO(cudaMemcpy(m->row_unit, d->row_unit, (size_t)(d->N + 1) * 4, cudaMemcpyHostToDevice), fail);

@@ -51,11 +51,14 @@ typedef enum {
     GQ_GEMV_ROW_V3 = 6,     /* v1's row split and Stream-K with each row taken quad by quad (gqs_dev.h) */
     GQ_GEMV_STREAMK_V3 = 7,
     GQ_GEMV_DENSE_W4_V3 = 8,
-    GQ_GEMV_TASK_V4 = 9     /* task-centric: rows cut into tasks of equal work, one warp each, fix-up of cut rows */
+    GQ_GEMV_TASK_V4 = 9,    /* task-centric: rows cut into tasks of equal work, one warp each, fix-up of cut rows */
+    GQ_GEMV_ROW_V5 = 10,    /* v3 / v4 with each warp's whole segment bulk-prefetched into L2 first */
+    GQ_GEMV_DENSE_W4_V5 = 11,
+    GQ_GEMV_TASK_V5 = 12
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 10
+#define GQ_GEMV_NKINDS 13
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
-    return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3;
+    return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
@@ -70,6 +73,9 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_STREAMK_V3: return "gqs_streamk_v3";
     case GQ_GEMV_DENSE_W4_V3: return "w4_dense_v3";
     case GQ_GEMV_TASK_V4: return "gqs_task_v4";
+    case GQ_GEMV_ROW_V5: return "gqs_row_v5";
+    case GQ_GEMV_DENSE_W4_V5: return "w4_dense_v5";
+    case GQ_GEMV_TASK_V5: return "gqs_task_v5";
     }
     return "?";
 }

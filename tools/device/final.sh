@@ -12,6 +12,7 @@
 #   gputests the GPU test binaries of this revision (GEMV kernels; GPU forward, decode and calibrate)
 #   benchall kernel table (all four shapes, batch 1 and 16), 2:4 baseline, decode tables (PDL on/off,
 #            v3 row split vs v4 task kernel), each with a time limit so the call stays under 10 minutes
+#   v5       batch-1 kernel table (quick) and decode with the L2 prefetch on and off
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
 set -u
@@ -89,5 +90,16 @@ table8q)
   grep -E "^point|done|failed|error|ppl|calib" "$O/table8.log" | tail -40
   collect
   timeout 40 gqsa bench decode --shape smollm2 --model $M --formats fp16,gqs-s50 --lengths 128 --csv "$O/decode_smollm2.csv" > "$O/decode_smollm2.log" 2>&1; echo "decode smollm2 rc=$?"; tail -6 "$O/decode_smollm2.log" ;;
+v5)
+  # v5 first look: batch-1 kernel table (quick: every shape, S50 + G sweep at 8192^2), decode with and without
+  # the L2 prefetch (the prefetch-off engine is v3 + the new RMSNorm)
+  s0=$(date +%s)
+  timeout 150 gqsa bench kernel --quick --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  sed -n '/^targets/,$p' "$O/kernel.log"
+  for pf in on off; do
+    s0=$(date +%s)
+    timeout 80 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 --prefetch $pf --csv "$O/decode_pf$pf.csv" > "$O/decode_pf$pf.log" 2>&1
+    echo "decode prefetch $pf rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_pf$pf.log" | grep -v memory
+  done ;;
 collect) collect ;;
 esac
