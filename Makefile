@@ -90,7 +90,7 @@ $(BUILD)/%.o: %.c $(wildcard core/*.h core/cuda/*.h stages/*.h datasets/*.h repo
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/%.cu.o: %.cu $(wildcard core/*.h core/cuda/*.h)
+$(BUILD)/%.cu.o: %.cu $(wildcard core/*.h core/cuda/*.h core/cuda/*.cuh)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 

@@ -36,14 +36,16 @@ static const char *USAGE =
     "  --random         random weights even when a real model is available\n"
     "  --formats LIST   comma list of fp16, w4, gqs-s30, gqs-s40, gqs-s50 (default fp16,w4,gqs-s50)\n"
     "  --group G        group size of w4 / gqs (default 16)\n"
-    "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v5 (default), gqs_row_v3, gqs_task_v5,\n"
-    "                   gqs_task_v4, gqs_streamk_v3, gqs_row_v1, gqs_streamk_v1, gqs_row, gqs_streamk (v2)\n"
+    "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v7 (default), gqs_row_v3, gqs_row_v6,\n"
+    "                   gqs_row_v5, gqs_task_v5, gqs_task_v4, gqs_streamk_v3, gqs_row_v1, gqs_streamk_v1,\n"
+    "                   gqs_row, gqs_streamk (v2)\n"
     "                   (core/cuda/gqs_gemv.h, docs/PERF.md)\n"
-    "  --prefetch on|off  L2 bulk prefetch of each warp's weight rows in every format's GEMVs (default on:\n"
-    "                   the v5 kernels; off: v3 and the fp16 GEMV without it; core/cuda/prefetch.cuh)\n"
+    "  --prefetch on|off  L2 bulk prefetch of each warp's weight rows in every format's GEMVs: the v5\n"
+    "                   kernels and the fp16 GEMV with it (default off: measured slower; core/cuda/prefetch.cuh)\n"
     "  --pdl on|off     programmatic dependent launch between the step's kernels (default on: each kernel's\n"
     "                   start and first weight loads overlap the kernel before it; core/cuda/pdl.cuh)\n"
-    "  --w4-gemv K      dense W4 kernel: w4_dense_v5 (default), w4_dense_v3, w4_dense_v1 or w4_dense (v2)\n"
+    "  --w4-gemv K      dense W4 kernel: w4_dense_v7 (default), w4_dense_v3, w4_dense_v5, w4_dense_v6,\n"
+    "                   w4_dense_v1 or w4_dense (v2)\n"
     "  --lengths LIST   output lengths (default 128,256,512,1024)\n"
     "  --prompt TEXT    prompt for a real model (default \"Once upon a time\"); random models use 8\n"
     "                   fixed token ids\n"
@@ -117,7 +119,7 @@ static gq_status cpu_greedy(const gq_model *m, const int32_t *prompt, int np, in
 int cmd_bench_decode(int argc, char **argv) {
     const char *shape = NULL, *model = "smollm2-135m", *formats = "fp16,w4,gqs-s50", *lengths = "128,256,512,1024";
     const char *prompt_text = "Once upon a time", *csv = NULL;
-    int group = 16, reps = 3, check = 8, force_random = 0, gemv_kind = -1, w4_kind = -1, no_pdl = 0, no_prefetch = 0;
+    int group = 16, reps = 3, check = 8, force_random = 0, gemv_kind = -1, w4_kind = -1, no_pdl = 0, prefetch = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
@@ -138,8 +140,8 @@ int cmd_bench_decode(int argc, char **argv) {
             for (int k = 0; k < GQ_GEMV_NKINDS; k++)
                 if (!gq_gemv_kind_is_dense((gq_gemv_kind)k) && !strcmp(v, gq_gemv_kind_name((gq_gemv_kind)k))) gemv_kind = k;
             if (gemv_kind < 0)
-                return cli_usage_error("bench decode", "--gemv: expected gqs_row_v1, gqs_streamk_v1, gqs_row, gqs_streamk, "
-                                                       "gqs_row_v3, gqs_streamk_v3 or gqs_task_v4, got '%s'", v);
+                return cli_usage_error("bench decode", "--gemv: expected a GQS kernel's table name (gqs_row_v7, "
+                                                       "gqs_row_v3, gqs_row_v6, gqs_task_v4, ...: see --help), got '%s'", v);
             continue;
         }
         if ((r = cli_flag(argc, argv, &i, "--w4-gemv", &v))) {
@@ -148,7 +150,7 @@ int cmd_bench_decode(int argc, char **argv) {
             for (int k = 0; k < GQ_GEMV_NKINDS; k++)
                 if (gq_gemv_kind_is_dense((gq_gemv_kind)k) && !strcmp(v, gq_gemv_kind_name((gq_gemv_kind)k))) w4_kind = k;
             if (w4_kind < 0)
-                return cli_usage_error("bench decode", "--w4-gemv: expected w4_dense_v5, w4_dense_v3, w4_dense_v1 or w4_dense, got '%s'", v);
+                return cli_usage_error("bench decode", "--w4-gemv: expected w4_dense_v7, w4_dense_v3, w4_dense_v5, w4_dense_v6, w4_dense_v1 or w4_dense, got '%s'", v);
             continue;
         }
         if ((r = cli_flag(argc, argv, &i, "--pdl", &v))) {
@@ -160,8 +162,8 @@ int cmd_bench_decode(int argc, char **argv) {
         }
         if ((r = cli_flag(argc, argv, &i, "--prefetch", &v))) {
             if (r < 0) return 2;
-            if (!strcmp(v, "on")) no_prefetch = 0;
-            else if (!strcmp(v, "off")) no_prefetch = 1;
+            if (!strcmp(v, "on")) prefetch = 1;
+            else if (!strcmp(v, "off")) prefetch = 0;
             else return cli_usage_error("bench decode", "--prefetch: expected on or off, got '%s'", v);
             continue;
         }
@@ -192,7 +194,7 @@ int cmd_bench_decode(int argc, char **argv) {
         if (cli_parse_int("--lengths", litems[i], 1, 1 << 20, &lens[i])) rc = 2;
     if (!nf || !nl) rc = cli_usage_error("bench decode", "--formats and --lengths need at least one item");
 #ifndef GQSA_CUDA
-    (void)group; (void)gemv_kind; (void)w4_kind; (void)no_pdl; (void)no_prefetch; (void)reps; (void)check; (void)force_random; (void)csv; (void)prompt_text; (void)model;
+    (void)group; (void)gemv_kind; (void)w4_kind; (void)no_pdl; (void)prefetch; (void)reps; (void)check; (void)force_random; (void)csv; (void)prompt_text; (void)model;
     if (!rc) {
         fprintf(stderr, "gqsa bench decode: this gqsa was built without CUDA (nvcc not found at build time)\n");
         rc = 1;
@@ -208,7 +210,7 @@ int cmd_bench_decode(int argc, char **argv) {
         fo[i].bits = 4;
         fo[i].gemv_kind = -1;
         fo[i].no_pdl = no_pdl;
-        fo[i].no_prefetch = no_prefetch;
+        fo[i].prefetch = prefetch;
         if (gq_dec_parse_format(fitems[i], &fo[i]) != GQ_OK) rc = cli_usage_error("bench decode", "%s", gq_errmsg());
         if (fo[i].format == GQ_DEC_GQS) fo[i].gemv_kind = gemv_kind;
         if (fo[i].format == GQ_DEC_W4) fo[i].gemv_kind = w4_kind;
@@ -267,9 +269,9 @@ int cmd_bench_decode(int argc, char **argv) {
     printf("copy bandwidth (read+write, 1 GiB D2D, median of 9): %.1f GB/s\n", bw / 1e9);
     printf("model: %s (%s), prompt %zu tokens%s\n", random ? cfg.name : m->source, shape, np, tag);
     printf("engine: programmatic dependent launch %s, L2 prefetch of GEMV rows %s, GQS kernel %s, W4 kernel %s\n",
-           no_pdl ? "off" : "on", no_prefetch ? "off" : "on",
-           gemv_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)gemv_kind) : no_prefetch ? "gqs_row_v3" : "gqs_row_v5",
-           w4_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)w4_kind) : no_prefetch ? "w4_dense_v3" : "w4_dense_v5");
+           no_pdl ? "off" : "on", prefetch ? "on" : "off",
+           gemv_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)gemv_kind) : prefetch ? "gqs_row_v5" : "gqs_row_v7",
+           w4_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)w4_kind) : prefetch ? "w4_dense_v5" : "w4_dense_v7");
 
     int ncheck = 0;
     if (!random && check > 0) {

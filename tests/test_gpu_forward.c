@@ -697,28 +697,34 @@ static void test_decode_random_half_gqa(void **st) {
     gq_model_free(m);
 }
 
-/* fp16, W4 (dense kernel) and GQS S50/S30 against the CPU decode of the same W_hat: the default kernels (v5),
- * the v2 row split, the v4 and v5 task kernels, the default without programmatic dependent launch and
- * without the L2 prefetch. The wide-hidden model (down_proj K = 3072) has rows of more than one round of
- * loads, so the v5 prefetch (and the fp16 GEMV's) is issued; at hidden 512 it is not. */
+/* fp16, W4 (dense kernel) and GQS S50/S30 against the CPU decode of the same W_hat: the default kernels (v7),
+ * the v2 row split, the v4 and v5 task kernels, the v6 row split (bulk copies; with and without PDL), the
+ * v6 and v7 dense W4 kernels, the default without programmatic dependent launch, and with the L2 prefetch
+ * (the v5 kernels). The wide-hidden model (down_proj K = 3072) has rows of more than one round of loads,
+ * so the prefetch (and the fp16 GEMV's) is issued; at hidden 512 it is not. */
 static void test_decode_quantized(void **st) {
     (void)st;
     if (!have_gpu()) return;
     const char *fmts[] = {"fp16", "w4", "gqs-s50", "gqs-s30"};
-    const struct { int kind, no_pdl, no_prefetch; } runs[] = {
-        {-1, 0, 0}, {GQ_GEMV_ROW, 0, 0}, {GQ_GEMV_TASK_V4, 0, 0}, {GQ_GEMV_TASK_V5, 0, 0}, {-1, 1, 0}, {-1, 0, 1},
+    const struct { int kind, no_pdl, prefetch; } runs[] = {
+        {-1, 0, 0}, {GQ_GEMV_ROW, 0, 0}, {GQ_GEMV_TASK_V4, 0, 0}, {GQ_GEMV_TASK_V5, 0, 0}, {GQ_GEMV_ROW_V6, 0, 0},
+        {GQ_GEMV_ROW_V6, 1, 0}, {GQ_GEMV_ROW_V3, 0, 0}, {GQ_GEMV_DENSE_W4_V6, 0, 0}, {GQ_GEMV_DENSE_W4_V3, 0, 0},
+        {-1, 1, 0}, {-1, 0, 1},
     };
     const int hiddens[] = {512, 3072};
     for (int h = 0; h < 2; h++)
         for (int i = 0; i < 4; i++)
             for (size_t ki = 0; ki < sizeof runs / sizeof runs[0]; ki++) {
                 gq_dec_opts o = {.group = 16, .bits = 4, .gemv_kind = runs[ki].kind, .no_pdl = runs[ki].no_pdl,
-                                 .no_prefetch = runs[ki].no_prefetch};
+                                 .prefetch = runs[ki].prefetch};
                 assert_int_equal(gq_dec_parse_format(fmts[i], &o), GQ_OK);
-                if (o.format != GQ_DEC_GQS && o.gemv_kind >= 0) continue; /* one fp16 / dense W4 kernel */
+                /* a GQS kernel only for GQS, a dense W4 kernel only for W4; fp16 has one */
+                if (o.gemv_kind >= 0 && (o.format == GQ_DEC_FP16 ||
+                                         (o.format == GQ_DEC_GQS) == gq_gemv_kind_is_dense((gq_gemv_kind)o.gemv_kind)))
+                    continue;
                 if (h == 1 && o.gemv_kind == GQ_GEMV_ROW) continue; /* v2: covered at hidden 512 */
                 printf("  %s hidden %d kernel %d%s%s:\n", fmts[i], hiddens[h], o.gemv_kind, o.no_pdl ? " (no PDL)" : "",
-                       o.no_prefetch ? " (no prefetch)" : "");
+                       o.prefetch ? " (L2 prefetch)" : "");
                 gq_model *m = random_model(256, hiddens[h], 2, 4, 2, 400, GQ_ROPE_HALF, 0, 31 + i);
                 int32_t *prompt = random_tokens(4, 400, 8);
                 check_decode_fmt(m, &o, prompt, 4, 40, 0);

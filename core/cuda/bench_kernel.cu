@@ -336,6 +336,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V1, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V3, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V5, Bs[i], "dense", 0.0));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V6, Bs[i], "dense", 0.0));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V7, Bs[i], "dense", 0.0));
             if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
@@ -365,6 +367,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -383,6 +387,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, 1, "layer", 0.5));
             mat_free(m);
         }
     }
@@ -400,11 +406,11 @@ const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, in
     return best;
 }
 const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3",
-                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5"};
-const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5"};
+                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5", "gqs_row_v6", "gqs_row_v7"};
+const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5"};
-const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5"};
+const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5", "w4_dense_v6", "w4_dense_v7"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
@@ -487,26 +493,31 @@ void print_targets(const Bench &bn) {
     }
 }
 
-/* Every version of each kernel measured in this run on the same matrices (same data, same copies). */
+/* Every version of each kernel measured in this run on the same matrices (same data, same copies):
+ * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    printf("\nversions (same matrices, this run; time in us):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %9s %9s %9s %9s %8s %8s\n", "kernel", "N", "K", "B", "spars", "G", "pattern",
-           "v1", "v2", "v3", "v5", "v3/v1", "v5/v3");
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const int nv = (int)GQ_NELEM(vs);
+    printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s\n", "kernel", "N", "K", "B", "spars", "G",
+           "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v3/v1", "v5", "v6", "v7");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);
         if (L < 4 || strcmp(r.kernel + L - 3, "_v1")) continue;
-        char base[40], v3[48], v5[48];
-        snprintf(base, sizeof base, "%.*s", (int)(L - 3), r.kernel);
-        snprintf(v3, sizeof v3, "%s_v3", base);
-        snprintf(v5, sizeof v5, "%s_v5", base);
-        const Row *o2 = find_row(bn, base, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
-        const Row *o3 = find_row(bn, v3, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
-        const Row *o5 = find_row(bn, v5, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
-        printf("%-12s %6d %6d %3d %5.2f %4d %-7s %9.2f %9.2f %9.2f %9.2f %7.2fx %7.2fx\n", base, r.N, r.K, r.B,
-               r.sparsity, r.G, r.pattern, r.time_us, o2 ? o2->time_us : NAN, o3 ? o3->time_us : NAN,
-               o5 ? o5->time_us : NAN, o3 ? r.time_us / o3->time_us : NAN,
-               o3 && o5 ? o3->time_us / o5->time_us : NAN);
+        double t[8];
+        for (int v = 0; v < nv; v++) {
+            char name[48];
+            snprintf(name, sizeof name, "%.*s%s", (int)(L - 3), r.kernel, vs[v]);
+            const Row *o = find_row(bn, name, r.N, r.K, r.B, r.G, r.sparsity, r.pattern);
+            t[v] = o ? o->time_us : NAN;
+        }
+        printf("%-12.*s %6d %6d %3d %5.2f %4d %-7s %8.2f", (int)(L - 3), r.kernel, r.N, r.K, r.B, r.sparsity, r.G, r.pattern,
+               r.time_us);
+        for (int v = 0; v < nv; v++) printf(" %8.2f", t[v]);
+        printf(" %6.2fx", r.time_us / t[1]);
+        for (int v = 2; v < nv; v++) printf(" %6.2fx", t[1] / t[v]);
+        printf("\n");
     }
 }
 

@@ -588,9 +588,11 @@ static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     /* v3 (quad walk, longest rows first): llama2-7b shape, H100, same run 2026-11-22, 128 tokens: GQS S50
      * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3");
      * H200 2026-12-02: v3 338.8 vs the v4 task split 318.6 tok/s (docs/PERF.md "v4") */
-    if (o->no_prefetch) return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V3 : GQ_GEMV_ROW_V3;
-    /* v5 = v3 + the L2 prefetch of each warp's row (docs/PERF.md "v5") */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V5 : GQ_GEMV_ROW_V5;
+    /* v5 = v3 + the L2 prefetch of each warp's row: slower than v3 everywhere (H200 2026-12-03, 128 tokens:
+     * GQS S50 456.6 vs 495.4 tok/s, fp16 210.9 vs 240.0; docs/PERF.md "v6"), kept behind --prefetch on */
+    if (o->prefetch) return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V5 : GQ_GEMV_ROW_V5;
+    /* v7 = v3 with one address per array per round and the lean dequantization (bit-identical to v3) */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V7 : GQ_GEMV_ROW_V7;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
@@ -879,7 +881,7 @@ static gq_status gemv(gq_decoder *d, const gqd_lin *l, const float *x, const __h
     if (l->q) return gq_gqs_gpu_gemv(l->q, l->kind, x16, 1, acc ? d->res : y, 1, d->s);
     const bool pdl = !d->o.no_pdl;
     int nb = (l->N + GQD_GEMV_WARPS - 1) / GQD_GEMV_WARPS;
-    const int pf = !d->o.no_prefetch;
+    const int pf = d->o.prefetch;
     if (acc) CUDA_CHECK(gq_launch(pdl, k_gemv_h<true>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K, pf));
     else CUDA_CHECK(gq_launch(pdl, k_gemv_h<false>, nb, GQD_GEMV_WARPS * 32, 0, d->s, y, l->w16, x, l->N, l->K, pf));
     CUDA_CHECK_LAUNCH();

@@ -37,8 +37,9 @@ typedef struct {
     int no_pdl;       /* 1: launch the step's kernels one after another; 0 (default): each kernel after the
                          first with programmatic dependent launch (core/cuda/pdl.cuh), so its start and its
                          first weight loads overlap the kernel before it */
-    int no_prefetch;  /* 1: GEMVs without the L2 bulk prefetch of each warp's rows (the v3 kernels, and the fp16
-                         GEMV without it); 0 (default): v5 (docs/PERF.md "v5") */
+    int prefetch;     /* 1: every GEMV first bulk-prefetches each warp's rows into L2 (the v5 kernels, and the fp16
+                         GEMV with it); 0 (default): the v7 kernels, no prefetch. v5 measured slower than v3 in
+                         every format on the H200 (docs/PERF.md "v6") */
 } gq_dec_opts;
 
 /* Parse "fp16", "w4", "gqs-s50" (sparsity 50%) into o->format / o->sparsity. GQ_ERR_ARG otherwise. */

@@ -149,20 +149,42 @@ __device__ __forceinline__ void gq_load_meta(const gq_gemv_args &a, int64_t u, u
  * conflicts on every LDS.128; with it the group bits of the column spread the chunks over all eight. */
 __device__ __forceinline__ int gq_xswz(int c) { return c ^ ((c >> 3) & 7); }
 
+/* (a & b) | c in one LOP3 (the compiler emits an AND and an OR for the C expression). */
+__device__ __forceinline__ uint32_t gq_andor(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t r;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+
 /* acc[b] += sum over one quad's 8 weights (codes in word cw, fp16 scale|min in smw, first column k0)
  * of w * x[b][k]. XS: x from shared memory (xs, kc as above), else from global memory with __ldg. The
- * one dequantization + dot of every kernel here (v1 units, v2 flat streams, v3 quads). */
-template <int B, bool XS = false>
+ * one dequantization + dot of every kernel here (v1 units, v2 flat streams, v3 quads).
+ * LEAN (v7): the same values in fewer instructions. Nibbles (2s, 2s+1) of a quad are its half2 pair s at
+ * bits 4s and 16+4s; v1-v6 take each pair with a shift, an AND and an OR (3 integer ops, 12 per quad).
+ * LEAN takes pairs 0 and 1 straight from cw with one LOP3 each (masks 0x000F000F and 0x00F000F0, the
+ * second giving 1024 + 16 q), pairs 2 and 3 the same from cw >> 8 (5 integer ops per quad); the 16 q
+ * pairs are unbiased by h * (1/16) - 64 (exact: a power-of-two scaling and an exact subtraction) instead of
+ * h - 1024, so every dequantized weight, and so every result, is bit-identical to v3's. */
+template <int B, bool XS = false, bool LEAN = false>
 __device__ __forceinline__ void gq_quad(const gq_gemv_args &a, int k0, uint32_t cw, uint32_t smw, float (&acc)[B],
                                         const uint4 *xs = nullptr, int kc = 0) {
     const __half2 k1024 = gq_u32_as_h2(0x64006400u);
     const __half2 s2 = __low2half2(gq_u32_as_h2(smw));
     const __half2 m2 = __high2half2(gq_u32_as_h2(smw));
     __half2 w[4];
+    if constexpr (LEAN) {
+        const __half2 k16th = gq_u32_as_h2(0x2C002C00u), km64 = gq_u32_as_h2(0xD400D400u); /* 1/16, -64 */
+        const uint32_t c8 = cw >> 8;
+        w[0] = __hfma2(__hsub2(gq_u32_as_h2(gq_andor(cw, 0x000F000Fu, 0x64006400u)), k1024), s2, m2);
+        w[1] = __hfma2(__hfma2(gq_u32_as_h2(gq_andor(cw, 0x00F000F0u, 0x64006400u)), k16th, km64), s2, m2);
+        w[2] = __hfma2(__hsub2(gq_u32_as_h2(gq_andor(c8, 0x000F000Fu, 0x64006400u)), k1024), s2, m2);
+        w[3] = __hfma2(__hfma2(gq_u32_as_h2(gq_andor(c8, 0x00F000F0u, 0x64006400u)), k16th, km64), s2, m2);
+    } else {
 #pragma unroll
-    for (int s = 0; s < 4; s++) {
-        const uint32_t h = ((cw >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
-        w[s] = __hfma2(__hsub2(gq_u32_as_h2(h), k1024), s2, m2);
+        for (int s = 0; s < 4; s++) {
+            const uint32_t h = ((cw >> (4 * s)) & 0x000F000Fu) | 0x64006400u;
+            w[s] = __hfma2(__hsub2(gq_u32_as_h2(h), k1024), s2, m2);
+        }
     }
 #pragma unroll
     for (int b = 0; b < B; b++) {
@@ -396,6 +418,63 @@ __device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t 
         gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
     }
 }
+/* v7: gq_seg_quads_pdl with one base address per array per round instead of one per load. v3 clamps
+ * each lane's quad index to the segment (j < n ? j : n - 1) so every load stays in bounds; the clamp
+ * breaks the linear pattern and the compiler rebuilds a 64-bit address (IMAD.WIDE, LEA, LEA.HI.X, SEL,
+ * ISETP) for each of the 12 loads of a round: ~20 of v3's ~55 SASS instructions per quad
+ * (gq_gemv_rowq_kernel<16,1,false>, cuobjdump -sass). Here quad j0 + 32 i sits at codes + j0 + 32 i and
+ * its slot at (r0 + j0) / QPG + 32 i / QPG (QPG divides 32), so the loads take immediate offsets; lanes
+ * past the segment end read the next row's quads (or the zeroed padding after the arrays, which the
+ * upload allocates: gq_gqs_gpu_upload, GQ_GEMV_PAD) with scale|min forced to 0, and their x address
+ * stays inside x (a valid column; dense: column 0). Dequantization: gq_quad LEAN. Bit-identical to v3. */
+template <int G, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_qbuf_load7(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
+    constexpr uint32_t QPG = G / 8, SPR = 32 / QPG; /* slots per 32 quads */
+    const uint32_t *cp = g.codes + j0;
+    const uint32_t sl = (g.r0 + j0) / QPG;
+    const uint32_t *sp = g.sm + sl;
+    const uint16_t *lp = g.col + sl;
+#pragma unroll
+    for (int i = 0; i < UNR; i++) {
+        b.cw[i] = gq_ld_stream_u32(cp + 32 * i);
+        const uint32_t smv = gq_ld_stream_u32(sp + SPR * i);
+        b.smw[i] = j0 + 32u * i < g.n ? smv : 0u;
+        if constexpr (!DENSE) b.colv[i] = gq_ld_stream_u16(lp + SPR * i);
+        else b.colv[i] = 0;
+    }
+}
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_qbuf_use7(const gq_gemv_args &a, const gq_qseg &g, const gq_qbuf<UNR> &b, uint32_t j0,
+                                             float (&acc)[B]) {
+    constexpr uint32_t QPG = G / 8;
+    const int kq = (int)((g.r0 + j0) % QPG) * 8; /* the same for every i: 32 i is a multiple of QPG */
+#pragma unroll
+    for (int i = 0; i < UNR; i++) {
+        const uint32_t j = j0 + 32u * i;
+        const int k0 = DENSE ? g.kd + (int)(j < g.n ? j : 0u) * 8 : (int)b.colv[i] * G + kq;
+        gq_quad<B, false, true>(a, k0, b.cw[i], b.smw[i], acc);
+    }
+}
+template <int G, int B, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_seg_quads7(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+                                              float (&acc)[B]) {
+    if (hi <= lo) {
+        gq_pdl_wait();
+        gq_pdl_trigger();
+        return;
+    }
+    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    gq_qbuf<UNR> b;
+    uint32_t j0 = (uint32_t)lane;
+    gq_qbuf_load7<G, DENSE, UNR>(g, b, j0);
+    gq_pdl_wait();
+    gq_pdl_trigger();
+    for (; j0 < g.n; j0 += 32u * UNR) {
+        if (j0 != (uint32_t)lane) gq_qbuf_load7<G, DENSE, UNR>(g, b, j0);
+        gq_qbuf_use7<G, B, DENSE, UNR>(a, g, b, j0, acc);
+    }
+}
+
 /* Quads per lane per round. Batch 1: 4, with the kernel held to 32 registers (gq_minb_q) so 64 warps
  * fit per SM — measured best of UNR 4/8/16 x software-pipelined or not x 32..94 registers (PERF.md "v3";
  * the variant switch of that study is in commit 8b4d7eb, GQSA_V3). */
@@ -403,8 +482,9 @@ template <int B> struct gq_unroll_q { static constexpr int value = B == 1 ? 4 : 
 template <int B> struct gq_minb_q { static constexpr int value = B == 1 ? 16 : 1; };
 
 /* v3 row split: as gq_gemv_row_kernel, one warp per row, but the row is taken quad by quad
- * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart. */
-template <int G, int B, bool DENSE>
+ * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart.
+ * V7: the same split with the v7 walk (gq_seg_quads7). */
+template <int G, int B, bool DENSE, bool V7 = false>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gemv_rowq_kernel(const gq_gemv_args a) {
     const int lane = threadIdx.x & 31;
     const int i = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
@@ -417,7 +497,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
-    gq_seg_quads_pdl<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
+    if constexpr (V7) gq_seg_quads7<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
+    else gq_seg_quads_pdl<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
     gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
 }
@@ -425,8 +506,9 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 /* The batch template serving nb (next power of two). */
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
-/* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers) or 3 (launched
- * with programmatic dependent launch when m->pdl). */
+/* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers), 3 (the quad
+ * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies) or 7 (the v7 walk); 3, 6 and 7 launch with
+ * programmatic dependent launch when m->pdl. */
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
 
 #endif

@@ -13,6 +13,11 @@
 #include <string.h>
 
 #include "gqs_flat.h"
+#include "gqs_tma.h"
+
+/* Zeroed bytes after codes, sm and col: the v7 walk reads up to 32 x 8 quads (B = 2) past a segment
+ * (<= 1 KB of codes or scale|min words at G8) */
+#define GQ_GEMV_PAD 2048
 
 /* ---- v1 / v3 Stream-K kernel ------------------------------------------------------------------------------ */
 
@@ -90,9 +95,11 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
-template <int G, int B, bool QUAD> static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st, bool pdl) {
+/* QUAD: the v3 quad walk (V7: the v7 walk), else v1. */
+template <int G, int B, bool QUAD, bool V7 = false>
+static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st, bool pdl) {
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    if constexpr (QUAD) CUDA_CHECK(gq_launch(pdl, gq_gemv_rowq_kernel<G, B, false>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
+    if constexpr (QUAD) CUDA_CHECK(gq_launch(pdl, gq_gemv_rowq_kernel<G, B, false, V7>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
     else gq_gemv_row_kernel<G, B, false><<<grid, 32 * GQ_ROW_WARPS, 0, st>>>(a);
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
@@ -194,16 +201,30 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW3)
 #undef CALL_ROW3
         break;
+    case GQ_GEMV_ROW_V7:
+#define CALL_ROW7(G_, B_) launch_row<G_, B_, true, true>(a, st, m->pdl != 0)
+        GQ_FOR_G(CALL_ROW7)
+#undef CALL_ROW7
+        break;
+    case GQ_GEMV_ROW_V6:
+#define CALL_TMA(G_, B_) gq_tma_launch<G_, B_, false>(m, a, st)
+        GQ_FOR_G(CALL_TMA)
+#undef CALL_TMA
+        break;
     case GQ_GEMV_DENSE_W4:
     case GQ_GEMV_DENSE_W4_V1:
     case GQ_GEMV_DENSE_W4_V3:
     case GQ_GEMV_DENSE_W4_V5:
+    case GQ_GEMV_DENSE_W4_V6:
+    case GQ_GEMV_DENSE_W4_V7:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
         a.pf = kind == GQ_GEMV_DENSE_W4_V5;
         return gq_w4_gemv_launch(m, a, m->G,
-                                 kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4 ? 2 : 3, st);
+                                 kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4 ? 2
+                                                               : kind == GQ_GEMV_DENSE_W4_V6 ? 6
+                                                               : kind == GQ_GEMV_DENSE_W4_V7 ? 7 : 3, st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }
@@ -243,10 +264,14 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
     for (int64_t s = 0; m->dense && s < d->n_slots; s++) m->dense = d->col[s] == s % (d->K / d->G);
     const size_t nu = (size_t)d->n_units, ns = (size_t)d->n_slots;
     CUDA_CHECK_GOTO(cudaMalloc(&m->row_unit, (size_t)(d->N + 1) * 4), fail);
-    CUDA_CHECK_GOTO(cudaMalloc(&m->codes, (nu + 1) * 16), fail);
-    /* +16 bytes: the v5 L2 prefetch widens each span to 16-byte bounds (gq_prefetch_l2_span) */
-    CUDA_CHECK_GOTO(cudaMalloc(&m->col, (ns + 1) * 2 + 16), fail);
-    CUDA_CHECK_GOTO(cudaMalloc(&m->sm, (ns + 1) * 4 + 16), fail);
+    /* + GQ_GEMV_PAD zeroed bytes after each array: the v7 walk's lanes past the last row read there (its
+     * columns must be valid: 0), the v5 prefetch and the v6 bulk copies widen spans to 16-byte bounds */
+    CUDA_CHECK_GOTO(cudaMalloc(&m->codes, nu * 16 + GQ_GEMV_PAD), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->col, ns * 2 + GQ_GEMV_PAD), fail);
+    CUDA_CHECK_GOTO(cudaMalloc(&m->sm, ns * 4 + GQ_GEMV_PAD), fail);
+    CUDA_CHECK_GOTO(cudaMemset((char *)m->codes + nu * 16, 0, GQ_GEMV_PAD), fail);
+    CUDA_CHECK_GOTO(cudaMemset((char *)m->col + ns * 2, 0, GQ_GEMV_PAD), fail);
+    CUDA_CHECK_GOTO(cudaMemset((char *)m->sm + ns * 4, 0, GQ_GEMV_PAD), fail);
     CUDA_CHECK_GOTO(cudaMalloc(&m->rec, (size_t)(2 * m->max_workers) * GQ_GEMV_MAX_BATCH * 4), fail);
     CUDA_CHECK_GOTO(cudaMalloc(&m->cnt, (size_t)d->N * 4), fail);
     CUDA_CHECK_GOTO(cudaMemcpy(m->row_unit, d->row_unit, (size_t)(d->N + 1) * 4, cudaMemcpyHostToDevice), fail);

@@ -54,11 +54,16 @@ typedef enum {
     GQ_GEMV_TASK_V4 = 9,    /* task-centric: rows cut into tasks of equal work, one warp each, fix-up of cut rows */
     GQ_GEMV_ROW_V5 = 10,    /* v3 / v4 with each warp's whole segment bulk-prefetched into L2 first */
     GQ_GEMV_DENSE_W4_V5 = 11,
-    GQ_GEMV_TASK_V5 = 12
+    GQ_GEMV_TASK_V5 = 12,
+    GQ_GEMV_ROW_V6 = 13,    /* weights streamed into a per-warp shared-memory ring by bulk copies (gqs_tma.h) */
+    GQ_GEMV_DENSE_W4_V6 = 14,
+    GQ_GEMV_ROW_V7 = 15,    /* v3's split and walk with one address per array per round, leaner dequant (gqs_dev.h) */
+    GQ_GEMV_DENSE_W4_V7 = 16
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 13
+#define GQ_GEMV_NKINDS 17
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
-    return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5;
+    return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
+           k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
@@ -76,6 +81,10 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_ROW_V5: return "gqs_row_v5";
     case GQ_GEMV_DENSE_W4_V5: return "w4_dense_v5";
     case GQ_GEMV_TASK_V5: return "gqs_task_v5";
+    case GQ_GEMV_ROW_V6: return "gqs_row_v6";
+    case GQ_GEMV_DENSE_W4_V6: return "w4_dense_v6";
+    case GQ_GEMV_ROW_V7: return "gqs_row_v7";
+    case GQ_GEMV_DENSE_W4_V7: return "w4_dense_v7";
     }
     return "?";
 }

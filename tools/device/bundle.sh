@@ -13,7 +13,8 @@ mode=${1:?mode 1, 2 or 3}
 cd "$(dirname "$0")/../.."
 rm -rf .devcarry && mkdir -p .devcarry
 f=models/SmolLM2-135M-Instruct.Q4_1.gguf
-half=$(( ($(stat -c %s $f) + 1) / 2 ))
+half=0 # modes 1 and 2 only (mode 3 needs no model: a fresh checkout may not have fetched it)
+case "$mode" in 1|2) half=$(( ($(stat -c %s $f) + 1) / 2 )) ;; esac
 case "$mode" in
 1)
   root=${GQSA_DATA_ROOT:-../shared}

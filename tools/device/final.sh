@@ -13,6 +13,8 @@
 #   benchall kernel table (all four shapes, batch 1 and 16), 2:4 baseline, decode tables (PDL on/off,
 #            v3 row split vs v4 task kernel), each with a time limit so the call stays under 10 minutes
 #   v5       batch-1 kernel table (quick) and decode with the L2 prefetch on and off
+#   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3, v5, v6, v7)
+#   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
 set -u
@@ -69,7 +71,7 @@ table8)
 gputests)
   for t in test_cuda_gemv test_gpu_forward; do
     [ -x /tmp/gq/wrap/$t ] || { echo "$t: not bundled"; continue; }
-    s0=$(date +%s); timeout 150 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; rc=$?
+    s0=$(date +%s); timeout 220 /tmp/gq/wrap/$t > "$O/$t.log" 2>&1; rc=$?
     echo "$t rc=$rc ($(( $(date +%s) - s0 )) s)"; grep -E "PASSED|FAILED|SKIP|configurations|FAIL " "$O/$t.log" | tail -6
   done ;;
 benchall)
@@ -100,6 +102,31 @@ v5)
     s0=$(date +%s)
     timeout 80 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 --prefetch $pf --csv "$O/decode_pf$pf.csv" > "$O/decode_pf$pf.log" 2>&1
     echo "decode prefetch $pf rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_pf$pf.log" | grep -v memory
+  done ;;
+v6)
+  # batch-1 kernel table (quick; v1..v7 on the same matrices), then decode with the kernels of each version
+  # in GQ_DECODE_VERSIONS (default v7 v3; the first v6 call ran v5 v6 v3)
+  s0=$(date +%s)
+  timeout 150 gqsa bench kernel --quick --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  sed -n '/^versions/,$p' "$O/kernel.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
+  for v in ${GQ_DECODE_VERSIONS:-v7 v3}; do
+    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
+    s0=$(date +%s)
+    timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
+    echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v memory
+  done ;;
+probe)
+  # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
+  # in `gqsa bench kernel --quick --only 8192` (the correctness pass), then the summary sections
+  shift
+  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  for k in "$@"; do
+    s0=$(date +%s)
+    timeout 120 "$ncu_bin" --clock-control none --kernel-name-base mangled --kernel-name "$k" --launch-count 1 --kill yes \
+      --set full env LD_LIBRARY_PATH=/tmp/gq/lib /tmp/gq/bin/gqsa bench kernel --quick --only 8192 --batches 1 --reps 20 > "$O/ncu_$k.txt" 2>&1
+    echo "ncu $k rc=$? ($(( $(date +%s) - s0 )) s)"
+    grep -E "^    (DRAM Throughput|Duration|Achieved Occupancy|Registers Per Thread|L1/TEX Cache Throughput|L2 Cache Throughput|Warp Cycles Per Issued Instruction|Issued Ipc Active|Executed Instructions  |Block Limit)" "$O/ncu_$k.txt" | head -16
+    grep -iE "stall|smsp__pcsamp" "$O/ncu_$k.txt" | head -8
   done ;;
 collect) collect ;;
 esac
