@@ -103,8 +103,8 @@ static int run_case(const gcase *c, uint64_t seed) {
     assert_int_equal(gq_gemv_dev_alloc(ybytes, &yd), GQ_OK);
     assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
     unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
-    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7 v3's quad walk with
-     * the lean dequantization: each must equal its counterpart bit for bit */
+    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7 and v8 v3's quad walk
+     * with the lean dequantization: each must equal its counterpart bit for bit */
     unsigned char *yv1 = malloc(ybytes), *yv1d = malloc(ybytes), *yv3 = malloc(ybytes), *yv3d = malloc(ybytes);
     int bad_total = 0, nkinds = 0;
     for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
@@ -127,7 +127,8 @@ static int run_case(const gcase *c, uint64_t seed) {
         if (kind == GQ_GEMV_ROW_V3) memcpy(yv3, y1, ybytes);
         if (kind == GQ_GEMV_DENSE_W4_V3) memcpy(yv3d, y1, ybytes);
         if ((kind == GQ_GEMV_ROW_V6 && memcmp(y1, yv1, ybytes)) || (kind == GQ_GEMV_DENSE_W4_V6 && memcmp(y1, yv1d, ybytes)) ||
-            (kind == GQ_GEMV_ROW_V7 && memcmp(y1, yv3, ybytes)) || (kind == GQ_GEMV_DENSE_W4_V7 && memcmp(y1, yv3d, ybytes))) {
+            ((kind == GQ_GEMV_ROW_V7 || kind == GQ_GEMV_ROW_V8) && memcmp(y1, yv3, ybytes)) ||
+            ((kind == GQ_GEMV_DENSE_W4_V7 || kind == GQ_GEMV_DENSE_W4_V8) && memcmp(y1, yv3d, ybytes))) {
             printf("FAIL %s: differs from its v1 counterpart N=%d K=%d G=%d B=%d\n", gq_gemv_kind_name((gq_gemv_kind)kind), N,
                    K, G, B);
             bad_total++;

@@ -338,6 +338,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V5, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V6, Bs[i], "dense", 0.0));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V7, Bs[i], "dense", 0.0));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V8, Bs[i], "dense", 0.0));
             if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
@@ -369,6 +370,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, Bs[i], gq_density_name((gq_density)p), sp));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V8, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -389,6 +391,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, 1, "layer", 0.5));
             GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, 1, "layer", 0.5));
+            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V8, 1, "layer", 0.5));
             mat_free(m);
         }
     }
@@ -406,11 +409,12 @@ const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, in
     return best;
 }
 const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3",
-                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5", "gqs_row_v6", "gqs_row_v7"};
-const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7"};
+                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5", "gqs_row_v6", "gqs_row_v7",
+                               "gqs_row_v8"};
+const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5"};
-const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5", "w4_dense_v6", "w4_dense_v7"};
+const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5", "w4_dense_v6", "w4_dense_v7", "w4_dense_v8"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
@@ -496,11 +500,11 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s\n", "kernel", "N", "K", "B", "spars", "G",
-           "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v3/v1", "v5", "v6", "v7");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s\n", "kernel", "N", "K", "B", "spars",
+           "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v3/v1", "v5", "v6", "v7", "v8");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

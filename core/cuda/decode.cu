@@ -591,8 +591,10 @@ static gq_gemv_kind default_kind(const gq_dec_opts *o) {
     /* v5 = v3 + the L2 prefetch of each warp's row: slower than v3 everywhere (H200 2026-12-03, 128 tokens:
      * GQS S50 456.6 vs 495.4 tok/s, fp16 210.9 vs 240.0; docs/PERF.md "v6"), kept behind --prefetch on */
     if (o->prefetch) return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V5 : GQ_GEMV_ROW_V5;
-    /* v7 = v3 with one address per array per round and the lean dequantization (bit-identical to v3) */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V7 : GQ_GEMV_ROW_V7;
+    /* GQS: v7 = v3 with one address per array per round and the lean dequantization (bit-identical to v3):
+     * S50 516.5 tok/s vs 452.8 with v8. Dense W4: v8 (v7 through a cp.async ring; its rows are long, 4-11
+     * rounds): 420.7 vs 388.1 with v7 (H200 2026-12-03, 128 tokens; docs/PERF.md "v8") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V8 : GQ_GEMV_ROW_V7;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;

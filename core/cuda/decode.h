@@ -38,7 +38,7 @@ typedef struct {
                          first with programmatic dependent launch (core/cuda/pdl.cuh), so its start and its
                          first weight loads overlap the kernel before it */
     int prefetch;     /* 1: every GEMV first bulk-prefetches each warp's rows into L2 (the v5 kernels, and the fp16
-                         GEMV with it); 0 (default): the v7 kernels, no prefetch. v5 measured slower than v3 in
+                         GEMV with it); 0 (default): the v7 GQS and v8 dense W4 kernels, no prefetch. v5 measured slower than v3 in
                          every format on the H200 (docs/PERF.md "v6") */
 } gq_dec_opts;
 

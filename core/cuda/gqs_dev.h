@@ -507,8 +507,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
 /* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers), 3 (the quad
- * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies) or 7 (the v7 walk); 3, 6 and 7 launch with
- * programmatic dependent launch when m->pdl. */
+ * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies), 7 (the v7 walk) or 8 (gqs_ring.h, cp.async ring);
+ * 3, 6, 7 and 8 launch with programmatic dependent launch when m->pdl. */
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gqs_flat.h"
+#include "gqs_ring.h"
 #include "gqs_tma.h"
 
 /* Zeroed bytes after codes, sm and col: the v7 walk reads up to 32 x 8 quads (B = 2) past a segment
@@ -206,6 +207,11 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW7)
 #undef CALL_ROW7
         break;
+    case GQ_GEMV_ROW_V8:
+#define CALL_RING(G_, B_) gq_ring_launch<G_, B_, false>(m, a, st)
+        GQ_FOR_G(CALL_RING)
+#undef CALL_RING
+        break;
     case GQ_GEMV_ROW_V6:
 #define CALL_TMA(G_, B_) gq_tma_launch<G_, B_, false>(m, a, st)
         GQ_FOR_G(CALL_TMA)
@@ -217,6 +223,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_DENSE_W4_V5:
     case GQ_GEMV_DENSE_W4_V6:
     case GQ_GEMV_DENSE_W4_V7:
+    case GQ_GEMV_DENSE_W4_V8:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
@@ -224,7 +231,8 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         return gq_w4_gemv_launch(m, a, m->G,
                                  kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4 ? 2
                                                                : kind == GQ_GEMV_DENSE_W4_V6 ? 6
-                                                               : kind == GQ_GEMV_DENSE_W4_V7 ? 7 : 3, st);
+                                                               : kind == GQ_GEMV_DENSE_W4_V7 ? 7
+                                                               : kind == GQ_GEMV_DENSE_W4_V8 ? 8 : 3, st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }

@@ -58,12 +58,14 @@ typedef enum {
     GQ_GEMV_ROW_V6 = 13,    /* weights streamed into a per-warp shared-memory ring by bulk copies (gqs_tma.h) */
     GQ_GEMV_DENSE_W4_V6 = 14,
     GQ_GEMV_ROW_V7 = 15,    /* v3's split and walk with one address per array per round, leaner dequant (gqs_dev.h) */
-    GQ_GEMV_DENSE_W4_V7 = 16
+    GQ_GEMV_DENSE_W4_V7 = 16,
+    GQ_GEMV_ROW_V8 = 17,    /* v7 with each warp's weights in a shared-memory ring filled by cp.async (gqs_ring.h) */
+    GQ_GEMV_DENSE_W4_V8 = 18
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 17
+#define GQ_GEMV_NKINDS 19
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
-           k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7;
+           k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
@@ -85,6 +87,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V6: return "w4_dense_v6";
     case GQ_GEMV_ROW_V7: return "gqs_row_v7";
     case GQ_GEMV_DENSE_W4_V7: return "w4_dense_v7";
+    case GQ_GEMV_ROW_V8: return "gqs_row_v8";
+    case GQ_GEMV_DENSE_W4_V8: return "w4_dense_v8";
     }
     return "?";
 }

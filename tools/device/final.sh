@@ -10,8 +10,9 @@
 #   table8   SmolLM2 one-shot / +BQPO / +BQPO+E2E-OQP sweep (configs/smollm2_table8.yaml), trained and
 #            evaluated on the GPU, then the reports into $OUT
 #   gputests the GPU test binaries of this revision (GEMV kernels; GPU forward, decode and calibrate)
-#   benchall kernel table (all four shapes, batch 1 and 16), 2:4 baseline, decode tables (PDL on/off,
-#            v3 row split vs v4 task kernel), each with a time limit so the call stays under 10 minutes
+#   benchall kernel table (all four shapes, batch 1 and 16), the decode table (GQ_DECODE_LENGTHS), and with
+#            GQ_BENCHALL_EXTRA=1 the 2:4 baseline and decode with PDL off / the v4 task kernel; each with a
+#            time limit so the call stays under 10 minutes
 #   v5       batch-1 kernel table (quick) and decode with the L2 prefetch on and off
 #   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3, v5, v6, v7)
 #   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
@@ -76,16 +77,20 @@ gputests)
   done ;;
 benchall)
   s0=$(date +%s)
-  timeout 200 gqsa bench kernel --batches 1,16 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  timeout 320 gqsa bench kernel --batches 1,16 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^targets/,$p' "$O/kernel.log"
-  timeout 50 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -3 "$O/sparse24.log"
   s0=$(date +%s)
-  timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths 128,512,1024 --csv "$O/decode.csv" > "$O/decode.log" 2>&1
-  echo "decode rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "tok/s|^fp16|^w4|^gqs" "$O/decode.log" | grep -v memory | tail -22
-  timeout 40 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128 --pdl off --csv "$O/decode_nopdl.csv" > "$O/decode_nopdl.log" 2>&1
-  echo "decode nopdl rc=$?"; grep -E "^fp16|^w4|^gqs" "$O/decode_nopdl.log" | grep -v memory
-  timeout 50 gqsa bench decode --shape llama2-7b --formats gqs-s50,gqs-s30 --lengths 128,1024 --gemv gqs_task_v4 --csv "$O/decode_task.csv" > "$O/decode_task.log" 2>&1
-  echo "decode task rc=$?"; grep -E "^gqs" "$O/decode_task.log" | grep -v memory ;;
+  timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths ${GQ_DECODE_LENGTHS:-128,512,1024} --csv "$O/decode.csv" > "$O/decode.log" 2>&1
+  echo "decode rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "tok/s|^fp16|^w4|^gqs" "$O/decode.log" | grep -v "memory:" | tail -22
+  # (the 2:4 baseline, PDL off and the v4 task kernel in decode: measured 2026-12-02, PERF.md "v4";
+  # GQ_BENCHALL_EXTRA=1 reruns them)
+  if [ -n "${GQ_BENCHALL_EXTRA:-}" ]; then
+    timeout 50 python3 tools/bench_24.py --csv "$O/sparse24.csv" > "$O/sparse24.log" 2>&1; echo "2:4 rc=$?"; tail -3 "$O/sparse24.log"
+    timeout 40 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128 --pdl off --csv "$O/decode_nopdl.csv" > "$O/decode_nopdl.log" 2>&1
+    echo "decode nopdl rc=$?"; grep -E "^fp16|^w4|^gqs" "$O/decode_nopdl.log" | grep -v "memory:"
+    timeout 50 gqsa bench decode --shape llama2-7b --formats gqs-s50,gqs-s30 --lengths 128,1024 --gemv gqs_task_v4 --csv "$O/decode_task.csv" > "$O/decode_task.log" 2>&1
+    echo "decode task rc=$?"; grep -E "^gqs" "$O/decode_task.log" | grep -v "memory:"
+  fi ;;
 table8q)
   s0=$(date +%s)
   timeout 480 gqsa sweep configs/smollm2_table8_quick.yaml --device cuda --keep-going > "$O/table8.log" 2>&1; echo "table8 rc=$? ($(( $(date +%s) - s0 )) s)"
@@ -101,7 +106,7 @@ v5)
   for pf in on off; do
     s0=$(date +%s)
     timeout 80 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 --prefetch $pf --csv "$O/decode_pf$pf.csv" > "$O/decode_pf$pf.log" 2>&1
-    echo "decode prefetch $pf rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_pf$pf.log" | grep -v memory
+    echo "decode prefetch $pf rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_pf$pf.log" | grep -v "memory:"
   done ;;
 v6)
   # batch-1 kernel table (quick; v1..v7 on the same matrices), then decode with the kernels of each version
@@ -110,10 +115,10 @@ v6)
   timeout 150 gqsa bench kernel --quick --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^versions/,$p' "$O/kernel.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
   for v in ${GQ_DECODE_VERSIONS:-v7 v3}; do
-    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
+    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
     s0=$(date +%s)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
-    echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v memory
+    echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
   done ;;
 probe)
   # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
