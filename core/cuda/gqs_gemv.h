@@ -38,9 +38,12 @@ extern "C" {
 
 #include "../gqs_pack.h"
 
-/* Three generations stay runnable so the benchmark shows them side by side in one run (docs/PERF.md):
- * the unsuffixed kinds are v2 (core/cuda/gqs_flat.h), _V1 the first version, _V3 the fastest measured
- * (gqs_dev.h: rows taken quad by quad, longest rows first) and the decode engine's default. */
+/* Every generation stays runnable so the benchmark shows them side by side in one run (docs/PERF.md):
+ * the unsuffixed kinds are v2 (core/cuda/gqs_flat.h), _V1 the first version, _V3 rows taken quad by quad
+ * longest first (gqs_dev.h), _V4/_V5 task split and L2 prefetch, _V6 bulk copies (gqs_tma.h), _V7 the v3
+ * walk in fewer instructions (gqs_dev.h; the fastest GQS kernel measured and the decode default), _V8 v7
+ * through a cp.async ring (gqs_ring.h; the dense W4 decode default). v6, v7 and v8 equal v1, v3 and v3
+ * bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
