@@ -395,30 +395,7 @@ __device__ __forceinline__ void gq_prefetch_seg(const gq_gemv_args &a, int64_t l
     else if (lane == 2 && !DENSE) gq_prefetch_l2_span(a.col, 2 * s0, 2 * s1);
 }
 
-/* gq_seg_quads for a kernel that may be launched with programmatic dependent launch (pdl.cuh): the first
- * round's weight loads are issued before gq_pdl_wait(), x is read only after it. Without the launch
- * attribute the wait is a no-op and this is gq_seg_quads with its first round peeled. */
-template <int G, int B, bool DENSE, int UNR>
-__device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
-                                                 float (&acc)[B]) {
-    if (hi <= lo) {
-        gq_pdl_wait();
-        gq_pdl_trigger();
-        return;
-    }
-    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
-    if (a.pf && g.n > 32u * UNR) gq_prefetch_seg<G, DENSE>(a, lo, hi, lane); /* more than one round */
-    gq_qbuf<UNR> b;
-    uint32_t j0 = (uint32_t)lane;
-    gq_qbuf_load<G, DENSE, UNR>(g, b, j0); /* clamped addresses: valid for every lane */
-    gq_pdl_wait();
-    gq_pdl_trigger();
-    for (; j0 < g.n; j0 += 32u * UNR) {
-        if (j0 != (uint32_t)lane) gq_qbuf_load<G, DENSE, UNR>(g, b, j0);
-        gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
-    }
-}
-/* v7: gq_seg_quads_pdl with one base address per array per round instead of one per load. v3 clamps
+/* v7: the loads of gq_seg_quads_pdl with one base address per array per round instead of one per load. v3 clamps
  * each lane's quad index to the segment (j < n ? j : n - 1) so every load stays in bounds; the clamp
  * breaks the linear pattern and the compiler rebuilds a 64-bit address (IMAD.WIDE, LEA, LEA.HI.X, SEL,
  * ISETP) for each of the 12 loads of a round: ~20 of v3's ~55 SASS instructions per quad
@@ -455,26 +432,42 @@ __device__ __forceinline__ void gq_qbuf_use7(const gq_gemv_args &a, const gq_qse
         gq_quad<B, false, true>(a, k0, b.cw[i], b.smw[i], acc);
     }
 }
-template <int G, int B, bool DENSE, int UNR>
-__device__ __forceinline__ void gq_seg_quads7(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+template <int G, bool DENSE, int UNR, bool V7>
+__device__ __forceinline__ void gq_qbuf_load_v(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
+    if constexpr (V7) gq_qbuf_load7<G, DENSE, UNR>(g, b, j0);
+    else gq_qbuf_load<G, DENSE, UNR>(g, b, j0);
+}
+template <int G, int B, bool DENSE, int UNR, bool V7>
+__device__ __forceinline__ void gq_qbuf_use_v(const gq_gemv_args &a, const gq_qseg &g, const gq_qbuf<UNR> &b, uint32_t j0,
                                               float (&acc)[B]) {
+    if constexpr (V7) gq_qbuf_use7<G, B, DENSE, UNR>(a, g, b, j0, acc);
+    else gq_qbuf_use<G, B, DENSE, UNR>(a, g, b, j0, acc);
+}
+
+/* gq_seg_quads for a kernel that may be launched with programmatic dependent launch (pdl.cuh): the first
+ * round's weight loads are issued before gq_pdl_wait(), x is read only after it. Without the launch
+ * attribute the wait is a no-op and this is gq_seg_quads with its first round peeled. V7: the v7 loads
+ * and dequantization (gq_qbuf_load7 / gq_qbuf_use7 above). */
+template <int G, int B, bool DENSE, int UNR, bool V7 = false>
+__device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t lo, int64_t hi, int64_t ubase, int lane,
+                                                 float (&acc)[B]) {
     if (hi <= lo) {
         gq_pdl_wait();
         gq_pdl_trigger();
         return;
     }
     const gq_qseg g = gq_qseg_make<G>(a, lo, hi, ubase);
+    if (!V7 && a.pf && g.n > 32u * UNR) gq_prefetch_seg<G, DENSE>(a, lo, hi, lane); /* more than one round */
     gq_qbuf<UNR> b;
     uint32_t j0 = (uint32_t)lane;
-    gq_qbuf_load7<G, DENSE, UNR>(g, b, j0);
+    gq_qbuf_load_v<G, DENSE, UNR, V7>(g, b, j0); /* valid addresses for every lane */
     gq_pdl_wait();
     gq_pdl_trigger();
     for (; j0 < g.n; j0 += 32u * UNR) {
-        if (j0 != (uint32_t)lane) gq_qbuf_load7<G, DENSE, UNR>(g, b, j0);
-        gq_qbuf_use7<G, B, DENSE, UNR>(a, g, b, j0, acc);
+        if (j0 != (uint32_t)lane) gq_qbuf_load_v<G, DENSE, UNR, V7>(g, b, j0);
+        gq_qbuf_use_v<G, B, DENSE, UNR, V7>(a, g, b, j0, acc);
     }
 }
-
 /* Quads per lane per round. Batch 1: 4, with the kernel held to 32 registers (gq_minb_q) so 64 warps
  * fit per SM — measured best of UNR 4/8/16 x software-pipelined or not x 32..94 registers (PERF.md "v3";
  * the variant switch of that study is in commit 8b4d7eb, GQSA_V3). */
@@ -483,7 +476,7 @@ template <int B> struct gq_minb_q { static constexpr int value = B == 1 ? 16 : 1
 
 /* v3 row split: as gq_gemv_row_kernel, one warp per row, but the row is taken quad by quad
  * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart.
- * V7: the same split with the v7 walk (gq_seg_quads7). */
+ * V7: the same split with the v7 loads and dequantization (gq_seg_quads_pdl<..., true>). */
 template <int G, int B, bool DENSE, bool V7 = false>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gemv_rowq_kernel(const gq_gemv_args a) {
     const int lane = threadIdx.x & 31;
@@ -497,8 +490,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
-    if constexpr (V7) gq_seg_quads7<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
-    else gq_seg_quads_pdl<G, B, DENSE, gq_unroll_q<B>::value>(a, lo, hi, lo, lane, acc);
+    gq_seg_quads_pdl<G, B, DENSE, gq_unroll_q<B>::value, V7>(a, lo, hi, lo, lane, acc);
     gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
 }
