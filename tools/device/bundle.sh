@@ -6,10 +6,10 @@
 #   MODE 2: second half of the GGUF + SmolLM2's tokenizer.json (for the Python oracles)
 #   MODE 3: lib.txz: gqsa and the GPU test binaries built here with CUDA (sm_90, stripped), and every shared
 #           library they need that the GPU image lacks (it has no -dev packages; libstdc++/libgcc are
-#           left to the image's newer ones)
+#           left to the image's newer ones); over 40 MiB it is split, MODE 3b carries the second half
 # tools/device/stage.sh, sourced on the device, gathers the pieces into /tmp/gq.
 set -euo pipefail
-mode=${1:?mode 1, 2 or 3}
+mode=${1:?mode 1, 2, 3 or 3b}
 cd "$(dirname "$0")/../.."
 rm -rf .devcarry && mkdir -p .devcarry
 f=models/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -43,7 +43,20 @@ case "$mode" in
   done
   # xz: the binaries are mostly GPU code (~12 MB each, gzip or xz alike), the libraries shrink 2.5x more
   # than with gzip (libopenblas 36 MB -> 4.3 MB): what lets gqsa + two GPU tests fit one 64 MiB call
-  tar cJf .devcarry/lib.txz -C .devcarry lib bin && rm -rf .devcarry/lib .devcarry/bin ;;
+  tar cJf .devcarry/lib.txz -C .devcarry lib bin && rm -rf .devcarry/lib .devcarry/bin
+  # with the tracked tree (~15 MiB) a call carries ~49 MiB: a larger lib.txz goes in two halves over two
+  # back-to-back calls (mode 3 leaves the first in .devcarry, `bundle.sh 3b` swaps in the second; stage.sh
+  # keeps the halves in /tmp/gq/parts and unpacks once both are there)
+  if [ "$(stat -c %s .devcarry/lib.txz)" -gt $((40 << 20)) ]; then
+    rm -rf .devcarry.parts && mkdir -p .devcarry.parts
+    split -b $(( ($(stat -c %s .devcarry/lib.txz) + 1) / 2 )) .devcarry/lib.txz .devcarry.parts/lib.txz.part
+    rm .devcarry/lib.txz && cp .devcarry.parts/lib.txz.partaa .devcarry/ && cp .devcarry/GIT_REVISION .devcarry.parts/
+    echo "bundle.sh: lib.txz split in two: carry this, then run 'tools/device/bundle.sh 3b' for the next call" >&2
+  fi ;;
+3b)
+  [ -f .devcarry.parts/lib.txz.partab ] || { echo "bundle.sh 3b: no second half (run mode 3 first)" >&2; exit 2; }
+  rm -rf .devcarry && mkdir -p .devcarry && cp .devcarry.parts/lib.txz.partab .devcarry/
+  [ -f .devcarry.parts/GIT_REVISION ] && cp .devcarry.parts/GIT_REVISION .devcarry/ ;;
 *) echo "bundle.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 du -sh .devcarry
