@@ -8,8 +8,11 @@
  * round (4 quads per lane) in flight and waits a full latency per round (4 rounds per 8192-wide S50 row).
  * cp.async writes shared memory and holds no registers: the warp keeps GQ_RING_NST rounds in flight (3 of
  * the 4 rounds of such a row at once) and computes round i while rounds i+1.. land. Unlike v6 (bulk
- * copies, per-unit lanes, 36 warps per SM), it keeps v7's mapping (lane l: quads l + 32 q of each round,
- * x reads coalesced over 32 consecutive quads), v7's instruction count and 64 warps per SM.
+ * copies, per-unit lanes), it keeps v7's mapping (lane l: quads l + 32 q of each round, x reads
+ * coalesced over 32 consecutive quads) and arithmetic, at 40 warps per SM.
+ * Measured (PERF.md "v8 measured"): slower than v7 for GQS (the copies add ~35% instructions and the
+ * stall that is left is the x gather, not the weights); faster for dense W4, whose rows are long and
+ * whose x addresses need no column load: the dense W4 decode default.
  * Round i of a segment (quads [128 i, 128 i + 128) at UNR 4) is copied in 16-byte pieces by the warp's
  * lanes: its codes (512 bytes at UNR 4: one piece per lane) and the 16-byte-widened spans of its scale|min words
  * and column indices (the round's first slot then sits at a small offset inside the first piece).
@@ -19,8 +22,6 @@
  */
 #ifndef GQ_CUDA_GQS_RING_H
 #define GQ_CUDA_GQS_RING_H
-
-#include <stdlib.h>
 
 #include "gqs_dev.h"
 

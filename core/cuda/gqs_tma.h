@@ -14,6 +14,9 @@
  * Work split: a persistent grid (#SMs x the CTAs that fit), warp w takes rows w, w + W, ... of the
  * longest-first order (W warps in the grid; the test's worker cap forces many rows per warp). The ring
  * runs across row boundaries: while a warp computes a row's last chunk, the next row's first is landing.
+ * Measured (PERF.md "v5 and v6 measured"): slower than v3 everywhere on the H200 (8192^2 S50 G16 layer
+ * 19.94 vs 15.59 us): 56 registers leave 36 warps per SM and the instructions are v1's; kept so the
+ * benchmark shows it beside the others.
  * Must not: run on a device older than sm_90 (the launcher checks), allocate or synchronise (graph
  * capture), read x before gq_pdl_wait() (the weights may be fetched before it, PDL in decode).
  */

@@ -6,6 +6,9 @@
  * x loaded latency needs (docs/PERF.md "v5"). One prefetch instruction per array per warp puts the rest
  * of the warp's row in flight at once, without registers, shared memory or completion tracking; the
  * warp's own loads then hit (or merge with) L2 lines already on their way.
+ * Measured (H200, PERF.md "v5 and v6 measured"): slower in every format (fp16 decode -12%, GQS S50 -8%;
+ * 8192^2 S50 G16 layer 18.99 vs 15.59 us): the prefetch competes with the warp's own loads for the same
+ * lines. Off by default (`gqsa bench decode --prefetch on`, the v5 kinds).
  * A hint: it never changes a result. Must not: be given an address that is not 16-byte aligned or a size
  * that is not a multiple of 16 (the PTX rule); nothing else.
  */
