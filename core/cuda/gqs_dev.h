@@ -502,5 +502,8 @@ static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb 
  * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies), 7 (the v7 walk) or 8 (gqs_ring.h, cp.async ring);
  * 3, 6, 7 and 8 launch with programmatic dependent launch when m->pdl. */
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
+/* The v6 (bulk copies, gqs_tma.h) and v8 (cp.async ring, gqs_ring.h) launchers, GQS or dense W4
+ * (gqs_gemv_v6v8.cu). */
+gq_status gq_gemv_launch_v6v8(int version, bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, int G, cudaStream_t stream);
 
 #endif

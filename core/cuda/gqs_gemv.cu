@@ -13,8 +13,6 @@
 #include <string.h>
 
 #include "gqs_flat.h"
-#include "gqs_ring.h"
-#include "gqs_tma.h"
 
 /* Zeroed bytes after codes, sm and col: the v7 walk reads up to 32 x 8 quads (B = 2) past a segment
  * (<= 1 KB of codes or scale|min words at G8) */
@@ -207,16 +205,9 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW7)
 #undef CALL_ROW7
         break;
-    case GQ_GEMV_ROW_V8:
-#define CALL_RING(G_, B_) gq_ring_launch<G_, B_, false>(m, a, st)
-        GQ_FOR_G(CALL_RING)
-#undef CALL_RING
-        break;
     case GQ_GEMV_ROW_V6:
-#define CALL_TMA(G_, B_) gq_tma_launch<G_, B_, false>(m, a, st)
-        GQ_FOR_G(CALL_TMA)
-#undef CALL_TMA
-        break;
+    case GQ_GEMV_ROW_V8:
+        return gq_gemv_launch_v6v8(kind == GQ_GEMV_ROW_V6 ? 6 : 8, false, m, a, m->G, st);
     case GQ_GEMV_DENSE_W4:
     case GQ_GEMV_DENSE_W4_V1:
     case GQ_GEMV_DENSE_W4_V3:

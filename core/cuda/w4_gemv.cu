@@ -6,13 +6,9 @@
  * Must not: grow its own copy of the dequantization (one implementation, in gqs_dev.h).
  */
 #include "gqs_flat.h"
-#include "gqs_ring.h"
-#include "gqs_tma.h"
 
 template <int G, int B> static gq_status launch_dense(gq_gqs_gpu *m, const gq_gemv_args &a, int ver, cudaStream_t st) {
     if (ver == 2) return gq_flat_launch<G, B, true, 0>(m, a, st);
-    if (ver == 6) return gq_tma_launch<G, B, true>(m, a, st);
-    if (ver == 8) return gq_ring_launch<G, B, true>(m, a, st);
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
     if (ver == 3) CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_rowq_kernel<G, B, true>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
     else if (ver == 7) CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_rowq_kernel<G, B, true, true>, grid, 32 * GQ_ROW_WARPS, 0, st, a));
@@ -33,6 +29,7 @@ template <int G> static gq_status launch_dense_g(gq_gqs_gpu *m, const gq_gemv_ar
 
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int ver, cudaStream_t st) {
     if (a.K % 32) return gq_errf(GQ_ERR_ARG, "w4_gemv: K=%d is not a multiple of 32", a.K);
+    if (ver == 6 || ver == 8) return gq_gemv_launch_v6v8(ver, true, m, a, G, st);
     switch (G) {
     case 8: return launch_dense_g<8>(m, a, ver, st);
     case 16: return launch_dense_g<16>(m, a, ver, st);
