@@ -268,10 +268,14 @@ int cmd_bench_decode(int argc, char **argv) {
     }
     printf("copy bandwidth (read+write, 1 GiB D2D, median of 9): %.1f GB/s\n", bw / 1e9);
     printf("model: %s (%s), prompt %zu tokens%s\n", random ? cfg.name : m->source, shape, np, tag);
-    printf("engine: programmatic dependent launch %s, L2 prefetch of GEMV rows %s, GQS kernel %s, W4 kernel %s\n",
-           no_pdl ? "off" : "on", prefetch ? "on" : "off",
-           gemv_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)gemv_kind) : prefetch ? "gqs_row_v5" : "gqs_row_v7",
-           w4_kind >= 0 ? gq_gemv_kind_name((gq_gemv_kind)w4_kind) : prefetch ? "w4_dense_v5" : "w4_dense_v8");
+    {
+        /* the kernels as the engine resolves them (gq_dec_gemv_kind), not a copy of its defaults */
+        gq_dec_opts qo = {.gemv_kind = gemv_kind, .prefetch = prefetch, .format = GQ_DEC_GQS};
+        gq_dec_opts wo = {.gemv_kind = w4_kind, .prefetch = prefetch, .format = GQ_DEC_W4};
+        printf("engine: programmatic dependent launch %s, L2 prefetch of GEMV rows %s, GQS kernel %s, W4 kernel %s\n",
+               no_pdl ? "off" : "on", prefetch ? "on" : "off", gq_gemv_kind_name((gq_gemv_kind)gq_dec_gemv_kind(&qo)),
+               gq_gemv_kind_name((gq_gemv_kind)gq_dec_gemv_kind(&wo)));
+    }
 
     int ncheck = 0;
     if (!random && check > 0) {

@@ -699,8 +699,8 @@ static void test_decode_random_half_gqa(void **st) {
 
 /* fp16, W4 (dense kernel) and GQS S50/S30 against the CPU decode of the same W_hat: the default kernels (v7),
  * the v2 row split, the v4 and v5 task kernels, the v6 and v8 row splits (bulk copies, cp.async ring; with
- * and without PDL), v3, the v3, v6 and v8 dense W4 kernels, the default without programmatic dependent launch, and with the L2 prefetch
- * (the v5 kernels). The wide-hidden model (down_proj K = 3072) has rows of more than one round of loads,
+ * and without PDL), v3, the v3, v6 and v8 dense W4 kernels, the default without programmatic dependent
+ * launch, and with the L2 prefetch (the v5 kernels). The wide-hidden model (down_proj K = 3072) has rows of more than one round of loads,
  * so the prefetch (and the fp16 GEMV's) is issued; at hidden 512 it is not. */
 static void test_decode_quantized(void **st) {
     (void)st;

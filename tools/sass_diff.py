@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""sass_diff.py OLD_OBJS NEW_OBJS — which GPU kernels changed between two builds, function by function.
+"""sass_diff.py [--by-body] OLD_OBJS NEW_OBJS — which GPU kernels changed between two builds, function by function.
 
 OLD_OBJS / NEW_OBJS: comma-separated object files (e.g. build/core/cuda/*.cu.o of two revisions; a kernel
 may move between files). Compares the SASS of every function (addresses and column padding stripped) and
 prints how many differ. Use: a refactor of CUDA code on this CPU-only machine is proven not to change any
 kernel when "0 differ" — so the GPU results of the old build still stand — without a GPU run.
+--by-body: compare the multisets of function bodies, ignoring names (for a refactor that renames kernels,
+e.g. drops a template parameter).
 
 cuobjdump: $CUOBJDUMP, else on PATH, else /usr/local/cuda/bin. The CPU machine's toolkit lacks it;
 `pip download nvidia-cuda-cuobjdump` and unzip the wheel (bin/cuobjdump inside).
@@ -42,11 +44,22 @@ def functions(objs, tool):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    by_body = bool(args) and args[0] == "--by-body"
+    if by_body:
+        args = args[1:]
+    if len(args) != 2:
         sys.exit(__doc__)
     tool = cuobjdump()
-    a = functions(sys.argv[1].split(","), tool)
-    b = functions(sys.argv[2].split(","), tool)
+    a = functions(args[0].split(","), tool)
+    b = functions(args[1].split(","), tool)
+    if by_body:
+        ba = sorted(x for v in a.values() for x in v)
+        bb = sorted(x for v in b.values() for x in v)
+        same = ba == bb
+        print(f"{len(ba)} bodies old, {len(bb)} new; {'identical' if same else 'they differ'} "
+              f"({len(set(a) - set(b))} names only old, {len(set(b) - set(a))} only new)")
+        return 0 if same else 1
     diff = sorted(k for k in set(a) | set(b) if sorted(a.get(k, [])) != sorted(b.get(k, [])))
     print(f"{len(a)} functions old, {len(b)} new; {len(diff)} differ")
     for k in diff[:40]:

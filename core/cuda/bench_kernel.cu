@@ -320,6 +320,15 @@ done:
 
 struct Shape { int N, K; const char *label; };
 
+/* Every kernel of one family (dense W4 or GQS) on matrix m, in kind order (each version beside the
+ * others, same data); skip: a kind left out (-1: none). */
+gq_status run_family(Bench &bn, Mat &m, bool dense, int B, const char *pat, double sp, int skip = -1) {
+    for (int k = 0; k < GQ_GEMV_NKINDS; k++)
+        if ((gq_gemv_kind_is_dense((gq_gemv_kind)k) != 0) == dense && k != skip)
+            GQ_TRY(run_gqs(bn, m, (gq_gemv_kind)k, B, pat, sp));
+    return GQ_OK;
+}
+
 gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, int nB_user) {
     const int Bs_full[] = {1, 2, 4, 8, 16}, Bs_quick[] = {1, 16};
     const int *Bs = nB_user ? Bs_user : quick ? Bs_quick : Bs_full;
@@ -332,13 +341,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
         Mat m;
         GQ_TRY(mat_make(bn, m, s.N, s.K, Gd[gi], 0.0, GQ_DENSITY_ROW, 11 + gi));
         for (int i = 0; i < nB; i++) {
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V1, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V3, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V5, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V6, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V7, Bs[i], "dense", 0.0));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_DENSE_W4_V8, Bs[i], "dense", 0.0));
+            GQ_TRY(run_family(bn, m, true, Bs[i], "dense", 0.0));
             if (Gd[gi] == 16 && (Bs[i] == 1 || !quick)) {
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], "row", 0.0));
                 GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], "row", 0.0));
@@ -358,19 +361,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             GQ_TRY(mat_make(bn, m, s.N, s.K, 16, sp, (gq_density)p, 100 + p * 10 + si));
             for (int i = 0; i < nB; i++) {
                 if (Bs[i] > 1 && fabs(sp - 0.5) > 1e-9) continue;
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, Bs[i], gq_density_name((gq_density)p), sp));
-                /* v1 beside v2 (before/after in one run) */
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V1, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V1, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, Bs[i], gq_density_name((gq_density)p), sp));
-                GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V8, Bs[i], gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_family(bn, m, false, Bs[i], gq_density_name((gq_density)p), sp));
             }
             mat_free(m);
         }
@@ -381,17 +372,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
         for (int gi = 0; gi < 3; gi++) {
             Mat m;
             GQ_TRY(mat_make(bn, m, s.N, s.K, Gs[gi], 0.5, GQ_DENSITY_LAYER, 300 + gi));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V1, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V3, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_STREAMK_V3, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V4, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V5, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_TASK_V5, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V6, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V7, 1, "layer", 0.5));
-            GQ_TRY(run_gqs(bn, m, GQ_GEMV_ROW_V8, 1, "layer", 0.5));
+            GQ_TRY(run_family(bn, m, false, 1, "layer", 0.5, GQ_GEMV_STREAMK_V1)); /* v1 Stream-K: G16 only */
             mat_free(m);
         }
     }
@@ -408,19 +389,23 @@ const Row *best_of(const Bench &bn, const char *const *kernels, int n, int N, in
     }
     return best;
 }
-const char *const GQS_ALL[] = {"gqs_row", "gqs_streamk", "gqs_row_v1", "gqs_streamk_v1", "gqs_row_v3", "gqs_streamk_v3",
-                               "gqs_task_v4", "gqs_row_v5", "gqs_task_v5", "gqs_row_v6", "gqs_row_v7",
-                               "gqs_row_v8"};
+/* The fastest kernel of a whole family (every dense W4 kind, or every GQS kind) at one point. */
+const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, double sp, const char *pat) {
+    const char *names[GQ_GEMV_NKINDS];
+    int n = 0;
+    for (int k = 0; k < GQ_GEMV_NKINDS; k++)
+        if ((gq_gemv_kind_is_dense((gq_gemv_kind)k) != 0) == dense) names[n++] = gq_gemv_kind_name((gq_gemv_kind)k);
+    return best_of(bn, names, n, N, K, B, G, sp, pat);
+}
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5"};
-const char *const W4_ALL[] = {"w4_dense", "w4_dense_v1", "w4_dense_v3", "w4_dense_v5", "w4_dense_v6", "w4_dense_v7", "w4_dense_v8"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
         Row &r = bn.rows[i];
         const Row *f = find_row(bn, "cublas_fp16", r.N, r.K, r.B, -1, -1, NULL);
-        const Row *w = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), r.N, r.K, r.B, 128, -1, NULL); /* the fair baseline: fastest W4 */
+        const Row *w = best_family(bn, true, r.N, r.K, r.B, 128, -1, NULL); /* the fair baseline: fastest W4 */
         r.vs_fp16 = f ? f->time_us / r.time_us : NAN;
         r.vs_w4 = w ? w->time_us / r.time_us : NAN;
     }
@@ -467,10 +452,10 @@ gq_status store_rows(Bench &bn) {
  * make it, not a strawman). */
 void print_targets(const Bench &bn) {
     printf("\ntargets (device copy bandwidth %.0f GB/s):\n", bn.dev.copy_gbs);
-    const Row *best = best_of(bn, GQS_ALL, GQ_NELEM(GQS_ALL), 8192, 8192, 1, 16, 0.5, "layer");
+    const Row *best = best_family(bn, false, 8192, 8192, 1, 16, 0.5, "layer");
     const Row *fp = find_row(bn, "cublas_fp16", 8192, 8192, 1, -1, -1, NULL);
-    const Row *w128 = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), 8192, 8192, 1, 128, -1, NULL);
-    const Row *w16 = best_of(bn, W4_ALL, GQ_NELEM(W4_ALL), 8192, 8192, 1, 16, -1, NULL);
+    const Row *w128 = best_family(bn, true, 8192, 8192, 1, 128, -1, NULL);
+    const Row *w16 = best_family(bn, true, 8192, 8192, 1, 16, -1, NULL);
     if (!best) printf("  MISS  W4S50 G16 8192x8192: not measured\n");
     else {
         printf("  %s  W4S50 G16 8192x8192 (%s): %.1f%% of copy bandwidth on its bytes (target >= 75%%)\n",

@@ -583,8 +583,8 @@ static int kept_groups(int ng, double s) {
     int k = ng - (int)(s * ng + 0.5);
     return k < 1 ? 1 : k;
 }
-static gq_gemv_kind default_kind(const gq_dec_opts *o) {
-    if (o->gemv_kind >= 0) return (gq_gemv_kind)o->gemv_kind;
+extern "C" int gq_dec_gemv_kind(const gq_dec_opts *o) {
+    if (o->gemv_kind >= 0) return o->gemv_kind;
     /* v3 (quad walk, longest rows first): llama2-7b shape, H100, same run 2026-11-22, 128 tokens: GQS S50
      * G16 324.0 tok/s v3 vs 286.7 v1, S30/S40 equal within 1%, W4 G16 272.6 vs 249.9 (docs/PERF.md "v3");
      * H200 2026-12-02: v3 338.8 vs the v4 task split 318.6 tok/s (docs/PERF.md "v4") */
@@ -599,7 +599,7 @@ static gq_gemv_kind default_kind(const gq_dec_opts *o) {
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
     l->K = dev->K;
-    l->kind = default_kind(o);
+    l->kind = (gq_gemv_kind)gq_dec_gemv_kind(o);
     gq_status st = gq_gqs_gpu_upload(dev, &l->q);
     if (st) return gq_err_prefix(st, "%s: ", what);
     gq_gqs_gpu_set_pdl(l->q, !o->no_pdl);

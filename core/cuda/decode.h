@@ -44,6 +44,9 @@ typedef struct {
 
 /* Parse "fp16", "w4", "gqs-s50" (sparsity 50%) into o->format / o->sparsity. GQ_ERR_ARG otherwise. */
 gq_status gq_dec_parse_format(const char *s, gq_dec_opts *o);
+/* The GEMV kernel (gq_gemv_kind, core/cuda/gqs_gemv.h) the engine runs for o's quantized format: o->gemv_kind
+ * if set, else the default (which depends on o->prefetch). Meaningless for fp16. */
+int gq_dec_gemv_kind(const gq_dec_opts *o);
 /* "fp16", "w4 g16", "gqs s50 g16" for printing. */
 const char *gq_dec_format_name(const gq_dec_opts *o, char *buf, size_t cap);
 

@@ -474,6 +474,14 @@ __device__ __forceinline__ void gq_seg_quads_pdl(const gq_gemv_args &a, int64_t 
 template <int B> struct gq_unroll_q { static constexpr int value = B == 1 ? 4 : B <= 2 ? 8 : B <= 4 ? 4 : 2; };
 template <int B> struct gq_minb_q { static constexpr int value = B == 1 ? 16 : 1; };
 
+/* Row of the row-split kernels' warp i (rows longest first, except for dense matrices, whose rows are all
+ * equal) and its units [lo, hi). */
+template <bool DENSE> __device__ __forceinline__ int gq_warp_row(const gq_gemv_args &a, int i, int64_t &lo, int64_t &hi) {
+    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
+    gq_row_units<DENSE>(a, r, lo, hi);
+    return r;
+}
+
 /* v3 row split: as gq_gemv_row_kernel, one warp per row, but the row is taken quad by quad
  * (gq_seg_quads) and rows are visited longest first. Its own name so profilers tell v1 and v3 apart.
  * V7: the same split with the v7 loads and dequantization (gq_seg_quads_pdl<..., true>). */
@@ -484,9 +492,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
     if (i >= a.N) return;
     /* longest rows first: CTAs start in index order, so the heavy rows of a "layer"-scope matrix no
      * longer land in the last wave and set the tail (PERF.md "v3": 21.9 -> ? us at 8192^2 S50 layer) */
-    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
     int64_t lo, hi;
-    gq_row_units<DENSE>(a, r, lo, hi);
+    const int r = gq_warp_row<DENSE>(a, i, lo, hi);
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;

@@ -94,6 +94,18 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 
 /* ---- launchers ---------------------------------------------------------------------------------------- */
 
+/* The gq_w4_gemv_launch version of a dense W4 kind. */
+static int dense_version(gq_gemv_kind k) {
+    switch (k) {
+    case GQ_GEMV_DENSE_W4_V1: return 1;
+    case GQ_GEMV_DENSE_W4: return 2;
+    case GQ_GEMV_DENSE_W4_V6: return 6;
+    case GQ_GEMV_DENSE_W4_V7: return 7;
+    case GQ_GEMV_DENSE_W4_V8: return 8;
+    default: return 3; /* v3, and v5 = v3 with a.pf */
+    }
+}
+
 /* QUAD: the v3 quad walk (V7: the v7 walk), else v1. */
 template <int G, int B, bool QUAD, bool V7 = false>
 static gq_status launch_row(const gq_gemv_args &a, cudaStream_t st, bool pdl) {
@@ -219,11 +231,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);
         a.pf = kind == GQ_GEMV_DENSE_W4_V5;
-        return gq_w4_gemv_launch(m, a, m->G,
-                                 kind == GQ_GEMV_DENSE_W4_V1 ? 1 : kind == GQ_GEMV_DENSE_W4 ? 2
-                                                               : kind == GQ_GEMV_DENSE_W4_V6 ? 6
-                                                               : kind == GQ_GEMV_DENSE_W4_V7 ? 7
-                                                               : kind == GQ_GEMV_DENSE_W4_V8 ? 8 : 3, st);
+        return gq_w4_gemv_launch(m, a, m->G, dense_version(kind), st);
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }

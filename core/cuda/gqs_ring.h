@@ -49,11 +49,11 @@ __device__ __forceinline__ void gq_cp_async16_s_if(bool p, uint32_t saddr, const
     if (p) gq_cp_async16_s(saddr, gmem);
 }
 
-/* Batch 1: at least MB CTAs per SM. Bytes in flight no longer cost registers, so v3's 16 CTAs at 32
+/* Batch 1: at least 10 CTAs per SM. Bytes in flight no longer cost registers, so v3's 16 CTAs at 32
  * registers (which spill here) are not needed; 10 CTAs (40 warps, 48 registers, no spills) measured
  * faster than 12 (40 registers, ~40 bytes spilled) at every batch-1 point of the quick table (H200,
  * 2026-12-03: 8192^2 S50 G16 layer 16.71 vs 19.91 us, dense W4 G128 17.28 vs 21.66; PERF.md "v8"). */
-template <int B, int MB> struct gq_minb_ring { static constexpr int value = B == 1 ? MB : 1; };
+template <int B> struct gq_minb_ring { static constexpr int value = B == 1 ? 10 : 1; };
 #define GQ_RING_UNR 4 /* quads per lane per round at every batch: the weights wait in shared memory, not in
                          registers; and 128 quads per round keeps each round's slot spans 16-byte steps apart */
 
@@ -61,8 +61,8 @@ template <int B, int MB> struct gq_minb_ring { static constexpr int value = B ==
  * a multiple of 16 bytes of both metadata arrays (QPR = 128, QPG <= 16), so each lane's three 16-byte
  * pieces (codes; scale|min and columns of the 16-byte-widened spans, where the lane is inside them)
  * move by a fixed stride per round, and the round's first slot sits at the same offset in its copy. */
-template <int G, int B, bool DENSE, int MB = 10>
-__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_ring<B, MB>::value) gq_gemv_ring_kernel(const gq_gemv_args a) {
+template <int G, int B, bool DENSE>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_ring<B>::value) gq_gemv_ring_kernel(const gq_gemv_args a) {
     using RG = gq_ring_geom<G, GQ_RING_UNR>;
     constexpr int UNR = GQ_RING_UNR, QPR = RG::QPR, QPG = RG::QPG;
     constexpr int SSTR = 4 * (QPR / QPG), LSTR = 2 * (QPR / QPG); /* metadata bytes per round */
@@ -75,9 +75,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_ring<B, MB>::value)
         gq_pdl_trigger();
         return;
     }
-    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
     int64_t lo, hi;
-    gq_row_units<DENSE>(a, r, lo, hi);
+    const int r = gq_warp_row<DENSE>(a, i, lo, hi);
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
@@ -149,20 +148,13 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_ring<B, MB>::value)
     gq_store_row<B>(a, r, lane, acc);
 }
 
-template <int G, int B, bool DENSE, int MB> static gq_status gq_ring_launch_mb(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
+template <int G, int B, bool DENSE> static gq_status gq_ring_launch(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
     using RG = gq_ring_geom<G, GQ_RING_UNR>;
-    static int attr_set = 0; /* per instantiation */
-    if (!attr_set && RG::SMEM_B > 48 * 1024) {
-        CUDA_CHECK(cudaFuncSetAttribute(gq_gemv_ring_kernel<G, B, DENSE, MB>, cudaFuncAttributeMaxDynamicSharedMemorySize, RG::SMEM_B));
-        attr_set = 1;
-    }
+    static_assert(RG::SMEM_B <= 48 * 1024, "the ring fits the default dynamic shared memory (no opt-in)");
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_ring_kernel<G, B, DENSE, MB>, dim3(grid), dim3(32 * GQ_ROW_WARPS), (size_t)RG::SMEM_B, st, a));
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_ring_kernel<G, B, DENSE>, dim3(grid), dim3(32 * GQ_ROW_WARPS), (size_t)RG::SMEM_B, st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
-}
-template <int G, int B, bool DENSE> static gq_status gq_ring_launch(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
-    return gq_ring_launch_mb<G, B, DENSE, 10>(m, a, st);
 }
 
 #endif

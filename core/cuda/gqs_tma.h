@@ -209,14 +209,13 @@ __global__ void __launch_bounds__(32 * GQ_TMA_WARPS) gq_gemv_tma_kernel(const gq
  * most m->max_flat_workers warps when the test sets that cap (many rows per warp, the ring crossing rows). */
 template <int G, int B, bool DENSE> static gq_status gq_tma_launch(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
     using GM = gq_tma_geom<G>;
+    static_assert(GM::SMEM_B <= 48 * 1024, "the rings fit the default dynamic shared memory (no opt-in)");
     static int occ = 0; /* per instantiation; the device does not change within a process */
     if (occ == 0) {
         int dev = 0, major = 0;
         CUDA_CHECK(cudaGetDevice(&dev));
         CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
         if (major < 9) return gq_errf(GQ_ERR_UNSUPPORTED, "gqs_gemv v6: needs bulk copies (sm_90), device is sm_%d", major * 10);
-        if (GM::SMEM_B > 48 * 1024)
-            CUDA_CHECK(cudaFuncSetAttribute(gq_gemv_tma_kernel<G, B, DENSE>, cudaFuncAttributeMaxDynamicSharedMemorySize, GM::SMEM_B));
         int o = 0;
         CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, gq_gemv_tma_kernel<G, B, DENSE>, 32 * GQ_TMA_WARPS, GM::SMEM_B));
         occ = o < 1 ? 1 : o;
