@@ -506,11 +506,15 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
 /* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers), 3 (the quad
- * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies), 7 (the v7 walk) or 8 (gqs_ring.h, cp.async ring);
+ * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies), 7 (the v7 walk), 8 (gqs_ring.h, cp.async ring) or 9
+ * (gqs_pipe.h, pipelined walk);
  * 3, 6, 7 and 8 launch with programmatic dependent launch when m->pdl. */
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int version, cudaStream_t stream);
 /* The v6 (bulk copies, gqs_tma.h) and v8 (cp.async ring, gqs_ring.h) launchers, GQS or dense W4
  * (gqs_gemv_v6v8.cu). */
 gq_status gq_gemv_launch_v6v8(int version, bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, int G, cudaStream_t stream);
+/* The v9 launcher (gqs_pipe.h, gqs_gemv_v9.cu): *launched = 0 when v9 does not apply (batch > 2, x over
+ * 48 KB of shared memory) and nothing was launched; the caller then runs v7. */
+gq_status gq_gemv_launch_v9(bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, int G, cudaStream_t stream, int *launched);
 
 #endif

@@ -102,6 +102,7 @@ static int dense_version(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V6: return 6;
     case GQ_GEMV_DENSE_W4_V7: return 7;
     case GQ_GEMV_DENSE_W4_V8: return 8;
+    case GQ_GEMV_DENSE_W4_V9: return 9;
     default: return 3; /* v3, and v5 = v3 with a.pf */
     }
 }
@@ -212,6 +213,12 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW3)
 #undef CALL_ROW3
         break;
+    case GQ_GEMV_ROW_V9: { /* v7 where v9 does not apply (batch > 2, x over 48 KB) */
+        int launched = 0;
+        const gq_status s9 = gq_gemv_launch_v9(false, m, a, m->G, st, &launched);
+        if (s9 != GQ_OK || launched) return s9;
+    }
+        [[fallthrough]];
     case GQ_GEMV_ROW_V7:
 #define CALL_ROW7(G_, B_) launch_row<G_, B_, true, true>(a, st, m->pdl != 0)
         GQ_FOR_G(CALL_ROW7)
@@ -227,6 +234,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_DENSE_W4_V6:
     case GQ_GEMV_DENSE_W4_V7:
     case GQ_GEMV_DENSE_W4_V8:
+    case GQ_GEMV_DENSE_W4_V9:
         if (!m->dense)
             return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
                                        "(N=%d K=%d G=%d)", m->N, m->K, m->G);

@@ -42,8 +42,9 @@ extern "C" {
  * the unsuffixed kinds are v2 (core/cuda/gqs_flat.h), _V1 the first version, _V3 rows taken quad by quad
  * longest first (gqs_dev.h), _V4/_V5 task split and L2 prefetch, _V6 bulk copies (gqs_tma.h), _V7 the v3
  * walk in fewer instructions (gqs_dev.h; the fastest GQS kernel measured and the decode default), _V8 v7
- * through a cp.async ring (gqs_ring.h; the dense W4 decode default). v6, v7 and v8 equal v1, v3 and v3
- * bit for bit (tests/test_cuda_gemv.c). */
+ * through a cp.async ring (gqs_ring.h; the dense W4 decode default), _V9 v7 software-pipelined with x in
+ * shared memory (gqs_pipe.h; batch 1-2, v7 above). v6, v7, v8 and v9 equal v1, v3, v3 and v3 bit for bit
+ * (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -63,12 +64,15 @@ typedef enum {
     GQ_GEMV_ROW_V7 = 15,    /* v3's split and walk with one address per array per round, leaner dequant (gqs_dev.h) */
     GQ_GEMV_DENSE_W4_V7 = 16,
     GQ_GEMV_ROW_V8 = 17,    /* v7 with each warp's weights in a shared-memory ring filled by cp.async (gqs_ring.h) */
-    GQ_GEMV_DENSE_W4_V8 = 18
+    GQ_GEMV_DENSE_W4_V8 = 18,
+    GQ_GEMV_ROW_V9 = 19,    /* v7 with each warp's rounds software-pipelined over its rows, x in shared memory (gqs_pipe.h) */
+    GQ_GEMV_DENSE_W4_V9 = 20
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 19
+#define GQ_GEMV_NKINDS 21
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
-           k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8;
+           k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
+           k == GQ_GEMV_DENSE_W4_V9;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
@@ -92,6 +96,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V7: return "w4_dense_v7";
     case GQ_GEMV_ROW_V8: return "gqs_row_v8";
     case GQ_GEMV_DENSE_W4_V8: return "w4_dense_v8";
+    case GQ_GEMV_ROW_V9: return "gqs_row_v9";
+    case GQ_GEMV_DENSE_W4_V9: return "w4_dense_v9";
     }
     return "?";
 }

@@ -30,6 +30,12 @@ template <int G> static gq_status launch_dense_g(gq_gqs_gpu *m, const gq_gemv_ar
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int ver, cudaStream_t st) {
     if (a.K % 32) return gq_errf(GQ_ERR_ARG, "w4_gemv: K=%d is not a multiple of 32", a.K);
     if (ver == 6 || ver == 8) return gq_gemv_launch_v6v8(ver, true, m, a, G, st);
+    if (ver == 9) { /* v7 where v9 does not apply */
+        int launched = 0;
+        const gq_status s9 = gq_gemv_launch_v9(true, m, a, G, st, &launched);
+        if (s9 != GQ_OK || launched) return s9;
+        ver = 7;
+    }
     switch (G) {
     case 8: return launch_dense_g<8>(m, a, ver, st);
     case 16: return launch_dense_g<16>(m, a, ver, st);
