@@ -37,7 +37,7 @@ static const char *USAGE =
     "  --formats LIST   comma list of fp16, w4, gqs-s30, gqs-s40, gqs-s50 (default fp16,w4,gqs-s50)\n"
     "  --group G        group size of w4 / gqs (default 16)\n"
     "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v7 (default), gqs_row_v9, gqs_row_v8, gqs_row_v3,\n"
-    "                   gqs_row_v6, gqs_row_v5, gqs_task_v5, gqs_task_v4, gqs_streamk_v3, gqs_row_v1,\n"
+    "                   gqs_row_v6, gqs_row_v5, gqs_task_v10, gqs_task_v5, gqs_task_v4, gqs_streamk_v3, gqs_row_v1,\n"
     "                   gqs_streamk_v1, gqs_row, gqs_streamk (v2)\n"
     "                   (core/cuda/gqs_gemv.h, docs/PERF.md)\n"
     "  --prefetch on|off  L2 bulk prefetch of each warp's weight rows in every format's GEMVs: the v5\n"

@@ -536,6 +536,31 @@ int64_t gq_gqs_task_chunk(int64_t U, int64_t slots, int64_t round) {
     return c < round ? round : c;
 }
 
+static int64_t row_rounds(const int32_t *row_unit, int r, int qpr) {
+    const int64_t q = 4 * (int64_t)(row_unit[r + 1] - row_unit[r]);
+    return q ? (q + qpr - 1) / qpr : 1;
+}
+
+int64_t gq_gqs_round_split(const int32_t *row_unit, int N, int qpr, int64_t workers, int max_rows, int32_t *start) {
+    GQ_ASSERT(qpr >= 1 && workers >= 1 && max_rows >= 1 && N >= 0);
+    int64_t R = 0;
+    for (int r = 0; r < N; r++) R += row_rounds(row_unit, r, qpr);
+    if (R > INT32_MAX) return -1;
+    const int64_t W = workers < R ? workers : R;
+    int r = 0;
+    int64_t before = 0; /* rounds of rows [0, r) */
+    for (int64_t w = 0; w <= W; w++) {
+        const int64_t s = W ? w * R / W : 0; /* first round of warp w (R for w = W) */
+        while (r < N && before + row_rounds(row_unit, r, qpr) <= s) before += row_rounds(row_unit, r, qpr), r++;
+        start[2 * w] = r, start[2 * w + 1] = (int32_t)(s - before);
+        if (w > 0) { /* rows of warp w - 1: from its first row to the row of round s - 1 */
+            const int64_t rows = (start[2 * w + 1] > 0 ? r : r - 1) - start[2 * (w - 1)] + 1;
+            if (rows > max_rows) return -1;
+        }
+    }
+    return W;
+}
+
 gq_status gq_gqs_tasks(const int32_t *row_unit, int N, int64_t chunk, gq_gemv_task **tasks, int64_t *ntasks,
                        int32_t *row_fix, int64_t *nrec) {
     GQ_ASSERT(chunk >= 1 && N >= 0);

@@ -94,6 +94,17 @@ gq_status gq_gqs_tasks(const int32_t *row_unit, int N, int64_t chunk, gq_gemv_ta
 gq_status gq_gqs_task_emulate(const gq_gqs_dev *d, const gq_gemv_task *tasks, int64_t ntasks, const int32_t *row_fix,
                               int64_t nrec, const int64_t *order, const float *x, int B, double *y, int *writes);
 
+/* ---- v10 round split: the task-centric split of the pipelined kernel (core/cuda/gqs_pipe.h) ---------
+ * Row r costs max(1, ceil(4 n_r / qpr)) rounds of loads (n_r units, qpr quads per round; an empty row
+ * one round, so it is written as zero). With R rounds in all and W = min(workers, R) warps, warp w takes
+ * rounds [floor(w R / W), floor((w + 1) R / W)) of the rows in order — equal work however uneven the
+ * rows — and start[2w], start[2w + 1] = the row and the round within it of its first round; start[2W],
+ * start[2W + 1] = N, 0. A row cut between warps is finished by the warp holding its round 0 (its owner),
+ * which adds the partial sums of the following warps whose range starts inside the row, in warp order.
+ * Returns W (>= 1 when N >= 1; 0 for N = 0), or -1 when a warp would hold more than max_rows rows or a
+ * count overflows int32. start: [2 (min(workers, R) + 1)], caller-allocated (2 (workers + 1) suffice). */
+int64_t gq_gqs_round_split(const int32_t *row_unit, int N, int qpr, int64_t workers, int max_rows, int32_t *start);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

@@ -66,6 +66,8 @@ static int run_case(const gcase *c, uint64_t seed) {
     gq_gqs_gpu_set_sk_ctas(m, c->sk_ctas);
     gq_gqs_gpu_set_max_workers(m, c->max_workers);
     if (c->task_units && gq_gqs_gpu_set_task_units(m, c->task_units) != GQ_OK) fail_msg("task units: %s", gq_errmsg());
+    /* v10: the same caps as v2's workers (few warps: rows cut into long chains of parts) */
+    if (c->max_workers && gq_gqs_gpu_set_v10_workers(m, c->max_workers) != GQ_OK) fail_msg("v10 workers: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -217,6 +219,9 @@ static void test_random_configs(void **st) {
         {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0},
         {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0},
         {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
+        /* v10 at batch 1: few warps over long uneven rows (chains of parts), one row over 7 warps */
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
         /* v4: uneven rows cut into single-unit tasks (thousands of arrivals per row), and batch 16 */
         {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3},
         {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},

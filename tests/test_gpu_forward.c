@@ -698,7 +698,7 @@ static void test_decode_random_half_gqa(void **st) {
 }
 
 /* fp16, W4 (dense kernel) and GQS S50/S30 against the CPU decode of the same W_hat: the default kernels (v7),
- * the v2 row split, the v4 and v5 task kernels, the v6, v8 and v9 row splits (bulk copies, cp.async ring,
+ * the v2 row split, the v4, v5 and v10 task kernels, the v6, v8 and v9 row splits (bulk copies, cp.async ring,
  * pipelined walk; with
  * and without PDL), v3, the v3, v6 and v8 dense W4 kernels, the default without programmatic dependent
  * launch, and with the L2 prefetch (the v5 kernels). The wide-hidden model (down_proj K = 3072) has rows of more than one round of loads,
@@ -711,7 +711,8 @@ static void test_decode_quantized(void **st) {
         {-1, 0, 0}, {GQ_GEMV_ROW, 0, 0}, {GQ_GEMV_TASK_V4, 0, 0}, {GQ_GEMV_TASK_V5, 0, 0}, {GQ_GEMV_ROW_V6, 0, 0},
         {GQ_GEMV_ROW_V6, 1, 0}, {GQ_GEMV_ROW_V3, 0, 0}, {GQ_GEMV_DENSE_W4_V6, 0, 0}, {GQ_GEMV_DENSE_W4_V3, 0, 0},
         {GQ_GEMV_ROW_V8, 0, 0}, {GQ_GEMV_ROW_V8, 1, 0}, {GQ_GEMV_DENSE_W4_V8, 0, 0},
-        {GQ_GEMV_ROW_V9, 0, 0}, {GQ_GEMV_ROW_V9, 1, 0}, {GQ_GEMV_DENSE_W4_V9, 0, 0},
+        {GQ_GEMV_ROW_V9, 0, 0}, {GQ_GEMV_ROW_V9, 1, 0}, {GQ_GEMV_DENSE_W4_V9, 0, 0}, {GQ_GEMV_TASK_V10, 0, 0},
+        {GQ_GEMV_TASK_V10, 1, 0},
         {-1, 1, 0}, {-1, 0, 1},
     };
     const int hiddens[] = {512, 3072};

@@ -305,6 +305,80 @@ static void test_sk_emulation(void **st) {
     assert_true(cases == 90);
 }
 
+/* v10 round split (gq_gqs_round_split) against a brute-force walk of every round: each warp gets
+ * floor(R/W) or ceil(R/W) rounds, warps tile the rounds in order with no gap or overlap, each row's
+ * rounds are covered once, the row's owner (the warp holding its round 0) followed by the warps whose
+ * start lies inside the row is exactly the chain the kernel's fix-up walks, and no warp holds more rows
+ * than allowed; empty rows and more warps than rounds included. */
+static void round_split_case(int N, int K, int G, double sp, gq_density pat, int qpr, int64_t workers, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "split", &d), GQ_OK);
+    int32_t *st = malloc((size_t)2 * (workers + 1) * sizeof(int32_t));
+    const int64_t W = gq_gqs_round_split(d.row_unit, N, qpr, workers, 32, st);
+    int64_t R = 0;
+    int64_t *rr = malloc((size_t)N * sizeof(int64_t)), *first = malloc((size_t)(N + 1) * sizeof(int64_t));
+    for (int r = 0; r < N; r++) {
+        const int64_t q = 4 * (int64_t)(d.row_unit[r + 1] - d.row_unit[r]);
+        first[r] = R, rr[r] = q ? (q + qpr - 1) / qpr : 1, R += rr[r];
+    }
+    first[N] = R;
+    if (W < 0) { /* only when some warp would hold more than 32 rows */
+        assert_true(R / workers + 1 > 32 || workers < N);
+        goto done;
+    }
+    assert_int_equal(W, workers < R ? workers : R);
+    assert_int_equal(st[0], 0), assert_int_equal(st[1], 0);
+    assert_int_equal(st[2 * W], N), assert_int_equal(st[2 * W + 1], 0);
+    int64_t *cover = calloc((size_t)N, sizeof(int64_t));
+    for (int64_t w = 0; w < W; w++) {
+        const int64_t a = first[st[2 * w]] + st[2 * w + 1], b = first[st[2 * (w + 1)]] + st[2 * (w + 1) + 1];
+        assert_true(st[2 * w + 1] >= 0 && st[2 * w + 1] < rr[st[2 * w]]);
+        assert_true(b - a == R / W || b - a == (R + W - 1) / W); /* equal shares */
+        for (int64_t t = a; t < b; t++) { /* the row of round t */
+            int lo = 0, hi = N - 1;
+            while (lo < hi) {
+                const int mid = (lo + hi + 1) / 2;
+                if (first[mid] <= t) lo = mid;
+                else hi = mid - 1;
+            }
+            cover[lo]++;
+        }
+    }
+    for (int r = 0; r < N; r++) assert_int_equal(cover[r], rr[r]);
+    /* the fix-up chain: the owner of row r is the warp whose range holds round first[r]; the parts after it
+     * are warps w' > owner with st[2 w'] == r, and they must cover the rest of the row */
+    for (int r = 0; r < N; r++) {
+        int64_t own = -1;
+        for (int64_t w = 0; w < W && own < 0; w++)
+            if (first[st[2 * w]] + st[2 * w + 1] <= first[r] && first[r] < first[st[2 * (w + 1)]] + st[2 * (w + 1) + 1]) own = w;
+        assert_true(own >= 0);
+        int64_t end = first[st[2 * (own + 1)]] + st[2 * (own + 1) + 1];
+        for (int64_t w = own + 1; w < W && st[2 * w] == r; w++) {
+            assert_true(st[2 * w + 1] > 0);
+            end = first[st[2 * (w + 1)]] + st[2 * (w + 1) + 1];
+        }
+        assert_true(end >= first[r + 1]);
+    }
+    free(cover);
+done:
+    free(rr), free(first), free(st);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_round_split(void **state) {
+    (void)state;
+    round_split_case(300, 2048, 16, 0.5, GQ_DENSITY_UNEVEN, 128, 64, 1);   /* rows cut, long rows over several warps */
+    round_split_case(300, 2048, 16, 0.5, GQ_DENSITY_UNEVEN, 128, 4096, 2); /* more warps than rounds */
+    round_split_case(64, 8192, 16, 0.5, GQ_DENSITY_UNEVEN, 128, 100, 3);
+    round_split_case(200, 1024, 8, 0.95, GQ_DENSITY_LAYER, 128, 7, 4);     /* near-empty rows: many rows per warp */
+    round_split_case(500, 256, 16, 0.99, GQ_DENSITY_LAYER, 128, 3, 5);     /* > 32 rows per warp: refused */
+    round_split_case(1, 4096, 16, 0.0, GQ_DENSITY_ROW, 128, 5, 6);         /* one row over every warp */
+    round_split_case(8192, 8192, 16, 0.5, GQ_DENSITY_UNEVEN, 128, 4224, 7); /* the benchmark's shape */
+}
+
 /* v4 task list (gq_gqs_tasks) and its fix-up protocol (gq_gqs_task_emulate): every unit covered once,
  * tasks no longer than the chunk and longest first, rows in one task marked whole, the records of a cut
  * row distinct and in range, every row written once by forward, reverse and random task orders, and
@@ -456,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_sk_search),
         cmocka_unit_test(test_sk_emulation),
         cmocka_unit_test(test_task_list),
+        cmocka_unit_test(test_round_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

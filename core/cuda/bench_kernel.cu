@@ -324,7 +324,8 @@ struct Shape { int N, K; const char *label; };
  * others, same data); skip: a kind left out (-1: none). */
 gq_status run_family(Bench &bn, Mat &m, bool dense, int B, const char *pat, double sp, int skip = -1) {
     for (int k = 0; k < GQ_GEMV_NKINDS; k++)
-        if ((gq_gemv_kind_is_dense((gq_gemv_kind)k) != 0) == dense && k != skip)
+        if ((gq_gemv_kind_is_dense((gq_gemv_kind)k) != 0) == dense && k != skip &&
+            B <= gq_gemv_kind_max_batch((gq_gemv_kind)k))
             GQ_TRY(run_gqs(bn, m, (gq_gemv_kind)k, B, pat, sp));
     return GQ_OK;
 }
@@ -400,7 +401,8 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
                                 "gqs_row_v9"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
-const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5"};
+const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
+                              "gqs_task_v10"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {

@@ -48,6 +48,11 @@ struct gq_gqs_gpu {
     float *task_rec;       /* [nrec][GQ_GEMV_MAX_BATCH] partial sums of cut rows */
     int64_t ntasks, nrec, task_units;
     int pdl;               /* launch the v3 row / v4 task kernels with programmatic dependent launch */
+    /* v10 round split (gqs_pack.h gq_gqs_round_split, gqs_pipe.h), built at upload for batch 1 */
+    int2 *pstart;          /* [pw + 1] {row, round} of each warp's first round */
+    unsigned long long *ppart; /* [pw] a warp's partial sum: 1 << 32 | its fp32 bits once published, reset
+                                  to 0 by the row's owner (value and flag in one word: one round trip) */
+    int64_t pw;            /* warps; 0 = v10 not available (the launcher runs v9) */
 };
 
 struct gq_gemv_args {
@@ -68,6 +73,8 @@ struct gq_gemv_args {
     int64_t ntasks;
     int N, K, nb, y_fp32;
     int pf;                /* v5: each warp first prefetches its whole segment into L2 (gq_prefetch_seg) */
+    const int2 *pstart;    /* v10: the round split and its fix-up words (gq_gqs_gpu) */
+    unsigned long long *ppart;
 };
 
 #define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the v1 row-split kernels */
@@ -516,5 +523,11 @@ gq_status gq_gemv_launch_v6v8(int version, bool dense, gq_gqs_gpu *m, const gq_g
 /* The v9 launcher (gqs_pipe.h, gqs_gemv_v9.cu): *launched = 0 when v9 does not apply (batch > 2, x over
  * 48 KB of shared memory) and nothing was launched; the caller then runs v7. */
 gq_status gq_gemv_launch_v9(bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, int G, cudaStream_t stream, int *launched);
+/* v10 (gqs_pipe.h): the v9 pipeline over equal shares of rounds (the round split); batch 1, GQS only,
+ * *launched = 0 otherwise (and when the split was not built: more than 32 rows per warp). */
+gq_status gq_gemv_launch_v10(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t stream, int *launched);
+/* The v10 round split of m (upload; tests): for the warps v10 runs at once, at most cap (> 0) of them;
+ * replaces an earlier split. None for dense matrices (equal rows) or > 32 rows per warp (pw = 0). */
+gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
 
 #endif

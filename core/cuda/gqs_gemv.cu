@@ -213,6 +213,12 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW3)
 #undef CALL_ROW3
         break;
+    case GQ_GEMV_TASK_V10: { /* v9 where v10 does not apply (batch > 1, no round split) */
+        int launched = 0;
+        const gq_status s10 = gq_gemv_launch_v10(m, a, st, &launched);
+        if (s10 != GQ_OK || launched) return s10;
+    }
+        [[fallthrough]];
     case GQ_GEMV_ROW_V9: { /* v7 where v9 does not apply (batch > 2, x over 48 KB) */
         int launched = 0;
         const gq_status s9 = gq_gemv_launch_v9(false, m, a, m->G, st, &launched);
@@ -258,6 +264,8 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->tasks);
     cudaFree(m->row_fix);
     cudaFree(m->task_rec);
+    cudaFree(m->pstart);
+    cudaFree(m->ppart);
     free(m);
 }
 
@@ -308,6 +316,7 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
         CUDA_CHECK_GOTO(ce, fail);
     }
     st = gq_gqs_gpu_set_task_units(m, 0);
+    if (st == GQ_OK) st = gq_gemv_v10_setup(m, 0);
     if (st != GQ_OK) goto fail;
     /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
      * their own (possibly non-blocking) streams, which are not ordered after it. */
@@ -376,6 +385,7 @@ extern "C" void gq_gqs_gpu_set_pdl(gq_gqs_gpu *m, int on) { m->pdl = on ? 1 : 0;
 extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
 extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }
+extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { return gq_gemv_v10_setup(m, w < 0 ? 0 : w); }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 
 /* ---- plain buffers ---------------------------------------------------------------------------------- */

@@ -43,8 +43,8 @@ extern "C" {
  * longest first (gqs_dev.h), _V4/_V5 task split and L2 prefetch, _V6 bulk copies (gqs_tma.h), _V7 the v3
  * walk in fewer instructions (gqs_dev.h; the fastest GQS kernel measured and the decode default), _V8 v7
  * through a cp.async ring (gqs_ring.h; the dense W4 decode default), _V9 v7 software-pipelined with x in
- * shared memory (gqs_pipe.h; batch 1-2, v7 above). v6, v7, v8 and v9 equal v1, v3, v3 and v3 bit for bit
- * (tests/test_cuda_gemv.c). */
+ * shared memory (gqs_pipe.h; batch 1-2, v7 above), _V10 v9 over equal shares of rounds (task-centric;
+ * batch 1, v9 above). v6, v7, v8 and v9 equal v1, v3, v3 and v3 bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -66,15 +66,21 @@ typedef enum {
     GQ_GEMV_ROW_V8 = 17,    /* v7 with each warp's weights in a shared-memory ring filled by cp.async (gqs_ring.h) */
     GQ_GEMV_DENSE_W4_V8 = 18,
     GQ_GEMV_ROW_V9 = 19,    /* v7 with each warp's rounds software-pipelined over its rows, x in shared memory (gqs_pipe.h) */
-    GQ_GEMV_DENSE_W4_V9 = 20
+    GQ_GEMV_DENSE_W4_V9 = 20,
+    GQ_GEMV_TASK_V10 = 21   /* task-centric v9: equal shares of rounds, rows cut between warps (gqs_pipe.h) */
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 21
+#define GQ_GEMV_NKINDS 22
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
            k == GQ_GEMV_DENSE_W4_V9;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
+/* The largest batch a kind has its own kernel for; above it the kind runs the next older design (v10:
+ * v9, v9: v7), so the benchmark does not time it there. */
+static inline int gq_gemv_kind_max_batch(gq_gemv_kind k) {
+    return k == GQ_GEMV_TASK_V10 ? 1 : (k == GQ_GEMV_ROW_V9 || k == GQ_GEMV_DENSE_W4_V9) ? 2 : 16;
+}
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     switch (k) {
     case GQ_GEMV_ROW: return "gqs_row";
@@ -98,6 +104,7 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V8: return "w4_dense_v8";
     case GQ_GEMV_ROW_V9: return "gqs_row_v9";
     case GQ_GEMV_DENSE_W4_V9: return "w4_dense_v9";
+    case GQ_GEMV_TASK_V10: return "gqs_task_v10";
     }
     return "?";
 }
@@ -121,6 +128,9 @@ void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w);
  * loads; 1 cuts every row into single-unit tasks, for tests). Rebuilds the task list: synchronous, not
  * inside graph capture. gq_gqs_gpu_task_units: the units per task of the current list. */
 gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units);
+/* Tests: rebuild the v10 round split for at most w warps (0 = the resident warps, the default), so
+ * rows are cut between many warps. */
+gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

@@ -58,8 +58,8 @@ template <int UNR> __device__ __forceinline__ void gq_pcur_next(gq_pcur &c, int 
 
 /* Round c into b: v7's loads (base + immediate offsets; lanes past the row read the next row's quads or
  * the zeroed padding, with scale|min forced to 0). */
-template <int G, bool DENSE, int UNR>
-__device__ __forceinline__ void gq_pipe_load(const gq_gemv_args &a, const gq_pcur &c, int lane, gq_qbuf<UNR> &b) {
+template <int G, bool DENSE, int UNR, class C>
+__device__ __forceinline__ void gq_pipe_load(const gq_gemv_args &a, const C &c, int lane, gq_qbuf<UNR> &b) {
     constexpr uint32_t QPG = G / 8, SPR = 32 / QPG;
     const uint32_t gq = c.q0 + c.jb + (uint32_t)lane, jl = c.jb + (uint32_t)lane;
     const uint32_t *cp = reinterpret_cast<const uint32_t *>(a.codes) + gq;
@@ -75,8 +75,8 @@ __device__ __forceinline__ void gq_pipe_load(const gq_gemv_args &a, const gq_pcu
         else b.colv[i] = 0;
     }
 }
-template <int G, int B, bool DENSE, int UNR, bool XS>
-__device__ __forceinline__ void gq_pipe_use(const gq_gemv_args &a, const gq_pcur &c, int lane, const gq_qbuf<UNR> &b,
+template <int G, int B, bool DENSE, int UNR, bool XS, class C>
+__device__ __forceinline__ void gq_pipe_use(const gq_gemv_args &a, const C &c, int lane, const gq_qbuf<UNR> &b,
                                             float (&acc)[B], const uint4 *xs, int kc) {
     constexpr uint32_t QPG = G / 8;
     const uint32_t gq = c.q0 + c.jb + (uint32_t)lane, jl = c.jb + (uint32_t)lane;
@@ -87,6 +87,17 @@ __device__ __forceinline__ void gq_pipe_use(const gq_gemv_args &a, const gq_pcur
         const int k0 = DENSE ? (int)(j < c.n ? j : 0u) * 8 : (int)b.colv[i] * G + kq;
         gq_quad<B, XS, true>(a, k0, b.cw[i], b.smw[i], acc, xs, kc);
     }
+}
+
+/* x [nb, K] -> shared memory (16-byte chunks, swizzled), then the CTA's barrier. */
+__device__ __forceinline__ void gq_pipe_stage_x(const gq_gemv_args &a, uint4 *xs, int kc) {
+    const int kx = a.K / 8, nx = a.nb * kx;
+    const uint4 *xg = reinterpret_cast<const uint4 *>(a.x);
+    for (int i = threadIdx.x; i < nx; i += blockDim.x) {
+        const int bb = i / kx, cc = i - bb * kx;
+        xs[bb * kc + gq_xswz(cc)] = __ldg(xg + i);
+    }
+    __syncthreads(); /* the only barrier: warps without work reach it too */
 }
 
 /* a.W warps, a.rpw (P) rows each. Dynamic shared memory: XS ? nb * gq_flat_kc(K) * 16 : 0. */
@@ -126,15 +137,7 @@ __global__ void __launch_bounds__(32 * GQ_PIPE_WARPS, (gq_minb_pipe<B, D>::value
             gq_pcur_next<UNR>(L, np, q0, n);
         }
     gq_pdl_wait();
-    if constexpr (XS) {
-        const int kx = a.K / 8, nx = a.nb * kx;
-        const uint4 *xg = reinterpret_cast<const uint4 *>(a.x);
-        for (int i = threadIdx.x; i < nx; i += blockDim.x) {
-            const int bb = i / kx, cc = i - bb * kx;
-            gq_pxs[bb * kc + gq_xswz(cc)] = __ldg(xg + i);
-        }
-        __syncthreads(); /* the only barrier: warps without rows reach it too */
-    }
+    if constexpr (XS) gq_pipe_stage_x(a, gq_pxs, kc);
     gq_pdl_trigger();
     float acc[B];
 #pragma unroll
@@ -158,6 +161,144 @@ __global__ void __launch_bounds__(32 * GQ_PIPE_WARPS, (gq_minb_pipe<B, D>::value
             gq_pcur_next<UNR>(T, np, q0, n);
         }
     }
+}
+
+/* ---- v10: the v9 pipeline over equal shares of rounds (task-centric) --------------------------------
+ * Why (PERF.md "v10"): a row split, even v9's long-with-short pairing, leaves the warps unequal work when
+ * rows are uneven (at 8192^2 S50 "uneven": 11 rounds for a warp with a full row and a light one, 6 for
+ * two light ones), and the longest warp sets the time. Here warp w takes rounds [w R / W, (w+1) R / W)
+ * of the rows in order (gqs_pack.h gq_gqs_round_split, built at upload for W = the resident warps, so
+ * the whole grid is one wave), its pipeline running across the rows it holds. A row cut between warps
+ * is finished by its owner (the warp holding its round 0, which reaches the row at the END of its
+ * share): the other warps hold the row at the START of theirs, so their partial sums were published
+ * (value and flag in one 64-bit st.release) long before the owner adds them (ld.acquire, in warp order:
+ * deterministic) and writes the row, then resets the flags for the next launch. No spin can deadlock:
+ * every warp is resident, and publishing never waits. Batch 1 only. */
+__device__ __forceinline__ void gq_st_release64(unsigned long long *p, unsigned long long v) {
+    asm volatile("st.release.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ unsigned long long gq_ld_acquire64(const unsigned long long *p) {
+    unsigned long long v;
+    asm volatile("ld.acquire.gpu.global.b64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+
+/* gq_pcur with the row's round range: the walk covers quads [jb, je) of each row (je = the share's end
+ * in the warp's last row when the next warp continues it, else the row's end; one round for an empty row). */
+struct gq_tcur {
+    int k;
+    uint32_t jb, q0, n, je;
+    bool done;
+};
+__device__ __forceinline__ void gq_tcur_row(gq_tcur &c, int k, int np, uint32_t q0, uint32_t n, uint32_t jbg, uint32_t je) {
+    c.k = k;
+    c.done = k >= np;
+    c.q0 = __shfl_sync(0xFFFFFFFFu, q0, k & 31);
+    c.n = __shfl_sync(0xFFFFFFFFu, n, k & 31);
+    c.jb = __shfl_sync(0xFFFFFFFFu, jbg, k & 31);
+    c.je = __shfl_sync(0xFFFFFFFFu, je, k & 31);
+}
+template <int UNR>
+__device__ __forceinline__ void gq_tcur_next(gq_tcur &c, int np, uint32_t q0, uint32_t n, uint32_t jbg, uint32_t je) {
+    c.jb += 32u * UNR;
+    if (c.jb >= c.je) gq_tcur_row(c, c.k + 1, np, q0, n, jbg, je);
+}
+
+template <int G, int D, bool XS>
+__global__ void __launch_bounds__(32 * GQ_PIPE_WARPS, (gq_minb_pipe<1, D>::value)) gq_gemv_ptask_kernel(const gq_gemv_args a) {
+    constexpr int UNR = gq_unroll_q<1>::value;
+    constexpr uint32_t QPR = 32u * UNR;
+    extern __shared__ uint4 gq_pxs[];
+    const int lane = threadIdx.x & 31;
+    const int w = blockIdx.x * GQ_PIPE_WARPS + (threadIdx.x >> 5), W = (int)a.W;
+    const int kc = gq_flat_kc(a.K);
+    /* 1. the share: rounds from {s0.x, s0.y} to {s1.x, s1.y}; lane k holds row s0.x + k */
+    int2 s0 = make_int2(0, 0), s1 = make_int2(0, 0);
+    int nx2 = 0; /* the first row of warp w + 2: is the row cut at this share's end also cut at w + 1's? */
+    if (w < W) s0 = __ldg(a.pstart + w), s1 = __ldg(a.pstart + w + 1), nx2 = w + 1 < W ? __ldg(&a.pstart[w + 2].x) : a.N;
+    const bool cut_end = s1.y > 0; /* the last row goes on in warp w + 1 */
+    const int np = w < W ? (cut_end ? s1.x : s1.x - 1) - s0.x + 1 : 0;
+    uint32_t q0 = 0, n = 0, jbg = 0, je = 0;
+    if (lane < np) {
+        const int r = s0.x + lane;
+        const int32_t lo = __ldg(a.row_unit + r), hi = __ldg(a.row_unit + r + 1);
+        q0 = 4u * (uint32_t)lo, n = 4u * (uint32_t)(hi - lo);
+        jbg = lane == 0 ? (uint32_t)s0.y * QPR : 0u;
+        je = lane == np - 1 && cut_end ? (uint32_t)s1.y * QPR : n ? n : 1u;
+    }
+    /* 2. the first D - 1 rounds go out before x is waited for */
+    gq_qbuf<UNR> buf[D];
+    gq_tcur L, T;
+    gq_tcur_row(L, 0, np, q0, n, jbg, je);
+    T = L;
+#pragma unroll
+    for (int d = 0; d < D - 1; d++)
+        if (!L.done) {
+            gq_pipe_load<G, false, UNR>(a, L, lane, buf[d]);
+            gq_tcur_next<UNR>(L, np, q0, n, jbg, je);
+        }
+    gq_pdl_wait();
+    if constexpr (XS) gq_pipe_stage_x(a, gq_pxs, kc);
+    gq_pdl_trigger();
+    float acc[1] = {0.f};
+    for (;;) {
+#pragma unroll
+        for (int s = 0; s < D; s++) {
+            if (T.done) return;
+            if (!L.done) {
+                gq_pipe_load<G, false, UNR>(a, L, lane, buf[(s + D - 1) % D]);
+                gq_tcur_next<UNR>(L, np, q0, n, jbg, je);
+            }
+            gq_pipe_use<G, 1, false, UNR, XS>(a, T, lane, buf[s], acc, gq_pxs, kc);
+            if (T.jb + QPR >= T.je) { /* this warp's last round of the row */
+                gq_warp_sum<1>(acc);
+                const int row = s0.x + T.k;
+                const bool own = T.k > 0 || s0.y == 0;
+                if (!own) { /* a later part of a row owned by an earlier warp: publish it */
+                    if (lane == 0) gq_st_release64(a.ppart + w, 1ull << 32 | __float_as_uint(acc[0]));
+                } else {
+                    if (T.k == np - 1 && cut_end) { /* owner of a row cut at the share's end */
+                        float t = acc[0];
+                        if (lane == 0)
+                            for (int j = w + 1;; j++) {
+                                unsigned long long v;
+                                while (((v = gq_ld_acquire64(a.ppart + j)) >> 32) == 0) __nanosleep(32);
+                                t += __uint_as_float((uint32_t)v);
+                                a.ppart[j] = 0;
+                                if ((j == w + 1 ? nx2 : __ldg(&a.pstart[j + 1].x)) != row) break;
+                            }
+                        acc[0] = __shfl_sync(0xFFFFFFFFu, t, 0);
+                    }
+                    gq_store_row<1>(a, row, lane, acc);
+                }
+                acc[0] = 0.f;
+            }
+            gq_tcur_next<UNR>(T, np, q0, n, jbg, je);
+        }
+    }
+}
+
+/* Launches the v10 kernel when m has its round split (batch 1): *launched = 1. */
+template <int G, int D, bool XS>
+static gq_status gq_ptask_launch_dx(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st, int *launched) {
+    const size_t smem = XS ? (size_t)gq_flat_kc(a.K) * 16 : 0;
+    if (!m->pw || a.nb != 1 || smem > 48 * 1024) return GQ_OK;
+    a.W = m->pw, a.pstart = m->pstart, a.ppart = m->ppart;
+    const unsigned grid = (unsigned)((a.W + GQ_PIPE_WARPS - 1) / GQ_PIPE_WARPS);
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_ptask_kernel<G, D, XS>, dim3(grid), dim3(32 * GQ_PIPE_WARPS), smem, st, a));
+    CUDA_CHECK_LAUNCH();
+    *launched = 1;
+    return GQ_OK;
+}
+/* Resident warps of the v10 kernel for K (the round split's W: the whole grid must be one wave). */
+template <int G, int D, bool XS> static gq_status gq_ptask_slots(const gq_gqs_gpu *m, int64_t *slots) {
+    const size_t smem = XS ? (size_t)gq_flat_kc(m->K) * 16 : 0;
+    int occ = 0;
+    *slots = 0;
+    if (smem > 48 * 1024) return GQ_OK;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_ptask_kernel<G, D, XS>, 32 * GQ_PIPE_WARPS, smem));
+    *slots = (int64_t)(occ > 0 ? occ : 0) * m->sm_count * GQ_PIPE_WARPS;
+    return GQ_OK;
 }
 
 /* Launches the v9 kernel if it applies (B <= 2, x fits 48 KB of shared memory, <= 32 rows per warp and

@@ -81,7 +81,8 @@ benchall)
   timeout 320 gqsa bench kernel --batches 1,16 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^targets/,$p' "$O/kernel.log"
   s0=$(date +%s)
-  timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths ${GQ_DECODE_LENGTHS:-128,512,1024} --csv "$O/decode.csv" > "$O/decode.log" 2>&1
+  # GQ_DECODE_FLAGS: kernel choices for the decode table (e.g. the next default, measured before it is one)
+  timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths ${GQ_DECODE_LENGTHS:-128,512,1024} ${GQ_DECODE_FLAGS:-} --csv "$O/decode.csv" > "$O/decode.log" 2>&1
   echo "decode rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "tok/s|^fp16|^w4|^gqs" "$O/decode.log" | grep -v "memory:" | tail -22
   # (the 2:4 baseline, PDL off and the v4 task kernel in decode: measured 2026-12-02, PERF.md "v4";
   # GQ_BENCHALL_EXTRA=1 reruns them)
@@ -132,8 +133,8 @@ v9)
     echo "kernel depth $d xs $x rc=$? ($(( $(date +%s) - s0 )) s)"
     sed -n '/^versions/,$p' "$O/kernel_d${d}x$x.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
   done
-  for v in ${GQ_DECODE_VERSIONS:-v9 v7}; do
-    case $v in v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; esac
+  for v in ${GQ_DECODE_VERSIONS:-v9 v10 v7}; do
+    case $v in v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v10) f="--gemv gqs_task_v10 --w4-gemv w4_dense_v9";; esac
     s0=$(date +%s)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
     echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
