@@ -36,7 +36,7 @@ static const char *USAGE =
     "  --random         random weights even when a real model is available\n"
     "  --formats LIST   comma list of fp16, w4, gqs-s30, gqs-s40, gqs-s50 (default fp16,w4,gqs-s50)\n"
     "  --group G        group size of w4 / gqs (default 16)\n"
-    "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v7 (default), gqs_row_v9, gqs_row_v8, gqs_row_v3,\n"
+    "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v9 (default), gqs_row_v7, gqs_row_v8, gqs_row_v3,\n"
     "                   gqs_row_v6, gqs_row_v5, gqs_task_v10, gqs_task_v5, gqs_task_v4, gqs_streamk_v3, gqs_row_v1,\n"
     "                   gqs_streamk_v1, gqs_row, gqs_streamk (v2)\n"
     "                   (core/cuda/gqs_gemv.h, docs/PERF.md)\n"

@@ -593,8 +593,10 @@ extern "C" int gq_dec_gemv_kind(const gq_dec_opts *o) {
     if (o->prefetch) return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V5 : GQ_GEMV_ROW_V5;
     /* GQS: v7 = v3 with one address per array per round and the lean dequantization (bit-identical to v3):
      * S50 516.5 tok/s vs 452.8 with v8. Dense W4: v8 (v7 through a cp.async ring; its rows are long, 4-11
-     * rounds): 420.7 vs 388.1 with v7 (H200 2026-12-03, 128 tokens; docs/PERF.md "v8") */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V8 : GQ_GEMV_ROW_V7;
+     * rounds): 420.7 vs 388.1 with v7 (H200 2026-12-03, 128 tokens; docs/PERF.md "v8"). GQS since v9 (v7's
+     * walk pipelined over each warp's rows, bit-identical): 528.2 / 504.5 vs v7 516.7 / 493.5 tok/s at 128 /
+     * 1024 tokens in one call (H200 2026-12-03; docs/PERF.md "v9 and v10 measured") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V8 : GQ_GEMV_ROW_V9;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
