@@ -266,6 +266,127 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
     return st;
 }
 
+/* ---- ceilings: what the bytes alone cost ----------------------------------------------------------------
+ * Rows that are not GEMVs, timed like them (graph replays, weights rotated past L2), to split the GQS
+ * kernel's time into its parts at the same bytes (PERF.md "ceilings"):
+ *   read_stream   the matrix's bytes as one contiguous streaming read (16-byte loads, the best of a few
+ *                 grid sizes): what any kernel that must touch these bytes can reach at this size;
+ *   walk_loads    v7's loads (gq_qbuf_load7: its lanes, rows, rounds and addresses) with the arithmetic
+ *                 replaced by an XOR, one round in flight per warp as in v7: the cost of v7's access
+ *                 pattern; walk_loads_x adds v7's x gather (one 16-byte x load per quad).
+ * The XOR feeds a store that never happens (acc equal to an unlikely constant), so no load is dead. */
+#define GQ_NEVER 0x9E3779B9u
+
+__global__ void read_stream_kernel(const uint4 *p, size_t n16, unsigned *out) {
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    uint32_t acc = 0;
+    for (; i + 3 * stride < n16; i += 4 * stride) {
+        uint4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) v[u] = gq_ld_stream_v4(p + i + u * stride);
+#pragma unroll
+        for (int u = 0; u < 4; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    for (; i < n16; i += stride) {
+        const uint4 v = gq_ld_stream_v4(p + i);
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == GQ_NEVER) out[0] = acc;
+}
+
+template <int G, bool X>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<1>::value) walk_kernel(const gq_gemv_args a, unsigned *out) {
+    constexpr int UNR = gq_unroll_q<1>::value;
+    const int lane = threadIdx.x & 31;
+    const int i = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (i >= a.N) return;
+    int64_t lo, hi;
+    gq_warp_row<false>(a, i, lo, hi);
+    if (hi <= lo) return;
+    const gq_qseg g = gq_qseg_make<G>(a, lo, hi, lo);
+    const int kq = (int)((g.r0 + (uint32_t)lane) % (G / 8)) * 8;
+    uint32_t acc = 0;
+#pragma unroll 1
+    for (uint32_t j0 = (uint32_t)lane; j0 < g.n; j0 += 32u * UNR) {
+        gq_qbuf<UNR> b;
+        gq_qbuf_load7<G, false, UNR>(g, b, j0);
+#pragma unroll
+        for (int u = 0; u < UNR; u++) {
+            acc ^= b.cw[u] ^ b.smw[u] ^ b.colv[u];
+            if constexpr (X) {
+                const uint4 xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (int)b.colv[u] * G + kq));
+                acc ^= xv.x ^ xv.y ^ xv.z ^ xv.w;
+            }
+        }
+    }
+    if (acc == GQ_NEVER) out[i] = acc;
+}
+
+void add_ceiling_row(Bench &bn, const char *kernel, const Mat &m, const char *pat, double sp, int copies, double us) {
+    Row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", kernel);
+    snprintf(r.pattern, sizeof r.pattern, "%s", pat);
+    r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = copies, r.time_us = us;
+    r.bytes = m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; /* the GQS row's bytes, so the %copy columns compare */
+    r.gbs = r.bytes / (us * 1e-6) / 1e9;
+    r.frac = r.gbs / bn.dev.copy_gbs;
+    add_row(bn, r);
+}
+
+/* The ceiling rows for GQS matrix m (batch 1). read_stream reads m's bytes from buffers of its own. */
+gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool stream) {
+    const int N = m.g.N, K = m.g.K, G = m.g.G;
+    void *xd = NULL;
+    unsigned *out = NULL;
+    gq_status st = upload_x(1, K, 23, &xd, NULL);
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)N * 4, (void **)&out);
+    double us = 0, best = 0;
+    for (int x = 0; x < 2 && st == GQ_OK; x++) {
+        st = time_graph(bn, [&](int i) -> gq_status {
+            const gq_gemv_args a = gq_gemv_args_of(m.cp[i % m.ncp], xd, 1, NULL, 0);
+            const unsigned grid = (unsigned)((N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+#define WALK_CASE(G_, X_)                                                                                \
+    {                                                                                                    \
+        if (X_) walk_kernel<G_, true><<<grid, 32 * GQ_ROW_WARPS, 0, bn.st>>>(a, out);                    \
+        else walk_kernel<G_, false><<<grid, 32 * GQ_ROW_WARPS, 0, bn.st>>>(a, out);                      \
+        break;                                                                                           \
+    }
+            GQ_SWITCH_G(G, WALK_CASE, x)
+#undef WALK_CASE
+            CUDA_CHECK_LAUNCH();
+            return GQ_OK;
+        }, &us);
+        if (st == GQ_OK) add_ceiling_row(bn, x ? "walk_loads_x" : "walk_loads", m, pat, sp, m.ncp, us);
+    }
+    if (stream && st == GQ_OK) {
+        const double bytes = m.wbytes_gqs + 2.0 * K + 2.0 * N;
+        const size_t n16 = (size_t)(bytes / 16);
+        const int ncp = copies_for(bn, bytes);
+        uint4 **buf = (uint4 **)calloc((size_t)ncp, sizeof *buf);
+        for (int i = 0; i < ncp && st == GQ_OK; i++) {
+            st = gq_gemv_dev_alloc(n16 * 16, (void **)&buf[i]);
+            if (st == GQ_OK) st = gq_gemv_dev_fill(buf[i], 0x5A, n16 * 16);
+        }
+        const int ctas_per_sm[] = {2, 4, 8, 16};
+        for (int c = 0; c < GQ_NELEM(ctas_per_sm) && st == GQ_OK; c++) {
+            const unsigned grid = (unsigned)(bn.dev.nsm * ctas_per_sm[c]);
+            st = time_graph(bn, [&](int i) -> gq_status {
+                read_stream_kernel<<<grid, 256, 0, bn.st>>>(buf[i % ncp], n16, out);
+                CUDA_CHECK_LAUNCH();
+                return GQ_OK;
+            }, &us);
+            if (st == GQ_OK && (best == 0 || us < best)) best = us;
+        }
+        if (st == GQ_OK) add_ceiling_row(bn, "read_stream", m, pat, sp, ncp, best);
+        for (int i = 0; i < ncp; i++) gq_gemv_dev_free(buf[i]);
+        free(buf);
+    }
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(out);
+    return st;
+}
+
 /* ---- cuBLAS FP16 -------------------------------------------------------------------------------------- */
 
 __global__ void fill_half_kernel(__half *p, size_t n, uint32_t seed) {
@@ -364,6 +485,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 if (Bs[i] > 1 && fabs(sp - 0.5) > 1e-9) continue;
                 GQ_TRY(run_family(bn, m, false, Bs[i], gq_density_name((gq_density)p), sp));
             }
+            if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_ceilings(bn, m, gq_density_name((gq_density)p), sp, p == GQ_DENSITY_LAYER));
             mat_free(m);
         }
     }
@@ -469,6 +591,12 @@ void print_targets(const Bench &bn) {
                          w128->time_us / best->time_us, w128->kernel);
         if (w16) printf("  %s  ... %.2fx vs dense W4 G16 (%s) (target > 1)\n", w16->time_us > best->time_us ? "PASS" : "MISS",
                         w16->time_us / best->time_us, w16->kernel);
+        const Row *rs = find_row(bn, "read_stream", 8192, 8192, 1, 16, 0.5, "layer");
+        const Row *wl = find_row(bn, "walk_loads", 8192, 8192, 1, 16, 0.5, "layer");
+        const Row *wx = find_row(bn, "walk_loads_x", 8192, 8192, 1, 16, 0.5, "layer");
+        if (rs) printf("  info  ceilings at its bytes: a contiguous read %.2f us (%.1f%% of copy), v7's loads alone %.2f us, "
+                       "with the x gather %.2f us; the best GQS kernel takes %.2fx the contiguous read\n",
+                       rs->time_us, 100 * rs->frac, wl ? wl->time_us : NAN, wx ? wx->time_us : NAN, best->time_us / rs->time_us);
     }
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];

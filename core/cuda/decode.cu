@@ -605,6 +605,8 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     gq_status st = gq_gqs_gpu_upload(dev, &l->q);
     if (st) return gq_err_prefix(st, "%s: ", what);
     gq_gqs_gpu_set_pdl(l->q, !o->no_pdl);
+    st = gq_gqs_gpu_prepare(l->q, l->kind, NULL); /* before the step graph is captured */
+    if (st) return gq_err_prefix(st, "%s: ", what);
     if (gq_gemv_kind_is_dense(l->kind) && !gq_gqs_gpu_is_dense(l->q))
         return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
     l->bytes = gq_gqs_dev_bytes(dev, gq_gemv_kind_is_dense(l->kind));

@@ -20,11 +20,14 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "cuda_check.h"
 #include "gqs_gemv.h"
 #include "pdl.cuh"
 #include "prefetch.cuh"
+
+#define GQ_PIPE_MAXB 2 /* largest batch with a v9 kernel (gqs_pipe.h) */
 
 struct gq_gqs_gpu {
     int N, K, G;
@@ -48,11 +51,15 @@ struct gq_gqs_gpu {
     float *task_rec;       /* [nrec][GQ_GEMV_MAX_BATCH] partial sums of cut rows */
     int64_t ntasks, nrec, task_units;
     int pdl;               /* launch the v3 row / v4 task kernels with programmatic dependent launch */
-    /* v10 round split (gqs_pack.h gq_gqs_round_split, gqs_pipe.h), built at upload for batch 1 */
+    /* v10 round split (gqs_pack.h gq_gqs_round_split, gqs_pipe.h) for batch 1, built by the first v10
+     * launch outside graph capture or by gq_gqs_gpu_prepare */
     int2 *pstart;          /* [pw + 1] {row, round} of each warp's first round */
     unsigned long long *ppart; /* [pw] a warp's partial sum: 1 << 32 | its fp32 bits once published, reset
                                   to 0 by the row's owner (value and flag in one word: one round trip) */
     int64_t pw;            /* warps; 0 = v10 not available (the launcher runs v9) */
+    int pready;            /* the split was built (or refused: pw = 0): gq_gemv_v10_setup */
+    int64_t pipe_slots[2][GQ_PIPE_MAXB]; /* v9 resident warps by [dense][B - 1]; 0 = not asked yet,
+                                                -1 = the kernel does not fit */
 };
 
 struct gq_gemv_args {
@@ -76,6 +83,18 @@ struct gq_gemv_args {
     const int2 *pstart;    /* v10: the round split and its fix-up words (gq_gqs_gpu) */
     unsigned long long *ppart;
 };
+
+/* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
+ * their own: W, rpw, pf, the v10 split). */
+static inline gq_gemv_args gq_gemv_args_of(const gq_gqs_gpu *m, const void *x_dev, int B, void *y_dev, int y_fp32) {
+    gq_gemv_args a;
+    memset(&a, 0, sizeof a);
+    a.row_unit = m->row_unit, a.row_order = m->row_order, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
+    a.x = static_cast<const __half *>(x_dev), a.y = y_dev, a.rec = m->rec, a.cnt = m->cnt;
+    a.U = m->U, a.N = m->N, a.K = m->K, a.nb = B, a.y_fp32 = y_fp32 ? 1 : 0;
+    a.tasks = m->tasks, a.row_fix = m->row_fix, a.trec = m->task_rec, a.ntasks = m->ntasks;
+    return a;
+}
 
 #define GQ_ROW_WARPS 4 /* warps (rows) per CTA of the v1 row-split kernels */
 #define GQ_SK_WARPS 8  /* warps (shares) per CTA of the Stream-K kernel */
@@ -411,33 +430,46 @@ __device__ __forceinline__ void gq_prefetch_seg(const gq_gemv_args &a, int64_t l
  * past the segment end read the next row's quads (or the zeroed padding after the arrays, which the
  * upload allocates: gq_gqs_gpu_upload, GQ_GEMV_PAD) with scale|min forced to 0, and their x address
  * stays inside x (a valid column; dense: column 0). Dequantization: gq_quad LEAN. Bit-identical to v3. */
+/* One v7 round for the lane: cp is its first quad's code word, sp / lp its slot's scale|min and column,
+ * j its quad's index in the row and n the row's quads (quad i of the round is j + 32 i). The v7 walk
+ * (gq_qbuf_load7) and the v9/v10 pipeline (gqs_pipe.h) load and dequantize through these two. */
 template <int G, bool DENSE, int UNR>
-__device__ __forceinline__ void gq_qbuf_load7(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
-    constexpr uint32_t QPG = G / 8, SPR = 32 / QPG; /* slots per 32 quads */
-    const uint32_t *cp = g.codes + j0;
-    const uint32_t sl = (g.r0 + j0) / QPG;
-    const uint32_t *sp = g.sm + sl;
-    const uint16_t *lp = g.col + sl;
+__device__ __forceinline__ void gq_round_load(const uint32_t *cp, const uint32_t *sp, const uint16_t *lp, uint32_t j,
+                                              uint32_t n, gq_qbuf<UNR> &b) {
+    constexpr uint32_t SPR = 32 / (G / 8); /* slots per 32 quads */
 #pragma unroll
     for (int i = 0; i < UNR; i++) {
         b.cw[i] = gq_ld_stream_u32(cp + 32 * i);
         const uint32_t smv = gq_ld_stream_u32(sp + SPR * i);
-        b.smw[i] = j0 + 32u * i < g.n ? smv : 0u;
+        b.smw[i] = j + 32u * i < n ? smv : 0u;
         if constexpr (!DENSE) b.colv[i] = gq_ld_stream_u16(lp + SPR * i);
         else b.colv[i] = 0;
     }
+}
+/* kq: the quad's column within its group (the same for every i: 32 i is a multiple of G / 8); kd: dense
+ * only, the column of the row's quad 0 relative to x. */
+template <int G, int B, bool DENSE, int UNR, bool XS = false>
+__device__ __forceinline__ void gq_round_use(const gq_gemv_args &a, int kd, int kq, uint32_t j, uint32_t n,
+                                             const gq_qbuf<UNR> &b, float (&acc)[B], const uint4 *xs = nullptr, int kc = 0) {
+#pragma unroll
+    for (int i = 0; i < UNR; i++) {
+        const uint32_t ji = j + 32u * i;
+        const int k0 = DENSE ? kd + (int)(ji < n ? ji : 0u) * 8 : (int)b.colv[i] * G + kq;
+        gq_quad<B, XS, true>(a, k0, b.cw[i], b.smw[i], acc, xs, kc);
+    }
+}
+template <int G, bool DENSE, int UNR>
+__device__ __forceinline__ void gq_qbuf_load7(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
+    constexpr uint32_t QPG = G / 8;
+    const uint32_t sl = (g.r0 + j0) / QPG;
+    gq_round_load<G, DENSE, UNR>(g.codes + j0, g.sm + sl, g.col + sl, j0, g.n, b);
 }
 template <int G, int B, bool DENSE, int UNR>
 __device__ __forceinline__ void gq_qbuf_use7(const gq_gemv_args &a, const gq_qseg &g, const gq_qbuf<UNR> &b, uint32_t j0,
                                              float (&acc)[B]) {
     constexpr uint32_t QPG = G / 8;
-    const int kq = (int)((g.r0 + j0) % QPG) * 8; /* the same for every i: 32 i is a multiple of QPG */
-#pragma unroll
-    for (int i = 0; i < UNR; i++) {
-        const uint32_t j = j0 + 32u * i;
-        const int k0 = DENSE ? g.kd + (int)(j < g.n ? j : 0u) * 8 : (int)b.colv[i] * G + kq;
-        gq_quad<B, false, true>(a, k0, b.cw[i], b.smw[i], acc);
-    }
+    const int kq = (int)((g.r0 + j0) % QPG) * 8;
+    gq_round_use<G, B, DENSE, UNR>(a, g.kd, kq, j0, g.n, b, acc);
 }
 template <int G, bool DENSE, int UNR, bool V7>
 __device__ __forceinline__ void gq_qbuf_load_v(const gq_qseg &g, gq_qbuf<UNR> &b, uint32_t j0) {
@@ -512,6 +544,28 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<B>::value) gq_gem
 /* The batch template serving nb (next power of two). */
 static inline int gq_batch_tmpl(int nb) { return nb <= 1 ? 1 : nb <= 2 ? 2 : nb <= 4 ? 4 : nb <= 8 ? 8 : 16; }
 
+/* Template dispatch, written once for every launcher: CASE(V, ...) must return for the compile-time
+ * value V; the other arguments are passed through (a runtime flag, or what a nested dispatch needs).
+ * GQ_SWITCH_G: the group sizes that have kernels (any other g falls out of the switch: the caller
+ * reports it); GQ_SWITCH_BATCH: the batch templates, for bt = gq_batch_tmpl(nb). */
+#define GQ_SWITCH_G(g, CASE, ...)                                                                        \
+    switch (g) {                                                                                         \
+    case 8: CASE(8, __VA_ARGS__)                                                                         \
+    case 16: CASE(16, __VA_ARGS__)                                                                       \
+    case 32: CASE(32, __VA_ARGS__)                                                                       \
+    case 64: CASE(64, __VA_ARGS__)                                                                       \
+    case 128: CASE(128, __VA_ARGS__)                                                                     \
+    default: break;                                                                                      \
+    }
+#define GQ_SWITCH_BATCH(bt, CASE, ...)                                                                   \
+    switch (bt) {                                                                                        \
+    case 1: CASE(1, __VA_ARGS__)                                                                         \
+    case 2: CASE(2, __VA_ARGS__)                                                                         \
+    case 4: CASE(4, __VA_ARGS__)                                                                         \
+    case 8: CASE(8, __VA_ARGS__)                                                                         \
+    default: CASE(16, __VA_ARGS__)                                                                       \
+    }
+
 /* Dense W4 launcher (w4_gemv.cu); version: 1, 2 (gqs_flat.h, row split over m's workers), 3 (the quad
  * walk; v5 when a.pf), 6 (gqs_tma.h, bulk copies), 7 (the v7 walk), 8 (gqs_ring.h, cp.async ring) or 9
  * (gqs_pipe.h, pipelined walk);
@@ -526,8 +580,9 @@ gq_status gq_gemv_launch_v9(bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, in
 /* v10 (gqs_pipe.h): the v9 pipeline over equal shares of rounds (the round split); batch 1, GQS only,
  * *launched = 0 otherwise (and when the split was not built: more than 32 rows per warp). */
 gq_status gq_gemv_launch_v10(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t stream, int *launched);
-/* The v10 round split of m (upload; tests): for the warps v10 runs at once, at most cap (> 0) of them;
- * replaces an earlier split. None for dense matrices (equal rows) or > 32 rows per warp (pw = 0). */
+/* The v10 round split of m (gq_gqs_gpu_prepare, the first v10 launch, tests): for the warps v10 runs at
+ * once, at most cap (> 0) of them; replaces an earlier split. Synchronous (a device-to-host copy): never
+ * inside graph capture. None for dense matrices (equal rows) or > 32 rows per warp (pw = 0). */
 gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
 
 #endif

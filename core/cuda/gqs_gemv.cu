@@ -140,35 +140,16 @@ template <int G, int B, bool QUAD> static gq_status launch_sk(gq_gqs_gpu *m, gq_
     return GQ_OK;
 }
 
-#define GQ_FOR_B(CALL_G, G_)                                                                             \
-    switch (bt) {                                                                                        \
-    case 1: return CALL_G(G_, 1);                                                                        \
-    case 2: return CALL_G(G_, 2);                                                                        \
-    case 4: return CALL_G(G_, 4);                                                                        \
-    case 8: return CALL_G(G_, 8);                                                                        \
-    default: return CALL_G(G_, 16);                                                                      \
-    }
-#define GQ_FOR_G(CALL_G)                                                                                 \
-    switch (m->G) {                                                                                      \
-    case 8: GQ_FOR_B(CALL_G, 8)                                                                          \
-    case 16: GQ_FOR_B(CALL_G, 16)                                                                        \
-    case 32: GQ_FOR_B(CALL_G, 32)                                                                        \
-    case 64: GQ_FOR_B(CALL_G, 64)                                                                        \
-    case 128: GQ_FOR_B(CALL_G, 128)                                                                      \
-    default: break;                                                                                      \
-    }
-
+/* CALL_G(G_, B_) for m->G and the batch template bt (gqs_dev.h GQ_SWITCH_G / GQ_SWITCH_BATCH) */
+#define GQ_CALL_GB(B_, G_, CALL_G) return CALL_G(G_, B_);
+#define GQ_FOR_B(G_, CALL_G) GQ_SWITCH_BATCH(bt, GQ_CALL_GB, G_, CALL_G)
+#define GQ_FOR_G(CALL_G) GQ_SWITCH_G(m->G, GQ_FOR_B, CALL_G)
 extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev,
                                      int y_fp32, void *stream) {
     if (B < 1 || B > GQ_GEMV_MAX_BATCH) return gq_errf(GQ_ERR_ARG, "gqs_gemv: batch %d not in 1..%d", B, GQ_GEMV_MAX_BATCH);
     if (((uintptr_t)x_dev & 15) != 0) return gq_errf(GQ_ERR_ARG, "gqs_gemv: x must be 16-byte aligned");
     if (!y_dev) return gq_errf(GQ_ERR_ARG, "gqs_gemv: y is NULL");
-    gq_gemv_args a;
-    memset(&a, 0, sizeof a);
-    a.row_unit = m->row_unit, a.row_order = m->row_order, a.codes = m->codes, a.col = m->col, a.sm = m->sm;
-    a.x = static_cast<const __half *>(x_dev), a.y = y_dev, a.rec = m->rec, a.cnt = m->cnt;
-    a.U = m->U, a.N = m->N, a.K = m->K, a.nb = B, a.y_fp32 = y_fp32 ? 1 : 0;
-    a.tasks = m->tasks, a.row_fix = m->row_fix, a.trec = m->task_rec, a.ntasks = m->ntasks;
+    gq_gemv_args a = gq_gemv_args_of(m, x_dev, B, y_dev, y_fp32);
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     const int bt = gq_batch_tmpl(B);
     switch (kind) {
@@ -215,6 +196,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         break;
     case GQ_GEMV_TASK_V10: { /* v9 where v10 does not apply (batch > 1, no round split) */
         int launched = 0;
+        if (!m->pready) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
         const gq_status s10 = gq_gemv_launch_v10(m, a, st, &launched);
         if (s10 != GQ_OK || launched) return s10;
     }
@@ -316,7 +298,6 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
         CUDA_CHECK_GOTO(ce, fail);
     }
     st = gq_gqs_gpu_set_task_units(m, 0);
-    if (st == GQ_OK) st = gq_gemv_v10_setup(m, 0);
     if (st != GQ_OK) goto fail;
     /* cudaMemset runs on the legacy stream and may still be in flight when it returns; callers launch on
      * their own (possibly non-blocking) streams, which are not ordered after it. */
@@ -386,6 +367,15 @@ extern "C" int gq_gqs_gpu_is_dense(const gq_gqs_gpu *m) { return m->dense; }
 extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 0 ? 0 : k; }
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }
 extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { return gq_gemv_v10_setup(m, w < 0 ? 0 : w); }
+extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
+    if (kind != GQ_GEMV_TASK_V10 || m->pready) return GQ_OK;
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &cs));
+    if (cs != cudaStreamCaptureStatusNone)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the round split is built by a synchronous copy, not inside graph "
+                                   "capture (HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind));
+    return gq_gemv_v10_setup(m, 0);
+}
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 
 /* ---- plain buffers ---------------------------------------------------------------------------------- */

@@ -131,6 +131,11 @@ gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units);
 /* Tests: rebuild the v10 round split for at most w warps (0 = the resident warps, the default), so
  * rows are cut between many warps. */
 gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w);
+/* Build what `kind` needs beyond the upload (GQ_GEMV_TASK_V10: its round split, a synchronous
+ * device-to-host copy); a no-op for other kinds and when done. The first gq_gqs_gpu_gemv of the kind
+ * does it too, but not inside graph capture (an error there): call this first. stream: the one the
+ * capture will use (NULL: the legacy stream). */
+gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

@@ -17,14 +17,9 @@ template <int G, int B> static gq_status launch_dense(gq_gqs_gpu *m, const gq_ge
     return GQ_OK;
 }
 
+#define W4_B(B_, G_) return launch_dense<G_, B_>(m, a, ver, st);
 template <int G> static gq_status launch_dense_g(gq_gqs_gpu *m, const gq_gemv_args &a, int ver, cudaStream_t st) {
-    switch (gq_batch_tmpl(a.nb)) {
-    case 1: return launch_dense<G, 1>(m, a, ver, st);
-    case 2: return launch_dense<G, 2>(m, a, ver, st);
-    case 4: return launch_dense<G, 4>(m, a, ver, st);
-    case 8: return launch_dense<G, 8>(m, a, ver, st);
-    default: return launch_dense<G, 16>(m, a, ver, st);
-    }
+    GQ_SWITCH_BATCH(gq_batch_tmpl(a.nb), W4_B, G)
 }
 
 gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int ver, cudaStream_t st) {
@@ -36,12 +31,7 @@ gq_status gq_w4_gemv_launch(gq_gqs_gpu *m, const gq_gemv_args &a, int G, int ver
         if (s9 != GQ_OK || launched) return s9;
         ver = 7;
     }
-    switch (G) {
-    case 8: return launch_dense_g<8>(m, a, ver, st);
-    case 16: return launch_dense_g<16>(m, a, ver, st);
-    case 32: return launch_dense_g<32>(m, a, ver, st);
-    case 64: return launch_dense_g<64>(m, a, ver, st);
-    case 128: return launch_dense_g<128>(m, a, ver, st);
-    }
+#define W4_G(G_, X_) return launch_dense_g<G_>(m, a, ver, st);
+    GQ_SWITCH_G(G, W4_G, 0)
     return gq_errf(GQ_ERR_ARG, "w4_gemv: unsupported group size %d", G);
 }

@@ -10,12 +10,12 @@
 #   table8   SmolLM2 one-shot / +BQPO / +BQPO+E2E-OQP sweep (configs/smollm2_table8.yaml), trained and
 #            evaluated on the GPU, then the reports into $OUT
 #   gputests the GPU test binaries of this revision (GEMV kernels; GPU forward, decode and calibrate)
-#   benchall kernel table (all four shapes, batch 1 and 16), the decode table (GQ_DECODE_LENGTHS), and with
+#   benchall kernel table (all four shapes, batch 1 and 16; GQ_KERNEL_ONLY: one shape, GQ_KERNEL_TIMEOUT; GQ_SKIP_DECODE=1:
+#            no decode), the decode table (GQ_DECODE_LENGTHS), and with
 #            GQ_BENCHALL_EXTRA=1 the 2:4 baseline and decode with PDL off / the v4 task kernel; each with a
 #            time limit so the call stays under 10 minutes
 #   v5       batch-1 kernel table (quick) and decode with the L2 prefetch on and off
-#   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3, v5, v6, v7)
-#   v9       the v9 study (pipeline depth, x in shared memory): quick batch-1 tables, decode v9 vs v7
+#   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3 .. v10)
 #   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
@@ -78,8 +78,9 @@ gputests)
   done ;;
 benchall)
   s0=$(date +%s)
-  timeout 320 gqsa bench kernel --batches 1,16 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  timeout ${GQ_KERNEL_TIMEOUT:-320} gqsa bench kernel --batches 1,16 ${GQ_KERNEL_ONLY:+--only $GQ_KERNEL_ONLY} --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^targets/,$p' "$O/kernel.log"
+  [ -n "${GQ_SKIP_DECODE:-}" ] && exit 0
   s0=$(date +%s)
   # GQ_DECODE_FLAGS: kernel choices for the decode table (e.g. the next default, measured before it is one)
   timeout 150 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s30,gqs-s40,gqs-s50 --lengths ${GQ_DECODE_LENGTHS:-128,512,1024} ${GQ_DECODE_FLAGS:-} --csv "$O/decode.csv" > "$O/decode.log" 2>&1
@@ -117,24 +118,7 @@ v6)
   timeout 150 gqsa bench kernel --quick --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^versions/,$p' "$O/kernel.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
   for v in ${GQ_DECODE_VERSIONS:-v7 v3}; do
-    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
-    s0=$(date +%s)
-    timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
-    echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
-  done ;;
-v9)
-  # the v9 study: the batch-1 kernel table (quick) at each pipeline depth / x staging of GQ_V9_CONFIGS
-  # ("depth xs" pairs; the first over both shapes, the rest at 8192 only), then decode (GQ_DECODE_VERSIONS)
-  first=1
-  for cfg in ${GQ_V9_CONFIGS:-2:1 3:1 2:0}; do
-    d=${cfg%:*}; x=${cfg#*:}; only=""; [ $first = 1 ] || only="--only 8192"; first=0
-    s0=$(date +%s)
-    GQSA_V9_DEPTH=$d GQSA_V9_XS=$x timeout 150 gqsa bench kernel --quick --batches 1 $only --csv "$O/kernel_d${d}x$x.csv" > "$O/kernel_d${d}x$x.log" 2>&1
-    echo "kernel depth $d xs $x rc=$? ($(( $(date +%s) - s0 )) s)"
-    sed -n '/^versions/,$p' "$O/kernel_d${d}x$x.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
-  done
-  for v in ${GQ_DECODE_VERSIONS:-v9 v10 v7}; do
-    case $v in v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v10) f="--gemv gqs_task_v10 --w4-gemv w4_dense_v9";; esac
+    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v10) f="--gemv gqs_task_v10 --w4-gemv w4_dense_v9";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
     s0=$(date +%s)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
     echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
