@@ -252,7 +252,9 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
                 r.kernel, N, K, B, r.G, sp, rel, GQ_BENCH_CHECK_REL);
         bn.check_failures++;
     } else if (st == GQ_OK) {
-        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, B, yd, 0, bn.st); }, &us);
+        for (int c = 0; c < m.ncp && st == GQ_OK; c++) st = gq_gqs_gpu_prepare(m.cp[c], kind, bn.st); /* not in capture */
+        if (st == GQ_OK)
+            st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, B, yd, 0, bn.st); }, &us);
         if (st == GQ_OK) {
             r.time_us = us;
             r.bytes = (gq_gemv_kind_is_dense(kind) ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N;
