@@ -140,6 +140,15 @@ done:
     return st;
 }
 
+void add_row(Bench &bn, const Row &r);
+/* Bytes moved, achieved GB/s and fraction of the copy bandwidth of a row timed at us, then add it. */
+void add_timed_row(Bench &bn, Row &r, double bytes, double us) {
+    r.time_us = us, r.bytes = bytes;
+    r.gbs = r.bytes / (us * 1e-6) / 1e9;
+    r.frac = r.gbs / bn.dev.copy_gbs;
+    add_row(bn, r);
+}
+
 void add_row(Bench &bn, const Row &r) {
     if (bn.nrows == bn.caprows) {
         bn.caprows = bn.caprows ? 2 * bn.caprows : 64;
@@ -255,13 +264,8 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
         for (int c = 0; c < m.ncp && st == GQ_OK; c++) st = gq_gqs_gpu_prepare(m.cp[c], kind, bn.st); /* not in capture */
         if (st == GQ_OK)
             st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, B, yd, 0, bn.st); }, &us);
-        if (st == GQ_OK) {
-            r.time_us = us;
-            r.bytes = (gq_gemv_kind_is_dense(kind) ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N;
-            r.gbs = r.bytes / (us * 1e-6) / 1e9;
-            r.frac = r.gbs / bn.dev.copy_gbs;
-            add_row(bn, r);
-        }
+        if (st == GQ_OK)
+            add_timed_row(bn, r, (gq_gemv_kind_is_dense(kind) ? m.wbytes_dense : m.wbytes_gqs) + 2.0 * B * K + 2.0 * B * N, us);
     }
     free(xh);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
@@ -325,16 +329,16 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<1>::value) walk_k
     if (acc == GQ_NEVER) out[i] = acc;
 }
 
+/* Bytes a batch-1 GQS GEMV on m must move: weights as stored, x and y. */
+double gqs_bytes_b1(const Mat &m) { return m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; }
+
 void add_ceiling_row(Bench &bn, const char *kernel, const Mat &m, const char *pat, double sp, int copies, double us) {
     Row r;
     memset(&r, 0, sizeof r);
     snprintf(r.kernel, sizeof r.kernel, "%s", kernel);
     snprintf(r.pattern, sizeof r.pattern, "%s", pat);
-    r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = copies, r.time_us = us;
-    r.bytes = m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; /* the GQS row's bytes, so the %copy columns compare */
-    r.gbs = r.bytes / (us * 1e-6) / 1e9;
-    r.frac = r.gbs / bn.dev.copy_gbs;
-    add_row(bn, r);
+    r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = copies;
+    add_timed_row(bn, r, gqs_bytes_b1(m), us); /* the GQS row's bytes, so the %copy columns compare */
 }
 
 /* The ceiling rows for GQS matrix m (batch 1). read_stream reads m's bytes from buffers of its own. */
@@ -363,7 +367,7 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
         if (st == GQ_OK) add_ceiling_row(bn, x ? "walk_loads_x" : "walk_loads", m, pat, sp, m.ncp, us);
     }
     if (stream && st == GQ_OK) {
-        const double bytes = m.wbytes_gqs + 2.0 * K + 2.0 * N;
+        const double bytes = gqs_bytes_b1(m);
         const size_t n16 = (size_t)(bytes / 16);
         const int ncp = copies_for(bn, bytes);
         uint4 **buf = (uint4 **)calloc((size_t)ncp, sizeof *buf);
@@ -426,11 +430,8 @@ gq_status run_fp16(Bench &bn, int N, int K, int B) {
         memset(&r, 0, sizeof r);
         snprintf(r.kernel, sizeof r.kernel, "cublas_fp16");
         snprintf(r.pattern, sizeof r.pattern, "dense");
-        r.N = N, r.K = K, r.B = B, r.G = 0, r.bits = 16, r.copies = ncp, r.time_us = us;
-        r.bytes = wb + 2.0 * B * K + 2.0 * B * N;
-        r.gbs = r.bytes / (us * 1e-6) / 1e9;
-        r.frac = r.gbs / bn.dev.copy_gbs;
-        add_row(bn, r);
+        r.N = N, r.K = K, r.B = B, r.G = 0, r.bits = 16, r.copies = ncp;
+        add_timed_row(bn, r, wb + 2.0 * B * K + 2.0 * B * N, us);
     }
 done:
     for (int i = 0; i < ncp; i++) cudaFree(w[i]);

@@ -28,8 +28,7 @@ gq_status gq_gemv_launch_v9(bool dense, gq_gqs_gpu *m, const gq_gemv_args &a, in
 /* ---- v10 ---------------------------------------------------------------------------------------------- */
 
 gq_status gq_gemv_launch_v10(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st, int *launched) {
-    *launched = 0;
-    if (a.nb != 1 || !m->pw) return GQ_OK;
+    *launched = 0; /* gq_pipe_launch<..., TASK> checks the batch and the split */
 #define V10_CASE(G_, X_) return gq_pipe_launch<G_, 1, false, true>(m, a, st, launched);
     GQ_SWITCH_G(m->G, V10_CASE, 0)
 #undef V10_CASE
