@@ -147,6 +147,54 @@ void gq_rows_by_length(const int32_t *row_unit, int N, int32_t *order) {
     free(start);
 }
 
+int64_t gq_gqs_stream_row_bytes(int G, int dense, int64_t quads) {
+    const int64_t nblk = (quads + 31) / 32;
+    const int64_t b = nblk / 4 * GQ_STREAM_FULL(G, dense) + nblk % 4 * GQ_STREAM_SHORT(G, dense);
+    return (b + 15) & ~(int64_t)15;
+}
+
+gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, uint8_t *out, int64_t *bytes) {
+    const int G = d->G, QPG = G / 8, SPR = GQ_STREAM_SPR(G);
+    const int FULL = GQ_STREAM_FULL(G, dense), SHORT = GQ_STREAM_SHORT(G, dense);
+    int64_t off = 0;
+    for (int r = 0; r < d->N; r++) {
+        const int64_t q0 = 4 * (int64_t)d->row_unit[r], n = 4 * (int64_t)(d->row_unit[r + 1] - d->row_unit[r]);
+        const int64_t nblk = (n + 31) / 32, nf = nblk / 4, rb = gq_gqs_stream_row_bytes(G, dense, n);
+        if (off / 16 > INT32_MAX || nblk > INT32_MAX)
+            return gq_errf(GQ_ERR_ARG, "gqs stream: row %d starts past 32 GB (offsets are int32 16-byte units)", r);
+        GQ_ASSERT(q0 % QPG == 0); /* rows own whole groups */
+        srow[2 * r] = (int32_t)(off / 16), srow[2 * r + 1] = (int32_t)nblk;
+        if (out) {
+            uint8_t *p = out + off;
+            memset(p, 0, (size_t)rb); /* the padding quads: codes, scale|min and column 0 */
+            for (int64_t j = 0; j < n; j++) {
+                uint8_t *round;
+                int64_t cpos, spos, lpos;
+                if (j < 128 * nf) { /* full round j / 128: lane l, its quad i, slot s of the round */
+                    const int64_t pq = j % 128, l = pq % 32, i = pq / 32, s = pq / QPG;
+                    round = p + j / 128 * FULL;
+                    cpos = 16 * l + 4 * i;
+                    spos = 512 + 16 * (s % SPR) + 4 * (s / SPR);
+                    lpos = 512 + 16 * SPR + 8 * (s % SPR) + 2 * (s / SPR);
+                } else {
+                    const int64_t jj = j - 128 * nf, l = jj % 32, s = l / QPG;
+                    round = p + nf * FULL + jj / 32 * SHORT;
+                    cpos = 4 * l, spos = 128 + 4 * s, lpos = 128 + 4 * SPR + 2 * s;
+                }
+                memcpy(round + cpos, d->codes + 4 * (q0 + j), 4);
+                if (j % QPG == 0) { /* the group's first quad carries its slot */
+                    const int64_t slot = (q0 + j) / QPG;
+                    memcpy(round + spos, &d->sm[slot], 4);
+                    if (!dense) memcpy(round + lpos, &d->col[slot], 2);
+                }
+            }
+        }
+        off += rb;
+    }
+    *bytes = off;
+    return GQ_OK;
+}
+
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense) {
     size_t b = (size_t)d->n_units * 16 + (size_t)d->n_slots * 4;
     if (!dense) b += (size_t)d->n_slots * 2 + (size_t)(d->N + 1) * 4;

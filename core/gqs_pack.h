@@ -105,6 +105,32 @@ gq_status gq_gqs_task_emulate(const gq_gqs_dev *d, const gq_gemv_task *tasks, in
  * count overflows int32. start: [2 (min(workers, R) + 1)], caller-allocated (2 (workers + 1) suffice). */
 int64_t gq_gqs_round_split(const int32_t *row_unit, int N, int qpr, int64_t workers, int max_rows, int32_t *start);
 
+/* ---- v11 row stream: the single-stream layout of core/cuda/gqs_stream.h ----------------------------
+ * The same codes, scale|min words and columns as above, re-laid so that a warp walking one row reads one
+ * contiguous stream with three 16-byte-class loads per lane per round instead of v7's twelve 4- and
+ * 2-byte loads from three arrays. A row's quads are padded with empty quads (codes 0, scale|min 0,
+ * column 0) to a multiple of 32 (one "block") and stored as full rounds of 4 blocks, then 0-3 short
+ * rounds of one block; the row's stream is padded to 16 bytes. Lane l of round t holds quads
+ * 128 t + l + 32 i (i = 0..3; short round t': 128 nf + 32 t' + l), v7's assignment, so the kernel is
+ * bit-identical to v7. With QPG = G / 8 quads per group and SPR = 32 / QPG slots per block:
+ *   full round  [32 x 16 B] lane l: the code words of its quads i = 0..3
+ *               [SPR x 16 B] entry e: scale|min of the round's slots e + SPR i, i = 0..3 (lane l reads e = l / QPG)
+ *               [SPR x 8 B]  entry e: their columns (uint16; GQS only)
+ *   short round [32 x 4 B] codes, [SPR x 4 B] scale|min, [SPR x 2 B] columns (GQS only)
+ * Dense matrices (the W4 baseline) store no columns: quad j of a row is column 8 j.
+ * srow [2N]: {offset of the row's stream in 16-byte units, blocks}. Cost: the padding, < 32 quads per
+ * row (PERF.md "v11" gives the measured total). */
+#define GQ_STREAM_SPR(G) (256 / (G))
+#define GQ_STREAM_META(dense) ((dense) ? 4 : 6) /* bytes per slot: scale|min (+ column) */
+#define GQ_STREAM_FULL(G, dense) (512 + 4 * GQ_STREAM_SPR(G) * GQ_STREAM_META(dense))
+#define GQ_STREAM_SHORT(G, dense) (128 + GQ_STREAM_SPR(G) * GQ_STREAM_META(dense))
+/* Bytes of the stream of a row of `quads` quads, padding included. */
+int64_t gq_gqs_stream_row_bytes(int G, int dense, int64_t quads);
+/* Fill srow [2N] and *bytes (the whole stream's size); with out != NULL (*bytes bytes, from a first call
+ * with out = NULL) also write the stream. dense: d must be dense (every group kept in column order);
+ * columns are then left out. GQ_ERR_ARG when an offset overflows the int32 fields. */
+gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, uint8_t *out, int64_t *bytes);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

@@ -108,13 +108,14 @@ static int run_case(const gcase *c, uint64_t seed) {
     assert_int_equal(gq_gemv_dev_alloc(ybytes, &yd), GQ_OK);
     assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
     unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
-    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8 and v9 v3's quad walk
+    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8, v9 and v11 v3's quad walk
      * with the lean dequantization: each must equal its counterpart (an earlier kind) bit for bit */
     int same_as[GQ_GEMV_NKINDS];
     for (int k = 0; k < GQ_GEMV_NKINDS; k++) same_as[k] = -1;
     same_as[GQ_GEMV_ROW_V6] = GQ_GEMV_ROW_V1, same_as[GQ_GEMV_DENSE_W4_V6] = GQ_GEMV_DENSE_W4_V1;
-    same_as[GQ_GEMV_ROW_V7] = same_as[GQ_GEMV_ROW_V8] = same_as[GQ_GEMV_ROW_V9] = GQ_GEMV_ROW_V3;
+    same_as[GQ_GEMV_ROW_V7] = same_as[GQ_GEMV_ROW_V8] = same_as[GQ_GEMV_ROW_V9] = same_as[GQ_GEMV_ROW_V11] = GQ_GEMV_ROW_V3;
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
+    same_as[GQ_GEMV_DENSE_W4_V11] = GQ_GEMV_DENSE_W4_V3;
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
     int bad_total = 0, nkinds = 0;
     for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
@@ -258,18 +259,17 @@ static void test_bad_args(void **st) {
     gq_gqs_free(&g);
 }
 
-/* v10's round split is built by a synchronous copy: a first v10 launch inside graph capture must fail
- * with a status (not break the capture's stream or launch without a split); after gq_gqs_gpu_prepare the
- * captured launch runs and its replay equals the eager result bit for bit (v10 is deterministic). */
-static void test_v10_capture(void **st) {
-    (void)st;
-    if (!have_gpu()) return;
+/* v10's round split and v11's row stream are built by synchronous copies: a first launch of the kind
+ * inside graph capture must fail with a status (not break the capture's stream or launch without its
+ * data); after gq_gqs_gpu_prepare the captured launch runs and its replay equals the eager result bit for
+ * bit (both kinds are deterministic). */
+static void capture_case(gq_gemv_kind kind, double sp, gq_density pat) {
 #ifdef GQSA_CUDA
     gq_gqs g;
     gq_gqs_dev d;
     gq_gqs_gpu *m;
     const int N = 300, K = 1024;
-    assert_int_equal(gq_gqs_random(&g, N, K, 16, 4, 0.5, GQ_DENSITY_UNEVEN, 0, 5), GQ_OK);
+    assert_int_equal(gq_gqs_random(&g, N, K, 16, 4, sp, pat, 0, 5), GQ_OK);
     assert_int_equal(gq_gqs_pack(&g, "capture", &d), GQ_OK);
     assert_int_equal(gq_gqs_gpu_upload(&d, &m), GQ_OK);
     uint16_t *xh = malloc((size_t)K * 2), *y0 = malloc((size_t)N * 2), *y1 = malloc((size_t)N * 2);
@@ -284,19 +284,19 @@ static void test_v10_capture(void **st) {
     assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
     cudaGraph_t graph = NULL;
     assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    const gq_status in_capture = gq_gqs_gpu_gemv(m, GQ_GEMV_TASK_V10, xd, 1, yd, 0, s);
+    const gq_status in_capture = gq_gqs_gpu_gemv(m, kind, xd, 1, yd, 0, s);
     assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
     if (graph) cudaGraphDestroy(graph);
     assert_int_equal(in_capture, GQ_ERR_ARG);
     assert_non_null(strstr(gq_errmsg(), "gq_gqs_gpu_prepare"));
     /* prepared: eager, then captured and replayed into a NaN-filled y */
-    assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_TASK_V10, s), GQ_OK);
-    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_TASK_V10, xd, 1, yd, 0, s), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_prepare(m, kind, s), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_gemv(m, kind, xd, 1, yd, 0, s), GQ_OK);
     assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
     assert_int_equal(gq_gemv_dev_download(y0, yd, (size_t)N * 2), GQ_OK);
     assert_int_equal(gq_gemv_dev_fill(yd, 0xFF, (size_t)N * 2), GQ_OK);
     assert_int_equal(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    const gq_status captured = gq_gqs_gpu_gemv(m, GQ_GEMV_TASK_V10, xd, 1, yd, 0, s);
+    const gq_status captured = gq_gqs_gpu_gemv(m, kind, xd, 1, yd, 0, s);
     assert_int_equal(cudaStreamEndCapture(s, &graph), cudaSuccess);
     assert_int_equal(captured, GQ_OK);
     cudaGraphExec_t ge;
@@ -322,14 +322,23 @@ static void test_v10_capture(void **st) {
     gq_gqs_gpu_free(m);
     gq_gqs_dev_free(&d);
     gq_gqs_free(&g);
+#else
+    (void)kind, (void)sp, (void)pat;
 #endif
+}
+static void test_prepare_capture(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    capture_case(GQ_GEMV_TASK_V10, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_ROW_V11, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_DENSE_W4_V11, 0.0, GQ_DENSITY_ROW);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_configs),
         cmocka_unit_test(test_bad_args),
-        cmocka_unit_test(test_v10_capture),
+        cmocka_unit_test(test_prepare_capture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

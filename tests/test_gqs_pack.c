@@ -518,6 +518,90 @@ static void test_density_patterns(void **st) {
     assert_int_equal(gq_density_parse("bogus"), -1);
 }
 
+/* v11 row stream (gq_gqs_stream_layout): read back exactly as the kernel reads it (core/cuda/gqs_stream.h:
+ * lane l, full rounds then short rounds, its code word, slot entry l / QPG and column), dequantized as
+ * gq_gqs_dev_expand does, the stream must give the same W_hat value for value; every row's stream starts
+ * where the one before ended, 16-byte aligned, and is padded by less than one block; the padding is zero. */
+static void stream_case(int N, int K, int G, double sp, gq_density pat, int dense, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "stream", &d), GQ_OK);
+    if (dense) /* the layout's precondition, checked here rather than assumed */
+        for (int r = 0; r <= N; r++) assert_int_equal(d.row_unit[r], (int64_t)r * (K / 32));
+    int32_t *srow = malloc((size_t)2 * N * sizeof(int32_t));
+    int64_t bytes = -1, bytes2 = -1;
+    assert_int_equal(gq_gqs_stream_layout(&d, dense, srow, NULL, &bytes), GQ_OK);
+    uint8_t *s = malloc((size_t)bytes + 16);
+    memset(s, 0xA5, (size_t)bytes + 16); /* every byte of the stream must be written */
+    assert_int_equal(gq_gqs_stream_layout(&d, dense, srow, s, &bytes2), GQ_OK);
+    assert_int_equal(bytes, bytes2);
+    const int QPG = G / 8, SPR = GQ_STREAM_SPR(G), FULL = GQ_STREAM_FULL(G, dense), SHORT = GQ_STREAM_SHORT(G, dense);
+    float *want = malloc((size_t)N * K * sizeof(float)), *got = calloc((size_t)N * K, sizeof(float));
+    gq_gqs_dev_expand(&d, want);
+    int64_t off = 0, pad_quads = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t n = 4 * (int64_t)(d.row_unit[r + 1] - d.row_unit[r]), nblk = srow[2 * r + 1];
+        assert_int_equal((int64_t)srow[2 * r] * 16, off);
+        assert_int_equal(nblk, (n + 31) / 32);
+        pad_quads += 32 * nblk - n;
+        const uint8_t *p = s + off;
+        for (int lane = 0; lane < 32; lane++) {
+            const int e = lane / QPG, kq = (lane % QPG) * 8;
+            int64_t j = lane; /* the lane's quad index in the row */
+            const uint8_t *q = p;
+            for (int64_t t = 0; t < nblk / 4 + nblk % 4; t++) { /* the rounds: nblk / 4 full, then short */
+                const int full = t < nblk / 4;
+                for (int i = 0; i < (full ? 4 : 1); i++, j += 32) {
+                    uint32_t cw, smw;
+                    uint16_t col = 0;
+                    memcpy(&cw, q + (full ? 16 * lane + 4 * i : 4 * lane), 4);
+                    memcpy(&smw, q + (full ? 512 + 16 * e + 4 * i : 128 + 4 * e), 4);
+                    if (!dense) memcpy(&col, q + (full ? 512 + 16 * SPR + 8 * e + 2 * i : 128 + 4 * SPR + 2 * e), 2);
+                    const int k0 = dense ? (int)(j < n ? 8 * j : 0) : col * G + kq;
+                    const float sc = gq_fp16_to_fp32((uint16_t)(smw & 0xFFFF)), mn = gq_fp16_to_fp32((uint16_t)(smw >> 16));
+                    if (j >= n) { /* padding: empty */
+                        assert_true(cw == 0 && smw == 0 && col == 0);
+                        continue;
+                    }
+                    assert_true(k0 >= 0 && k0 + 8 <= K);
+                    for (int c = 0; c < 8; c++) {
+                        const int qv = (int)(cw >> (4 * ((c >> 1) + 4 * (c & 1)))) & 15;
+                        got[(size_t)r * K + k0 + c] += (float)qv * sc + mn;
+                    }
+                }
+                q += full ? FULL : SHORT;
+            }
+            assert_true(q - p <= gq_gqs_stream_row_bytes(G, dense, n));
+        }
+        off += gq_gqs_stream_row_bytes(G, dense, n);
+        assert_true(off % 16 == 0);
+    }
+    assert_int_equal(off, bytes);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        if (got[i] != want[i]) fail_msg("stream G=%d dense=%d: W[%zu][%zu] = %g, the device format gives %g", G, dense,
+                                        i / K, i % K, got[i], want[i]);
+    /* the cost is the padding: < 32 quads per row, each with its share of scale|min (+ column) */
+    const double meta = (double)GQ_STREAM_META(dense) / QPG;
+    assert_true((double)bytes <= 4.0 * (pad_quads + 4 * (double)d.n_units) + meta * (pad_quads + 4 * (double)d.n_units) + 16.0 * N);
+    free(srow), free(s), free(want), free(got);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_stream_layout(void **state) {
+    (void)state;
+    const int Gs[] = {8, 16, 32, 64, 128};
+    for (int gi = 0; gi < 5; gi++) {
+        stream_case(37, 1024, Gs[gi], 0.5, GQ_DENSITY_UNEVEN, 0, 10 + gi);  /* rows of 0..4+ rounds */
+        stream_case(20, 4096, Gs[gi], 0.3, GQ_DENSITY_LAYER, 0, 20 + gi);
+        stream_case(9, 1536, Gs[gi], 0.0, GQ_DENSITY_ROW, 1, 30 + gi);      /* dense: 1536 / 256 = 6 blocks a row */
+    }
+    stream_case(50, 640, 16, 0.0, GQ_DENSITY_ROW, 1, 40);                  /* dense, K / 8 = 80 quads: padded */
+    stream_case(64, 512, 16, 0.97, GQ_DENSITY_UNEVEN, 0, 41);              /* empty rows */
+    stream_case(3, 16384, 16, 0.1, GQ_DENSITY_ROW, 0, 42);                 /* long rows */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nibble_order),
@@ -531,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_sk_emulation),
         cmocka_unit_test(test_task_list),
         cmocka_unit_test(test_round_split),
+        cmocka_unit_test(test_stream_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

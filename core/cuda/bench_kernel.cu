@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "cuda_check.h"
-#include "gqs_dev.h"
+#include "gqs_stream.h"
 extern "C" {
 #include "../store.h"
 #include "gpu.h"
@@ -279,7 +279,8 @@ gq_status run_gqs(Bench &bn, Mat &m, gq_gemv_kind kind, int B, const char *pat, 
  *                 grid sizes): what any kernel that must touch these bytes can reach at this size;
  *   walk_loads    v7's loads (gq_qbuf_load7: its lanes, rows, rounds and addresses) with the arithmetic
  *                 replaced by an XOR, one round in flight per warp as in v7: the cost of v7's access
- *                 pattern; walk_loads_x adds v7's x gather (one 16-byte x load per quad).
+ *                 pattern; walk_loads_x adds v7's x gather (one 16-byte x load per quad);
+ *   walk_stream   the same for v11's loads over its row stream (gqs_stream.h).
  * The XOR feeds a store that never happens (acc equal to an unlikely constant), so no load is dead. */
 #define GQ_NEVER 0x9E3779B9u
 
@@ -329,6 +330,32 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<1>::value) walk_k
     if (acc == GQ_NEVER) out[i] = acc;
 }
 
+/* walk_stream: v11's loads (gq_stream_full_load / gq_stream_short_load over the row stream, rows in v11's
+ * order) with the arithmetic replaced by an XOR: the cost of v11's access pattern. */
+template <int G>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<1>::value) walk_stream_kernel(const gq_gemv_args a, unsigned *out) {
+    const int lane = threadIdx.x & 31;
+    const int i = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
+    if (i >= a.N) return;
+    const int2 sr = a.srow[a.row_order ? a.row_order[i] : i];
+    const char *p = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
+    uint32_t acc = 0;
+#pragma unroll 1
+    for (int t = 0; t < (sr.y >> 2); t++, p += GQ_STREAM_FULL(G, false)) {
+        uint32_t cw[4], sw[4], cl[4];
+        gq_stream_full_load<G, false>(p, lane, cw, sw, cl);
+#pragma unroll
+        for (int q = 0; q < 4; q++) acc ^= cw[q] ^ sw[q] ^ cl[q];
+    }
+#pragma unroll 1
+    for (int t = 0; t < (sr.y & 3); t++, p += GQ_STREAM_SHORT(G, false)) {
+        uint32_t cw, sw, cl;
+        gq_stream_short_load<G, false>(p, lane, cw, sw, cl);
+        acc ^= cw ^ sw ^ cl;
+    }
+    if (acc == GQ_NEVER) out[i] = acc;
+}
+
 /* Bytes a batch-1 GQS GEMV on m must move: weights as stored, x and y. */
 double gqs_bytes_b1(const Mat &m) { return m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; }
 
@@ -365,6 +392,26 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
             return GQ_OK;
         }, &us);
         if (st == GQ_OK) add_ceiling_row(bn, x ? "walk_loads_x" : "walk_loads", m, pat, sp, m.ncp, us);
+    }
+    for (int c = 0; c < m.ncp && st == GQ_OK; c++) st = gq_gqs_gpu_prepare(m.cp[c], GQ_GEMV_ROW_V11, bn.st);
+    if (st == GQ_OK) {
+        fprintf(stderr, "gqsa bench: v11 row stream %.2f MB, %+.2f%% over the device format's %.2f MB (padding)\n",
+                m.cp[0]->stream_bytes[0] / 1e6, 100.0 * (m.cp[0]->stream_bytes[0] / m.wbytes_gqs - 1), m.wbytes_gqs / 1e6);
+        st = time_graph(bn, [&](int i) -> gq_status {
+            gq_gemv_args a = gq_gemv_args_of(m.cp[i % m.ncp], xd, 1, NULL, 0);
+            a.stream = m.cp[i % m.ncp]->stream[0], a.srow = m.cp[i % m.ncp]->srow[0];
+            const unsigned grid = (unsigned)((N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+#define WS_CASE(G_, X_)                                                                                  \
+    {                                                                                                    \
+        walk_stream_kernel<G_><<<grid, 32 * GQ_ROW_WARPS, 0, bn.st>>>(a, out);                           \
+        break;                                                                                           \
+    }
+            GQ_SWITCH_G(G, WS_CASE, 0)
+#undef WS_CASE
+            CUDA_CHECK_LAUNCH();
+            return GQ_OK;
+        }, &us);
+        if (st == GQ_OK) add_ceiling_row(bn, "walk_stream", m, pat, sp, m.ncp, us);
     }
     if (stream && st == GQ_OK) {
         const double bytes = gqs_bytes_b1(m);
@@ -524,7 +571,7 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
     return best_of(bn, names, n, N, K, B, G, sp, pat);
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
-                                "gqs_row_v9"};
+                                "gqs_row_v9", "gqs_row_v11"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
                               "gqs_task_v10"};
@@ -597,9 +644,11 @@ void print_targets(const Bench &bn) {
         const Row *rs = find_row(bn, "read_stream", 8192, 8192, 1, 16, 0.5, "layer");
         const Row *wl = find_row(bn, "walk_loads", 8192, 8192, 1, 16, 0.5, "layer");
         const Row *wx = find_row(bn, "walk_loads_x", 8192, 8192, 1, 16, 0.5, "layer");
+        const Row *ws = find_row(bn, "walk_stream", 8192, 8192, 1, 16, 0.5, "layer");
         if (rs) printf("  info  ceilings at its bytes: a contiguous read %.2f us (%.1f%% of copy), v7's loads alone %.2f us, "
-                       "with the x gather %.2f us; the best GQS kernel takes %.2fx the contiguous read\n",
-                       rs->time_us, 100 * rs->frac, wl ? wl->time_us : NAN, wx ? wx->time_us : NAN, best->time_us / rs->time_us);
+                       "with the x gather %.2f us, v11's loads alone %.2f us; the best GQS kernel takes %.2fx the contiguous read\n",
+                       rs->time_us, 100 * rs->frac, wl ? wl->time_us : NAN, wx ? wx->time_us : NAN, ws ? ws->time_us : NAN,
+                       best->time_us / rs->time_us);
     }
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
@@ -619,11 +668,12 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s\n", "kernel", "N", "K", "B",
-           "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v3/v1", "v5", "v6", "v7", "v8", "v9");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s\n", "kernel", "N", "K",
+           "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v3/v1", "v5", "v6", "v7", "v8", "v9",
+           "v11");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

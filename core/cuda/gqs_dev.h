@@ -60,6 +60,11 @@ struct gq_gqs_gpu {
     int pready;            /* the split was built (or refused: pw = 0): gq_gemv_v10_setup */
     int64_t pipe_slots[2][GQ_PIPE_MAXB]; /* v9 resident warps by [dense][B - 1]; 0 = not asked yet,
                                                 -1 = the kernel does not fit */
+    /* v11 row streams (gqs_pack.h "v11 row stream", gqs_stream.h) by [dense]: [0] with columns (GQ_GEMV_ROW_V11),
+     * [1] without (GQ_GEMV_DENSE_W4_V11); built by gq_gqs_gpu_prepare or the kind's first launch */
+    uint4 *stream[2];
+    int2 *srow[2];         /* [N] {offset in 16-byte units, blocks of 32 quads} */
+    int64_t stream_bytes[2];
 };
 
 struct gq_gemv_args {
@@ -82,6 +87,8 @@ struct gq_gemv_args {
     int pf;                /* v5: each warp first prefetches its whole segment into L2 (gq_prefetch_seg) */
     const int2 *pstart;    /* v10: the round split and its fix-up words (gq_gqs_gpu) */
     unsigned long long *ppart;
+    const uint4 *stream;   /* v11: the row stream and its row table (gq_gqs_gpu) */
+    const int2 *srow;
 };
 
 /* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
@@ -584,5 +591,9 @@ gq_status gq_gemv_launch_v10(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t 
  * once, at most cap (> 0) of them; replaces an earlier split. Synchronous (a device-to-host copy): never
  * inside graph capture. None for dense matrices (equal rows) or > 32 rows per warp (pw = 0). */
 gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
+/* v11 (gqs_stream.h, gqs_gemv_v11.cu): the row-stream walk, GQS (dense = false) or dense W4; needs
+ * m->stream[dense], built by gq_gemv_v11_setup (synchronous copies: never inside graph capture). */
+gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
+gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
 
 #endif

@@ -140,6 +140,11 @@ template <int G, int B, bool QUAD> static gq_status launch_sk(gq_gqs_gpu *m, gq_
     return GQ_OK;
 }
 
+static gq_status not_dense(const gq_gqs_gpu *m) {
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 (N=%d K=%d G=%d)",
+                   m->N, m->K, m->G);
+}
+
 /* CALL_G(G_, B_) for m->G and the batch template bt (gqs_dev.h GQ_SWITCH_G / GQ_SWITCH_BATCH) */
 #define GQ_CALL_GB(B_, G_, CALL_G) return CALL_G(G_, B_);
 #define GQ_FOR_B(G_, CALL_G) GQ_SWITCH_BATCH(bt, GQ_CALL_GB, G_, CALL_G)
@@ -212,6 +217,9 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW7)
 #undef CALL_ROW7
         break;
+    case GQ_GEMV_ROW_V11:
+        if (!m->stream[0]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
+        return gq_gemv_launch_v11(false, m, a, st);
     case GQ_GEMV_ROW_V6:
     case GQ_GEMV_ROW_V8:
         return gq_gemv_launch_v6v8(kind == GQ_GEMV_ROW_V6 ? 6 : 8, false, m, a, m->G, st);
@@ -223,9 +231,12 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_DENSE_W4_V7:
     case GQ_GEMV_DENSE_W4_V8:
     case GQ_GEMV_DENSE_W4_V9:
-        if (!m->dense)
-            return gq_errf(GQ_ERR_ARG, "gqs_gemv: the dense W4 kernel needs every group kept and K %% 32 == 0 "
-                                       "(N=%d K=%d G=%d)", m->N, m->K, m->G);
+    case GQ_GEMV_DENSE_W4_V11:
+        if (!m->dense) return not_dense(m);
+        if (kind == GQ_GEMV_DENSE_W4_V11) {
+            if (!m->stream[1]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
+            return gq_gemv_launch_v11(true, m, a, st);
+        }
         a.pf = kind == GQ_GEMV_DENSE_W4_V5;
         return gq_w4_gemv_launch(m, a, m->G, dense_version(kind), st);
     }
@@ -248,6 +259,7 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->task_rec);
     cudaFree(m->pstart);
     cudaFree(m->ppart);
+    for (int i = 0; i < 2; i++) cudaFree(m->stream[i]), cudaFree(m->srow[i]);
     free(m);
 }
 
@@ -368,13 +380,16 @@ extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }
 extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { return gq_gemv_v10_setup(m, w < 0 ? 0 : w); }
 extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
-    if (kind != GQ_GEMV_TASK_V10 || m->pready) return GQ_OK;
+    const int v11 = kind == GQ_GEMV_ROW_V11 ? 0 : kind == GQ_GEMV_DENSE_W4_V11 ? 1 : -1; /* m->stream[v11] */
+    if (!(kind == GQ_GEMV_TASK_V10 && !m->pready) && !(v11 >= 0 && !m->stream[v11])) return GQ_OK;
+    if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &cs));
     if (cs != cudaStreamCaptureStatusNone)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the round split is built by a synchronous copy, not inside graph "
-                                   "capture (HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind));
-    return gq_gemv_v10_setup(m, 0);
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the %s is built by synchronous copies, not inside graph capture "
+                                   "(HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind),
+                       v11 >= 0 ? "row stream" : "round split");
+    return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 

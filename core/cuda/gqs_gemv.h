@@ -44,7 +44,8 @@ extern "C" {
  * walk in fewer instructions (gqs_dev.h; the fastest GQS kernel measured and the decode default), _V8 v7
  * through a cp.async ring (gqs_ring.h; the dense W4 decode default), _V9 v7 software-pipelined with x in
  * shared memory (gqs_pipe.h; batch 1-2, v7 above), _V10 v9 over equal shares of rounds (task-centric;
- * batch 1, v9 above). v6, v7, v8 and v9 equal v1, v3, v3 and v3 bit for bit (tests/test_cuda_gemv.c). */
+ * batch 1, v9 above), _V11 v7 reading one contiguous stream per row (gqs_stream.h; the stream is built by
+ * gq_gqs_gpu_prepare). v6, v7, v8, v9 and v11 equal v1, v3, v3, v3 and v3 bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -67,13 +68,15 @@ typedef enum {
     GQ_GEMV_DENSE_W4_V8 = 18,
     GQ_GEMV_ROW_V9 = 19,    /* v7 with each warp's rounds software-pipelined over its rows, x in shared memory (gqs_pipe.h) */
     GQ_GEMV_DENSE_W4_V9 = 20,
-    GQ_GEMV_TASK_V10 = 21   /* task-centric v9: equal shares of rounds, rows cut between warps (gqs_pipe.h) */
+    GQ_GEMV_TASK_V10 = 21,  /* task-centric v9: equal shares of rounds, rows cut between warps (gqs_pipe.h) */
+    GQ_GEMV_ROW_V11 = 22,   /* v7 reading each row from one contiguous stream, re-laid at prepare (gqs_stream.h) */
+    GQ_GEMV_DENSE_W4_V11 = 23
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 22
+#define GQ_GEMV_NKINDS 24
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
-           k == GQ_GEMV_DENSE_W4_V9;
+           k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 /* The largest batch a kind has its own kernel for; above it the kind runs the next older design (v10:
@@ -105,6 +108,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_ROW_V9: return "gqs_row_v9";
     case GQ_GEMV_DENSE_W4_V9: return "w4_dense_v9";
     case GQ_GEMV_TASK_V10: return "gqs_task_v10";
+    case GQ_GEMV_ROW_V11: return "gqs_row_v11";
+    case GQ_GEMV_DENSE_W4_V11: return "w4_dense_v11";
     }
     return "?";
 }
@@ -132,7 +137,8 @@ gq_status gq_gqs_gpu_set_task_units(gq_gqs_gpu *m, int64_t units);
  * rows are cut between many warps. */
 gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w);
 /* Build what `kind` needs beyond the upload (GQ_GEMV_TASK_V10: its round split, a synchronous
- * device-to-host copy); a no-op for other kinds and when done. The first gq_gqs_gpu_gemv of the kind
+ * device-to-host copy; the _V11 kinds: the row stream, a second copy of the weights built on the host
+ * from the device arrays, seconds for a 7B model); a no-op for other kinds and when done. The first gq_gqs_gpu_gemv of the kind
  * does it too, but not inside graph capture (an error there): call this first. stream: the one the
  * capture will use (NULL: the legacy stream). */
 gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream);

@@ -1,0 +1,80 @@
+/* gqs_gemv_v11.cu — the v11 launcher (gqs_stream.h: one contiguous stream per row; GQS and dense W4,
+ * batch 1-16) and the build of its row stream, in their own translation unit (50 instantiations compile in
+ * parallel with gqs_gemv.cu's). Called from gq_gqs_gpu_gemv / gq_gqs_gpu_prepare (gqs_gemv.cu).
+ *
+ * The stream is built on the host by gq_gqs_stream_layout (core/gqs_pack.c, unit-tested on the CPU against
+ * the device format) from the device arrays, copied back for it: a one-time cost at prepare (a 7B model's
+ * GQS weights, ~3.5 GB, cross PCIe twice), paid only by a matrix that runs v11, which then holds its
+ * weights twice on the device (the other kinds keep reading the device format).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gqs_stream.h"
+
+template <int G, int B, bool DENSE> static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
+    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_stream_kernel<G, B, DENSE>, dim3(grid), dim3(32 * GQ_ROW_WARPS), 0, st, a));
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    if (!m->stream[dense]) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v11: the row stream was not built");
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+    const int bt = gq_batch_tmpl(a.nb);
+#define V11_B(B_, G_) return dense ? launch11<G_, B_, true>(m, a, st) : launch11<G_, B_, false>(m, a, st);
+#define V11_G(G_, X_) GQ_SWITCH_BATCH(bt, V11_B, G_)
+    GQ_SWITCH_G(m->G, V11_G, 0)
+#undef V11_G
+#undef V11_B
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv v11: unsupported group size %d", m->G);
+}
+
+gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
+    cudaFree(m->stream[dense]), cudaFree(m->srow[dense]);
+    m->stream[dense] = NULL, m->srow[dense] = NULL, m->stream_bytes[dense] = 0;
+    /* the device format back on the host, as gq_gqs_stream_layout reads it */
+    gq_gqs_dev d;
+    memset(&d, 0, sizeof d);
+    d.N = m->N, d.K = m->K, d.G = m->G, d.bits = 4, d.n_units = m->U, d.n_slots = m->S;
+    const size_t nu = (size_t)m->U, ns = (size_t)m->S;
+    d.row_unit = (int32_t *)malloc((size_t)(m->N + 1) * 4);
+    d.codes = (uint8_t *)malloc(nu * 16 + 16);
+    d.col = (uint16_t *)malloc(ns * 2 + 16);
+    d.sm = (uint32_t *)malloc(ns * 4 + 16);
+    int32_t *srow = (int32_t *)malloc((size_t)(m->N ? m->N : 1) * 8);
+    uint8_t *host = NULL;
+    gq_status s = GQ_OK;
+    cudaError_t ce = cudaSuccess;
+    if (!d.row_unit || !d.codes || !d.col || !d.sm || !srow) s = gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: out of host memory");
+    if (s == GQ_OK) ce = cudaMemcpy(d.row_unit, m->row_unit, (size_t)(m->N + 1) * 4, cudaMemcpyDeviceToHost);
+    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.codes, m->codes, nu * 16, cudaMemcpyDeviceToHost);
+    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.col, m->col, ns * 2, cudaMemcpyDeviceToHost);
+    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.sm, m->sm, ns * 4, cudaMemcpyDeviceToHost);
+    int64_t bytes = 0;
+    if (s == GQ_OK && ce == cudaSuccess) s = gq_gqs_stream_layout(&d, dense, srow, NULL, &bytes);
+    if (s == GQ_OK && ce == cudaSuccess) {
+        host = (uint8_t *)malloc((size_t)bytes + 16);
+        if (!host) s = gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: out of host memory (%lld bytes)", (long long)bytes);
+        else s = gq_gqs_stream_layout(&d, dense, srow, host, &bytes);
+    }
+    uint4 *ds = NULL;
+    int2 *dr = NULL;
+    if (s == GQ_OK && ce == cudaSuccess) {
+        ce = cudaMalloc(&ds, (size_t)bytes + 16);
+        if (ce == cudaSuccess) ce = cudaMalloc(&dr, (size_t)(m->N ? m->N : 1) * sizeof(int2));
+        if (ce == cudaSuccess && bytes) ce = cudaMemcpy(ds, host, (size_t)bytes, cudaMemcpyHostToDevice);
+        if (ce == cudaSuccess && m->N) ce = cudaMemcpy(dr, srow, (size_t)m->N * sizeof(int2), cudaMemcpyHostToDevice);
+        /* a pageable copy may return before its DMA lands; callers launch on streams not ordered after it */
+        if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
+    }
+    if (s == GQ_OK && ce != cudaSuccess) {
+        cudaGetLastError();
+        s = gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: %s", cudaGetErrorString(ce));
+    }
+    if (s == GQ_OK) m->stream[dense] = ds, m->srow[dense] = dr, m->stream_bytes[dense] = bytes;
+    else cudaFree(ds), cudaFree(dr);
+    free(d.row_unit), free(d.codes), free(d.col), free(d.sm), free(srow), free(host);
+    return s;
+}
