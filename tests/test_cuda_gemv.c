@@ -108,14 +108,15 @@ static int run_case(const gcase *c, uint64_t seed) {
     assert_int_equal(gq_gemv_dev_alloc(ybytes, &yd), GQ_OK);
     assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
     unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
-    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8, v9 and v11 v3's quad walk
+    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8, v9, v11 and v12 v3's quad walk
      * with the lean dequantization: each must equal its counterpart (an earlier kind) bit for bit */
     int same_as[GQ_GEMV_NKINDS];
     for (int k = 0; k < GQ_GEMV_NKINDS; k++) same_as[k] = -1;
     same_as[GQ_GEMV_ROW_V6] = GQ_GEMV_ROW_V1, same_as[GQ_GEMV_DENSE_W4_V6] = GQ_GEMV_DENSE_W4_V1;
     same_as[GQ_GEMV_ROW_V7] = same_as[GQ_GEMV_ROW_V8] = same_as[GQ_GEMV_ROW_V9] = same_as[GQ_GEMV_ROW_V11] = GQ_GEMV_ROW_V3;
+    same_as[GQ_GEMV_ROW_V12] = GQ_GEMV_ROW_V3;
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
-    same_as[GQ_GEMV_DENSE_W4_V11] = GQ_GEMV_DENSE_W4_V3;
+    same_as[GQ_GEMV_DENSE_W4_V11] = same_as[GQ_GEMV_DENSE_W4_V12] = GQ_GEMV_DENSE_W4_V3;
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
     int bad_total = 0, nkinds = 0;
     for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
@@ -332,6 +333,7 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_TASK_V10, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_ROW_V11, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_DENSE_W4_V11, 0.0, GQ_DENSITY_ROW);
+    capture_case(GQ_GEMV_ROW_V12, 0.5, GQ_DENSITY_LAYER);
 }
 
 int main(void) {

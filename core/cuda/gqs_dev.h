@@ -61,7 +61,7 @@ struct gq_gqs_gpu {
     int64_t pipe_slots[2][GQ_PIPE_MAXB]; /* v9 resident warps by [dense][B - 1]; 0 = not asked yet,
                                                 -1 = the kernel does not fit */
     /* v11 row streams (gqs_pack.h "v11 row stream", gqs_stream.h) by [dense]: [0] with columns (GQ_GEMV_ROW_V11),
-     * [1] without (GQ_GEMV_DENSE_W4_V11); built by gq_gqs_gpu_prepare or the kind's first launch */
+     * [1] without (GQ_GEMV_DENSE_W4_V11; the _V12 kinds read the same); built by gq_gqs_gpu_prepare or the kind's first launch */
     uint4 *stream[2];
     int2 *srow[2];         /* [N] {offset in 16-byte units, blocks of 32 quads} */
     int64_t stream_bytes[2];
@@ -594,6 +594,8 @@ gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
 /* v11 (gqs_stream.h, gqs_gemv_v11.cu): the row-stream walk, GQS (dense = false) or dense W4; needs
  * m->stream[dense], built by gq_gemv_v11_setup (synchronous copies: never inside graph capture). */
 gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
+/* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
+gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
 
 #endif

@@ -45,7 +45,8 @@ extern "C" {
  * through a cp.async ring (gqs_ring.h; the dense W4 decode default), _V9 v7 software-pipelined with x in
  * shared memory (gqs_pipe.h; batch 1-2, v7 above), _V10 v9 over equal shares of rounds (task-centric;
  * batch 1, v9 above), _V11 v7 reading one contiguous stream per row (gqs_stream.h; the stream is built by
- * gq_gqs_gpu_prepare). v6, v7, v8, v9 and v11 equal v1, v3, v3, v3 and v3 bit for bit (tests/test_cuda_gemv.c). */
+ * gq_gqs_gpu_prepare), _V12 v11 through a per-warp cp.async ring (batch 1, v11 above). v6 equals v1, and
+ * v7, v8, v9, v11 and v12 equal v3, bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -70,19 +71,24 @@ typedef enum {
     GQ_GEMV_DENSE_W4_V9 = 20,
     GQ_GEMV_TASK_V10 = 21,  /* task-centric v9: equal shares of rounds, rows cut between warps (gqs_pipe.h) */
     GQ_GEMV_ROW_V11 = 22,   /* v7 reading each row from one contiguous stream, re-laid at prepare (gqs_stream.h) */
-    GQ_GEMV_DENSE_W4_V11 = 23
+    GQ_GEMV_DENSE_W4_V11 = 23,
+    GQ_GEMV_ROW_V12 = 24,   /* v11 with each warp's row stream in flight through a shared-memory ring (gqs_stream.h) */
+    GQ_GEMV_DENSE_W4_V12 = 25
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 24
+#define GQ_GEMV_NKINDS 26
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
-           k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11;
+           k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
+           k == GQ_GEMV_DENSE_W4_V12;
 }
 /* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
 /* The largest batch a kind has its own kernel for; above it the kind runs the next older design (v10:
  * v9, v9: v7), so the benchmark does not time it there. */
 static inline int gq_gemv_kind_max_batch(gq_gemv_kind k) {
-    return k == GQ_GEMV_TASK_V10 ? 1 : (k == GQ_GEMV_ROW_V9 || k == GQ_GEMV_DENSE_W4_V9) ? 2 : 16;
+    return (k == GQ_GEMV_TASK_V10 || k == GQ_GEMV_ROW_V12 || k == GQ_GEMV_DENSE_W4_V12) ? 1
+           : (k == GQ_GEMV_ROW_V9 || k == GQ_GEMV_DENSE_W4_V9)                          ? 2
+                                                                                         : 16;
 }
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     switch (k) {
@@ -110,6 +116,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_TASK_V10: return "gqs_task_v10";
     case GQ_GEMV_ROW_V11: return "gqs_row_v11";
     case GQ_GEMV_DENSE_W4_V11: return "w4_dense_v11";
+    case GQ_GEMV_ROW_V12: return "gqs_row_v12";
+    case GQ_GEMV_DENSE_W4_V12: return "w4_dense_v12";
     }
     return "?";
 }

@@ -1,5 +1,6 @@
-/* gqs_gemv_v11.cu — the v11 launcher (gqs_stream.h: one contiguous stream per row; GQS and dense W4,
- * batch 1-16) and the build of its row stream, in their own translation unit (50 instantiations compile in
+/* gqs_gemv_v11.cu — the v11 and v12 launchers (gqs_stream.h: one contiguous stream per row, read by
+ * register loads (v11, batch 1-16) or through a per-warp cp.async ring (v12, batch 1); GQS and dense W4)
+ * and the build of its row stream, in their own translation unit (50 instantiations compile in
  * parallel with gqs_gemv.cu's). Called from gq_gqs_gpu_gemv / gq_gqs_gpu_prepare (gqs_gemv.cu).
  *
  * The stream is built on the host by gq_gqs_stream_layout (core/gqs_pack.c, unit-tested on the CPU against
@@ -29,6 +30,25 @@ gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
 #undef V11_G
 #undef V11_B
     return gq_errf(GQ_ERR_ARG, "gqs_gemv v11: unsupported group size %d", m->G);
+}
+
+template <int G, bool DENSE> static gq_status launch12(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
+    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    static_assert(gq_sring<G, DENSE>::SMEM_B <= 48 * 1024, "v12 ring over the default shared-memory limit");
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_sring_kernel<G, DENSE>, dim3(grid), dim3(32 * GQ_ROW_WARPS),
+                         (size_t)gq_sring<G, DENSE>::SMEM_B, st, a));
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
+    if (!m->stream[dense]) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v12: the row stream was not built");
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+#define V12_G(G_, X_) return dense ? launch12<G_, true>(m, a, st) : launch12<G_, false>(m, a, st);
+    GQ_SWITCH_G(m->G, V12_G, 0)
+#undef V12_G
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv v12: unsupported group size %d", m->G);
 }
 
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {

@@ -20,34 +20,61 @@
 #ifndef GQ_CUDA_GQS_STREAM_H
 #define GQ_CUDA_GQS_STREAM_H
 
-#include "gqs_dev.h"
+#include "gqs_ring.h" /* cp.async helpers */
+#include "tma.cuh"       /* gq_smem_addr */
 
 /* One full round (128 quads) of the lane: code words cw, scale|min words sw and columns cl of its quads
- * i = 0..3 (quad l + 32 i of the round). p: the round's first byte. */
-template <int G, bool DENSE>
+ * i = 0..3 (quad l + 32 i of the round). p: the round's first byte, in global memory (streaming loads) or,
+ * SMEM (v12), in shared memory. */
+template <int G, bool DENSE, bool SMEM = false>
 __device__ __forceinline__ void gq_stream_full_load(const char *p, int lane, uint32_t (&cw)[4], uint32_t (&sw)[4],
                                                     uint32_t (&cl)[4]) {
     constexpr int QPG = G / 8, SPR = GQ_STREAM_SPR(G);
     const int e = lane / QPG;
-    const uint4 c = gq_ld_stream_v4(p + 16 * lane);
-    const uint4 s = gq_ld_stream_v4(p + 512 + 16 * e);
+    const uint4 c = SMEM ? *reinterpret_cast<const uint4 *>(p + 16 * lane) : gq_ld_stream_v4(p + 16 * lane);
+    const uint4 s = SMEM ? *reinterpret_cast<const uint4 *>(p + 512 + 16 * e) : gq_ld_stream_v4(p + 512 + 16 * e);
     cw[0] = c.x, cw[1] = c.y, cw[2] = c.z, cw[3] = c.w;
     sw[0] = s.x, sw[1] = s.y, sw[2] = s.z, sw[3] = s.w;
     if constexpr (!DENSE) {
-        const uint2 l = gq_ld_stream_v2(p + 512 + 16 * SPR + 8 * e);
+        const char *pl = p + 512 + 16 * SPR + 8 * e;
+        const uint2 l = SMEM ? *reinterpret_cast<const uint2 *>(pl) : gq_ld_stream_v2(pl);
         cl[0] = l.x & 0xFFFFu, cl[1] = l.x >> 16, cl[2] = l.y & 0xFFFFu, cl[3] = l.y >> 16;
     } else {
         cl[0] = cl[1] = cl[2] = cl[3] = 0;
     }
 }
 /* One short round (32 quads): the lane's quad l. */
-template <int G, bool DENSE>
+template <int G, bool DENSE, bool SMEM = false>
 __device__ __forceinline__ void gq_stream_short_load(const char *p, int lane, uint32_t &cw, uint32_t &sw, uint32_t &cl) {
     constexpr int QPG = G / 8, SPR = GQ_STREAM_SPR(G);
     const int e = lane / QPG;
-    cw = gq_ld_stream_u32(p + 4 * lane);
-    sw = gq_ld_stream_u32(p + 128 + 4 * e);
-    cl = DENSE ? 0u : gq_ld_stream_u16(p + 128 + 4 * SPR + 2 * e);
+    if constexpr (SMEM) {
+        cw = *reinterpret_cast<const uint32_t *>(p + 4 * lane);
+        sw = *reinterpret_cast<const uint32_t *>(p + 128 + 4 * e);
+        cl = DENSE ? 0u : *reinterpret_cast<const uint16_t *>(p + 128 + 4 * SPR + 2 * e);
+    } else {
+        cw = gq_ld_stream_u32(p + 4 * lane);
+        sw = gq_ld_stream_u32(p + 128 + 4 * e);
+        cl = DENSE ? 0u : gq_ld_stream_u16(p + 128 + 4 * SPR + 2 * e);
+    }
+}
+/* The lane's quads of a full round (j: its quad i = 0's index in the row) or of a short one into acc. Dense:
+ * quad j is column 8 j, and the padding quads (j >= n, the row's quads) read column 0 (valid, scale 0). */
+template <int G, int B, bool DENSE>
+__device__ __forceinline__ void gq_stream_full_use(const gq_gemv_args &a, const uint32_t (&cw)[4], const uint32_t (&sw)[4],
+                                                   const uint32_t (&cl)[4], uint32_t j, uint32_t n, int kq, float (&acc)[B]) {
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const uint32_t jq = j + 32u * q;
+        const int k0 = DENSE ? 8 * (int)(jq < n ? jq : 0u) : (int)cl[q] * G + kq;
+        gq_quad<B, false, true>(a, k0, cw[q], sw[q], acc);
+    }
+}
+template <int G, int B, bool DENSE>
+__device__ __forceinline__ void gq_stream_short_use(const gq_gemv_args &a, uint32_t cw, uint32_t sw, uint32_t cl, uint32_t j,
+                                                    uint32_t n, int kq, float (&acc)[B]) {
+    const int k0 = DENSE ? 8 * (int)(j < n ? j : 0u) : (int)cl * G + kq;
+    gq_quad<B, false, true>(a, k0, cw, sw, acc);
 }
 
 /* CTAs per SM the register budget is set for (ptxas -v): at batch 1, 16 (32 registers, 64 warps per SM,
@@ -81,12 +108,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
             gq_pdl_wait();
             gq_pdl_trigger();
         }
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const uint32_t jq = j + 32u * q; /* dense padding quads (jq >= n) read column 0: valid, scale 0 */
-            const int k0 = DENSE ? 8 * (int)(jq < n ? jq : 0u) : (int)cl[q] * G + kq;
-            gq_quad<B, false, true>(a, k0, cw[q], sw[q], acc);
-        }
+        gq_stream_full_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
     }
     for (int t = 0; t < ns; t++, p += SHORT, j += 32) {
         uint32_t cw, sw, cl;
@@ -95,8 +117,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
             gq_pdl_wait();
             gq_pdl_trigger();
         }
-        const int k0 = DENSE ? 8 * (int)(j < n ? j : 0u) : (int)cl * G + kq;
-        gq_quad<B, false, true>(a, k0, cw, sw, acc);
+        gq_stream_short_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
     }
     if (sr.y == 0) { /* an empty row: y is written after the wait too */
         gq_pdl_wait();
@@ -104,6 +125,88 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
     }
     gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
+}
+
+/* ---- v12: v11 with each warp's row stream in flight through a shared-memory ring (cp.async) ------------
+ * Why (PERF.md "v11 measured"): v11's loads alone (walk_stream) take as long as v7's (10.69 vs 10.76 us at
+ * 8192^2 S50 G16 layer) although a contiguous read of the bytes takes 8.54 us: not the loads' shape but
+ * the bytes in flight set the time. A register load holds its registers until the data arrives, so a
+ * warp has one round in flight: 64 warps x 896 bytes = 57 KB per SM, against ~128 KB for the contiguous
+ * read. cp.async holds no registers: here each warp copies its row's stream in chunks of one full round
+ * (the chunk after the full rounds holds all the short rounds: 3 x SHORT < FULL) into its own ring of
+ * GQ_SRING_D slots, D chunks ahead of the one it computes (172 KB of rings per SM at G16, 64 warps), and
+ * reads each round from shared memory with v11's three loads per lane. One copy instruction per 16-byte
+ * piece (two per lane per round at G16) and two __syncwarp per round are the whole cost (v8 spent ~13
+ * instructions per quad on its three-array ring). Lanes, quad order and arithmetic are v11's: results are
+ * bit-identical to v11, v7 and v3. Batch 1 only (the launcher runs v11 above). */
+#define GQ_SRING_D 3
+
+template <int G, bool DENSE> struct gq_sring {
+    static constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
+    static constexpr int WARP_B = GQ_SRING_D * FULL;                /* one warp's ring */
+    static constexpr int SMEM_B = GQ_ROW_WARPS * WARP_B;            /* dynamic shared memory per CTA */
+};
+
+/* 16-byte pieces [0, n16) of a chunk (n16 <= FULL / 16) at src -> the slot at dst (shared address), lanes
+ * striding by 32: a fixed number of predicated copies (a loop bound of n16 became a 4x-unrolled loop with
+ * spills). */
+template <int FULL> __device__ __forceinline__ void gq_sring_copy(uint32_t dst, const char *src, int n16, int lane) {
+    constexpr int NP = (FULL / 16 + 31) / 32;
+#pragma unroll
+    for (int u = 0; u < NP; u++) {
+        const int k = lane + 32 * u;
+        if (k < n16) gq_cp_async16_s(dst + 16 * k, src + 16 * k);
+    }
+}
+
+template <int G, bool DENSE>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(const gq_gemv_args a) {
+    using RG = gq_sring<G, DENSE>;
+    constexpr int D = GQ_SRING_D, FULL = RG::FULL, SHORT = RG::SHORT;
+    extern __shared__ uint4 gq_srs[];
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
+    const int i = blockIdx.x * GQ_ROW_WARPS + wi;
+    if (i >= a.N) return; /* no CTA-wide barrier below */
+    char *ring = reinterpret_cast<char *>(gq_srs) + wi * RG::WARP_B;
+    const uint32_t sring = gq_smem_addr(ring);
+    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
+    const int2 sr = a.srow[r];
+    const char *g = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
+    const int nf = sr.y >> 2, ns = sr.y & 3, nch = nf + (ns > 0);
+    const int n16 = (nf * FULL + ns * SHORT + 15) / 16; /* the row's stream, 16-byte pieces */
+#pragma unroll
+    for (int c = 0; c < D; c++) { /* weights only: before the wait */
+        const int m = n16 - c * (FULL / 16);
+        if (c < nch) gq_sring_copy<FULL>(sring + c * FULL, g + c * FULL, m < FULL / 16 ? m : FULL / 16, lane);
+        gq_cp_async_commit();
+    }
+    gq_pdl_wait();
+    gq_pdl_trigger();
+    const int kq = (lane % (G / 8)) * 8;
+    const uint32_t n = (uint32_t)(a.K / 8);
+    float acc[1] = {0.f};
+    for (int c = 0; c < nch; c++) {
+        gq_cp_async_wait<D - 1>(); /* this lane's pieces of chunk c have landed ... */
+        __syncwarp();              /* ... and every lane's */
+        const char *p = ring + (c % D) * FULL;
+        if (c < nf) {
+            uint32_t cw[4], sw[4], cl[4];
+            gq_stream_full_load<G, DENSE, true>(p, lane, cw, sw, cl);
+            gq_stream_full_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * c), n, kq, acc);
+        } else {
+            for (int t = 0; t < ns; t++) {
+                uint32_t cw, sw, cl;
+                gq_stream_short_load<G, DENSE, true>(p + t * SHORT, lane, cw, sw, cl);
+                gq_stream_short_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * t), n, kq, acc);
+            }
+        }
+        __syncwarp(); /* every lane has read the slot before it is refilled */
+        const int cn = c + D, m = n16 - cn * (FULL / 16);
+        if (cn < nch) gq_sring_copy<FULL>(sring + (c % D) * FULL, g + cn * FULL, m < FULL / 16 ? m : FULL / 16, lane);
+        gq_cp_async_commit(); /* possibly empty: the wait count stays uniform */
+    }
+    gq_warp_sum<1>(acc);
+    gq_store_row<1>(a, r, lane, acc);
 }
 
 #endif

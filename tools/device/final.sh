@@ -118,7 +118,7 @@ v6)
   timeout 150 gqsa bench kernel --quick --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1; echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
   sed -n '/^versions/,$p' "$O/kernel.log" | grep -E "^versions|^kernel|8192 +8192|^targets|PASS|MISS|rows in"
   for v in ${GQ_DECODE_VERSIONS:-v7 v3}; do
-    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v10) f="--gemv gqs_task_v10 --w4-gemv w4_dense_v9";; v11) f="--gemv gqs_row_v11 --w4-gemv w4_dense_v11";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
+    case $v in v5) f="--prefetch on";; v6) f="--gemv gqs_row_v6 --w4-gemv w4_dense_v6";; v7) f="--gemv gqs_row_v7 --w4-gemv w4_dense_v7";; v8) f="--gemv gqs_row_v8 --w4-gemv w4_dense_v8";; v9) f="--gemv gqs_row_v9 --w4-gemv w4_dense_v9";; v10) f="--gemv gqs_task_v10 --w4-gemv w4_dense_v9";; v11) f="--gemv gqs_row_v11 --w4-gemv w4_dense_v11";; v12) f="--gemv gqs_row_v12 --w4-gemv w4_dense_v12";; v3) f="--gemv gqs_row_v3 --w4-gemv w4_dense_v3";; esac
     s0=$(date +%s)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
     echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
