@@ -317,6 +317,16 @@ static void capture_case(gq_gemv_kind kind, double sp, gq_density pat) {
     }
     assert_true(den > 0 && sqrt(num / den) < 5e-3);
     assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V9, s), GQ_OK); /* other kinds: nothing to do */
+    if (kind == GQ_GEMV_TASK_V10) assert_int_equal(gq_gqs_gpu_keep_only(m, kind), GQ_ERR_ARG); /* no row stream */
+    else { /* the row stream alone (device format freed) gives the same y; other kinds are refused */
+        assert_int_equal(gq_gqs_gpu_keep_only(m, kind), GQ_OK);
+        assert_int_equal(gq_gemv_dev_fill(yd, 0xFF, (size_t)N * 2), GQ_OK);
+        assert_int_equal(gq_gqs_gpu_gemv(m, kind, xd, 1, yd, 0, s), GQ_OK);
+        assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+        assert_int_equal(gq_gemv_dev_download(y1, yd, (size_t)N * 2), GQ_OK);
+        assert_memory_equal(y0, y1, (size_t)N * 2);
+        assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW_V7, xd, 1, yd, 0, s), GQ_ERR_ARG);
+    }
     cudaGraphExecDestroy(ge), cudaGraphDestroy(graph), cudaStreamDestroy(s);
     free(xf), free(ref), free(xh), free(y0), free(y1);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);

@@ -596,7 +596,10 @@ extern "C" int gq_dec_gemv_kind(const gq_dec_opts *o) {
      * rounds): 420.7 vs 388.1 with v7 (H200 2026-12-03, 128 tokens; docs/PERF.md "v8"). GQS since v9 (v7's
      * walk pipelined over each warp's rows, bit-identical): 528.2 / 504.5 vs v7 516.7 / 493.5 tok/s at 128 /
      * 1024 tokens in one call (H200 2026-12-03; docs/PERF.md "v9 and v10 measured") */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V8 : GQ_GEMV_ROW_V9;
+    /* Both since v11 (the v7 walk over one contiguous stream per row, bit-identical): GQS S50 557.0 / 527.4
+     * vs v9 529.9 / 504.3 tok/s, dense W4 450.2 / 431.5 vs v8 430.9 / 415.4 at 128 / 1024 tokens (H200
+     * 2026-12-03, one call; docs/PERF.md "v12 measured") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V11 : GQ_GEMV_ROW_V11;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
@@ -607,6 +610,11 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     gq_gqs_gpu_set_pdl(l->q, !o->no_pdl);
     st = gq_gqs_gpu_prepare(l->q, l->kind, NULL); /* before the step graph is captured */
     if (st) return gq_err_prefix(st, "%s: ", what);
+    if (l->kind == GQ_GEMV_ROW_V11 || l->kind == GQ_GEMV_ROW_V12 || l->kind == GQ_GEMV_DENSE_W4_V11 ||
+        l->kind == GQ_GEMV_DENSE_W4_V12) { /* the row stream replaces the device format: weights held once */
+        st = gq_gqs_gpu_keep_only(l->q, l->kind);
+        if (st) return gq_err_prefix(st, "%s: ", what);
+    }
     if (gq_gemv_kind_is_dense(l->kind) && !gq_gqs_gpu_is_dense(l->q))
         return gq_errf(GQ_ERR_ARG, "%s: the dense W4 kernel needs every group kept", what);
     l->bytes = gq_gqs_dev_bytes(dev, gq_gemv_kind_is_dense(l->kind));

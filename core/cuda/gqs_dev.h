@@ -65,6 +65,7 @@ struct gq_gqs_gpu {
     uint4 *stream[2];
     int2 *srow[2];         /* [N] {offset in 16-byte units, blocks of 32 quads} */
     int64_t stream_bytes[2];
+    int only_kind;         /* >= 0: the device format was freed, only this v11/v12 kind runs (gq_gqs_gpu_keep_only) */
 };
 
 struct gq_gemv_args {

@@ -154,6 +154,9 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     if (B < 1 || B > GQ_GEMV_MAX_BATCH) return gq_errf(GQ_ERR_ARG, "gqs_gemv: batch %d not in 1..%d", B, GQ_GEMV_MAX_BATCH);
     if (((uintptr_t)x_dev & 15) != 0) return gq_errf(GQ_ERR_ARG, "gqs_gemv: x must be 16-byte aligned");
     if (!y_dev) return gq_errf(GQ_ERR_ARG, "gqs_gemv: y is NULL");
+    if (m->only_kind >= 0 && (int)kind != m->only_kind)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv: this matrix keeps only %s's row stream (gq_gqs_gpu_keep_only), not %s",
+                       gq_gemv_kind_name((gq_gemv_kind)m->only_kind), gq_gemv_kind_name(kind));
     gq_gemv_args a = gq_gemv_args_of(m, x_dev, B, y_dev, y_fp32);
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     const int bt = gq_batch_tmpl(B);
@@ -275,7 +278,7 @@ extern "C" gq_status gq_gqs_gpu_upload(const gq_gqs_dev *d, gq_gqs_gpu **out) {
     gq_gqs_gpu *m = static_cast<gq_gqs_gpu *>(calloc(1, sizeof *m));
     if (!m) return gq_errf(GQ_ERR_NOMEM, "gqs_gpu_upload: out of host memory");
     gq_status st = GQ_OK;
-    m->N = d->N, m->K = d->K, m->G = d->G, m->U = d->n_units, m->S = d->n_slots, m->sm_count = nsm;
+    m->N = d->N, m->K = d->K, m->G = d->G, m->U = d->n_units, m->S = d->n_slots, m->sm_count = nsm, m->only_kind = -1;
     m->max_workers = (int64_t)nsm * 8 * GQ_SK_WARPS;
     /* dense: every row holds all K/G groups in column order (so col can be ignored) */
     m->dense = d->K % 32 == 0 && d->n_units == (int64_t)d->N * (d->K / 32);
@@ -396,6 +399,15 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
+extern "C" gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) {
+    const int v = (kind == GQ_GEMV_ROW_V11 || kind == GQ_GEMV_ROW_V12) ? 0 : (kind == GQ_GEMV_DENSE_W4_V11 || kind == GQ_GEMV_DENSE_W4_V12) ? 1 : -1;
+    if (v < 0 || !m->stream[v])
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv keep_only: %s is not a prepared row-stream kind", gq_gemv_kind_name(kind));
+    CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the arrays */
+    cudaFree(m->codes), cudaFree(m->col), cudaFree(m->sm);
+    m->codes = NULL, m->col = NULL, m->sm = NULL, m->only_kind = (int)kind;
+    return GQ_OK;
+}
 
 /* ---- plain buffers ---------------------------------------------------------------------------------- */
 

@@ -150,6 +150,10 @@ gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w);
  * does it too, but not inside graph capture (an error there): call this first. stream: the one the
  * capture will use (NULL: the legacy stream). */
 gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream);
+/* Keep only what `kind` (a prepared _V11 or _V12 kind) reads: frees the device-format codes, columns and
+ * scale|min words, so a v11 matrix does not hold its weights twice (the decode engine calls it); any other
+ * kind on m is then GQ_ERR_ARG. GQ_ERR_ARG for another kind or an unprepared one. */
+gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the
