@@ -199,7 +199,16 @@ __device__ __forceinline__ uint32_t gq_andor(uint32_t a, uint32_t b, uint32_t c)
  * second giving 1024 + 16 q), pairs 2 and 3 the same from cw >> 8 (5 integer ops per quad); the 16 q
  * pairs are unbiased by h * (1/16) - 64 (exact: a power-of-two scaling and an exact subtraction) instead of
  * h - 1024, so every dequantized weight, and so every result, is bit-identical to v3's. */
-template <int B, bool XS = false, bool LEAN = false>
+/* A coherent 16-byte load (ld.global, L1-cached): ordered after griddepcontrol.wait, unlike __ldg. */
+__device__ __forceinline__ uint4 gq_ld_coherent_v4(const void *p) {
+    uint4 r;
+    asm("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p) : "memory");
+    return r;
+}
+
+/* XC: x with coherent loads (gq_ld_coherent_v4) instead of __ldg: for kernels whose x loads ptxas would
+ * otherwise schedule above gq_pdl_wait() (v11/v12, gqs_stream.h). */
+template <int B, bool XS = false, bool LEAN = false, bool XC = false>
 __device__ __forceinline__ void gq_quad(const gq_gemv_args &a, int k0, uint32_t cw, uint32_t smw, float (&acc)[B],
                                         const uint4 *xs = nullptr, int kc = 0) {
     const __half2 k1024 = gq_u32_as_h2(0x64006400u);
@@ -225,6 +234,7 @@ __device__ __forceinline__ void gq_quad(const gq_gemv_args &a, int k0, uint32_t 
         if (B == 1 || b < a.nb) {
             uint4 xv;
             if constexpr (XS) xv = xs[b * kc + gq_xswz(k0 >> 3)];
+            else if constexpr (XC) xv = gq_ld_coherent_v4(a.x + (size_t)b * a.K + k0);
             else xv = __ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)b * a.K + k0));
             __half2 p = __hmul2(w[0], gq_u32_as_h2(xv.x));
             p = __hfma2(w[1], gq_u32_as_h2(xv.y), p);

@@ -14,8 +14,10 @@
  * (scale|min 0), so no load needs a bound and no lane reads another row.
  * Lane l visits the row's quads l + 32 i in v7's order and dequantizes with gq_quad LEAN, so every result
  * is bit-identical to v7 and v3 (an empty quad adds exactly +0; tests/test_cuda_gemv.c checks).
- * Must not: read x before gq_pdl_wait() (weights and the row table may be read before it), allocate or
- * synchronise.
+ * Must not: read x before gq_pdl_wait() (weights and the row table may be read before it), nor read x
+ * with ld.global.nc (__ldg): x is what the previous kernel writes, and ptxas moved the first v11 kernel's
+ * nc x loads above the wait (SASS: LDG.E.128.CONSTANT before ACQBULK; the decode test's W4 logits came out
+ * wrong). x is read with coherent loads (gq_quad XC). Nor allocate or synchronise.
  */
 #ifndef GQ_CUDA_GQS_STREAM_H
 #define GQ_CUDA_GQS_STREAM_H
@@ -67,14 +69,14 @@ __device__ __forceinline__ void gq_stream_full_use(const gq_gemv_args &a, const 
     for (int q = 0; q < 4; q++) {
         const uint32_t jq = j + 32u * q;
         const int k0 = DENSE ? 8 * (int)(jq < n ? jq : 0u) : (int)cl[q] * G + kq;
-        gq_quad<B, false, true>(a, k0, cw[q], sw[q], acc);
+        gq_quad<B, false, true, true>(a, k0, cw[q], sw[q], acc);
     }
 }
 template <int G, int B, bool DENSE>
 __device__ __forceinline__ void gq_stream_short_use(const gq_gemv_args &a, uint32_t cw, uint32_t sw, uint32_t cl, uint32_t j,
                                                     uint32_t n, int kq, float (&acc)[B]) {
     const int k0 = DENSE ? 8 * (int)(j < n ? j : 0u) : (int)cl * G + kq;
-    gq_quad<B, false, true>(a, k0, cw, sw, acc);
+    gq_quad<B, false, true, true>(a, k0, cw, sw, acc);
 }
 
 /* CTAs per SM the register budget is set for (ptxas -v): at batch 1, 16 (32 registers, 64 warps per SM,
@@ -104,7 +106,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
     for (int t = 0; t < nf; t++, p += FULL, j += 128) {
         uint32_t cw[4], sw[4], cl[4];
         gq_stream_full_load<G, DENSE>(p, lane, cw, sw, cl);
-        if (t == 0) { /* the first round's loads are in flight before the wait */
+        if (t == 0) { /* the first round's weight loads are in flight before the wait */
             gq_pdl_wait();
             gq_pdl_trigger();
         }
