@@ -44,7 +44,7 @@ static const char *USAGE =
     "                   kernels and the fp16 GEMV with it (default off: measured slower; core/cuda/prefetch.cuh)\n"
     "  --pdl on|off     programmatic dependent launch between the step's kernels (default on: each kernel's\n"
     "                   start and first weight loads overlap the kernel before it; core/cuda/pdl.cuh)\n"
-    "  --w4-gemv K      dense W4 kernel: w4_dense_v11 (default), w4_dense_v12, w4_dense_v8, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5,\n"
+    "  --w4-gemv K      dense W4 kernel: w4_dense_v8 (default), w4_dense_v11, w4_dense_v12, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5,\n"
     "                   w4_dense_v6, w4_dense_v1 or w4_dense (v2)\n"
     "  --lengths LIST   output lengths (default 128,256,512,1024)\n"
     "  --prompt TEXT    prompt for a real model (default \"Once upon a time\"); random models use 8\n"
@@ -150,7 +150,7 @@ int cmd_bench_decode(int argc, char **argv) {
             for (int k = 0; k < GQ_GEMV_NKINDS; k++)
                 if (gq_gemv_kind_is_dense((gq_gemv_kind)k) && !strcmp(v, gq_gemv_kind_name((gq_gemv_kind)k))) w4_kind = k;
             if (w4_kind < 0)
-                return cli_usage_error("bench decode", "--w4-gemv: expected w4_dense_v11, w4_dense_v12, w4_dense_v8, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5, w4_dense_v6, w4_dense_v1 or w4_dense, got '%s'", v);
+                return cli_usage_error("bench decode", "--w4-gemv: expected w4_dense_v8, w4_dense_v11, w4_dense_v12, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5, w4_dense_v6, w4_dense_v1 or w4_dense, got '%s'", v);
             continue;
         }
         if ((r = cli_flag(argc, argv, &i, "--pdl", &v))) {

@@ -596,10 +596,11 @@ extern "C" int gq_dec_gemv_kind(const gq_dec_opts *o) {
      * rounds): 420.7 vs 388.1 with v7 (H200 2026-12-03, 128 tokens; docs/PERF.md "v8"). GQS since v9 (v7's
      * walk pipelined over each warp's rows, bit-identical): 528.2 / 504.5 vs v7 516.7 / 493.5 tok/s at 128 /
      * 1024 tokens in one call (H200 2026-12-03; docs/PERF.md "v9 and v10 measured") */
-    /* Both since v11 (the v7 walk over one contiguous stream per row, bit-identical): GQS S50 557.0 / 527.4
-     * vs v9 529.9 / 504.3 tok/s, dense W4 450.2 / 431.5 vs v8 430.9 / 415.4 at 128 / 1024 tokens (H200
-     * 2026-12-03, one call; docs/PERF.md "v12 measured") */
-    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V11 : GQ_GEMV_ROW_V11;
+    /* GQS since v11 (the v7 walk over one contiguous stream per row, bit-identical), x read with coherent
+     * loads (PDL): S50 545.1 / 519.4 tok/s at 128 / 1024 tokens against v9's 529.9 / 504.3 in an earlier call
+     * the same day (fp16 240.8 and 240.1 in the two calls). Dense W4 stays v8: w4_dense_v11 with coherent x
+     * gave 425.8 / 410.9 against v8's 430.9 / 415.4 (H200 2026-12-03; docs/PERF.md "v12 measured") */
+    return o->format == GQ_DEC_W4 ? GQ_GEMV_DENSE_W4_V8 : GQ_GEMV_ROW_V11;
 }
 static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o, const char *what) {
     l->N = dev->N;
