@@ -611,8 +611,7 @@ static gq_status lin_from_dev(gqd_lin *l, gq_gqs_dev *dev, const gq_dec_opts *o,
     gq_gqs_gpu_set_pdl(l->q, !o->no_pdl);
     st = gq_gqs_gpu_prepare(l->q, l->kind, NULL); /* before the step graph is captured */
     if (st) return gq_err_prefix(st, "%s: ", what);
-    if (l->kind == GQ_GEMV_ROW_V11 || l->kind == GQ_GEMV_ROW_V12 || l->kind == GQ_GEMV_DENSE_W4_V11 ||
-        l->kind == GQ_GEMV_DENSE_W4_V12) { /* the row stream replaces the device format: weights held once */
+    if (gq_gemv_kind_stream(l->kind) >= 0) { /* the row stream replaces the device format: weights held once */
         st = gq_gqs_gpu_keep_only(l->q, l->kind);
         if (st) return gq_err_prefix(st, "%s: ", what);
     }

@@ -220,10 +220,15 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         GQ_FOR_G(CALL_ROW7)
 #undef CALL_ROW7
         break;
-    case GQ_GEMV_ROW_V11:
+    case GQ_GEMV_ROW_V11: /* the row-stream kinds, GQS and dense W4 */
     case GQ_GEMV_ROW_V12:
-        if (!m->stream[0]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
-        return kind == GQ_GEMV_ROW_V12 ? gq_gemv_launch_v12(false, m, a, st) : gq_gemv_launch_v11(false, m, a, st);
+    case GQ_GEMV_DENSE_W4_V11:
+    case GQ_GEMV_DENSE_W4_V12: {
+        const bool dense = gq_gemv_kind_stream(kind) == 1;
+        if (!m->stream[dense]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
+        const bool ring = kind == GQ_GEMV_ROW_V12 || kind == GQ_GEMV_DENSE_W4_V12;
+        return ring ? gq_gemv_launch_v12(dense, m, a, st) : gq_gemv_launch_v11(dense, m, a, st);
+    }
     case GQ_GEMV_ROW_V6:
     case GQ_GEMV_ROW_V8:
         return gq_gemv_launch_v6v8(kind == GQ_GEMV_ROW_V6 ? 6 : 8, false, m, a, m->G, st);
@@ -235,13 +240,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_DENSE_W4_V7:
     case GQ_GEMV_DENSE_W4_V8:
     case GQ_GEMV_DENSE_W4_V9:
-    case GQ_GEMV_DENSE_W4_V11:
-    case GQ_GEMV_DENSE_W4_V12:
         if (!m->dense) return not_dense(m);
-        if (kind == GQ_GEMV_DENSE_W4_V11 || kind == GQ_GEMV_DENSE_W4_V12) {
-            if (!m->stream[1]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
-            return kind == GQ_GEMV_DENSE_W4_V12 ? gq_gemv_launch_v12(true, m, a, st) : gq_gemv_launch_v11(true, m, a, st);
-        }
         a.pf = kind == GQ_GEMV_DENSE_W4_V5;
         return gq_w4_gemv_launch(m, a, m->G, dense_version(kind), st);
     }
@@ -385,10 +384,9 @@ extern "C" void gq_gqs_gpu_set_sk_ctas(gq_gqs_gpu *m, int k) { m->sk_ctas = k < 
 extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_flat_workers = w < 0 ? 0 : w; }
 extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { return gq_gemv_v10_setup(m, w < 0 ? 0 : w); }
 extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
-    const int v11 = (kind == GQ_GEMV_ROW_V11 || kind == GQ_GEMV_ROW_V12)             ? 0 /* m->stream[v11] */
-                    : (kind == GQ_GEMV_DENSE_W4_V11 || kind == GQ_GEMV_DENSE_W4_V12) ? 1
-                                                                                    : -1;
-    if (!(kind == GQ_GEMV_TASK_V10 && !m->pready) && !(v11 >= 0 && !m->stream[v11])) return GQ_OK;
+    const int v11 = gq_gemv_kind_stream(kind); /* m->stream[v11] */
+    const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]);
+    if (!needed) return GQ_OK;
     if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &cs));
@@ -400,7 +398,7 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 extern "C" gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) {
-    const int v = (kind == GQ_GEMV_ROW_V11 || kind == GQ_GEMV_ROW_V12) ? 0 : (kind == GQ_GEMV_DENSE_W4_V11 || kind == GQ_GEMV_DENSE_W4_V12) ? 1 : -1;
+    const int v = gq_gemv_kind_stream(kind);
     if (v < 0 || !m->stream[v])
         return gq_errf(GQ_ERR_ARG, "gqs_gemv keep_only: %s is not a prepared row-stream kind", gq_gemv_kind_name(kind));
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the arrays */

@@ -82,7 +82,11 @@ static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
            k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
            k == GQ_GEMV_DENSE_W4_V12;
 }
-/* The kernel's name in tables, CSV and the CLI (`gqsa bench decode --gemv`). */
+/* The row stream a kind reads (gq_gqs_gpu's stream[]: 0 with columns, 1 dense), -1 for the kinds that read
+ * the device format. */
+static inline int gq_gemv_kind_stream(gq_gemv_kind k) {
+    return (k == GQ_GEMV_ROW_V11 || k == GQ_GEMV_ROW_V12) ? 0 : (k == GQ_GEMV_DENSE_W4_V11 || k == GQ_GEMV_DENSE_W4_V12) ? 1 : -1;
+}
 /* The largest batch a kind has its own kernel for; above it the kind runs the next older design (v10:
  * v9, v9: v7), so the benchmark does not time it there. */
 static inline int gq_gemv_kind_max_batch(gq_gemv_kind k) {

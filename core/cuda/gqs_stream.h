@@ -176,10 +176,13 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
     const char *g = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
     const int nf = sr.y >> 2, ns = sr.y & 3, nch = nf + (ns > 0);
     const int n16 = (nf * FULL + ns * SHORT + 15) / 16; /* the row's stream, 16-byte pieces */
+    const auto pieces = [&](int c) { /* of chunk c: FULL / 16, less for the last */
+        const int m = n16 - c * (FULL / 16);
+        return m < FULL / 16 ? m : FULL / 16;
+    };
 #pragma unroll
     for (int c = 0; c < D; c++) { /* weights only: before the wait */
-        const int m = n16 - c * (FULL / 16);
-        if (c < nch) gq_sring_copy<FULL>(sring + c * FULL, g + c * FULL, m < FULL / 16 ? m : FULL / 16, lane);
+        if (c < nch) gq_sring_copy<FULL>(sring + c * FULL, g + c * FULL, pieces(c), lane);
         gq_cp_async_commit();
     }
     gq_pdl_wait();
@@ -203,8 +206,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
             }
         }
         __syncwarp(); /* every lane has read the slot before it is refilled */
-        const int cn = c + D, m = n16 - cn * (FULL / 16);
-        if (cn < nch) gq_sring_copy<FULL>(sring + (c % D) * FULL, g + cn * FULL, m < FULL / 16 ? m : FULL / 16, lane);
+        const int cn = c + D;
+        if (cn < nch) gq_sring_copy<FULL>(sring + (c % D) * FULL, g + cn * FULL, pieces(cn), lane);
         gq_cp_async_commit(); /* possibly empty: the wait count stays uniform */
     }
     gq_warp_sum<1>(acc);
