@@ -195,6 +195,50 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
     return GQ_OK;
 }
 
+gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int64_t W, int mode, int32_t *wstart,
+                              int32_t *rfix, int64_t *W_out) {
+    const int64_t FULL = GQ_STREAM_FULL(G, dense), SHORT = GQ_STREAM_SHORT(G, dense);
+    int64_t tokens = 0, total = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t nb = srow[2 * r + 1], nr = nb / 4 + nb % 4;
+        tokens += nr ? nr : 1;
+        total = 16 * (int64_t)srow[2 * r] + ((nb / 4 * FULL + nb % 4 * SHORT + 15) & ~(int64_t)15);
+    }
+    if (total > INT32_MAX) return gq_errf(GQ_ERR_ARG, "gqs stream split: %lld bytes, over the int32 offsets", (long long)total);
+    const int64_t cap = mode ? tokens : N;
+    if (W > cap) W = cap;
+    if (W < 1) W = 1;
+    *W_out = W;
+    int64_t w = 0; /* the next warp to place */
+    for (int r = 0; r < N && w < W; r++) {
+        const int64_t nb = srow[2 * r + 1], nf = nb / 4, nr = nf + nb % 4, base = 16 * (int64_t)srow[2 * r];
+        for (int64_t t = 0; t < (nr ? nr : 1) && w < W; t++) {
+            const int64_t o = base + (t < nf ? t * FULL : nf * FULL + (t - nf) * SHORT);
+            while (w < W && (mode ? o >= w * total / W : (t == 0 && r >= w * N / W))) {
+                int32_t *e = wstart + 4 * w++;
+                e[0] = r, e[1] = (int32_t)t, e[2] = (int32_t)o, e[3] = 0;
+            }
+        }
+    }
+    for (; w <= W; w++) { /* past the last token: empty ranges, then the end */
+        int32_t *e = wstart + 4 * w;
+        e[0] = N, e[1] = 0, e[2] = (int32_t)total, e[3] = 0;
+    }
+    for (int r = 0; r < N; r++) rfix[2 * r] = -1, rfix[2 * r + 1] = 1;
+    for (int64_t v = 0; v < W; v++) { /* a non-empty range starting inside a row adds a part to it */
+        const int32_t *s = wstart + 4 * v, *e = s + 4;
+        if (s[1] == 0 || (s[0] == e[0] && s[1] == e[1])) continue;
+        int32_t *f = rfix + 2 * s[0];
+        if (f[0] < 0) { /* the row's first part: the last warp whose range starts at or before its round 0 */
+            int64_t a = v - 1;
+            while (wstart[4 * a] == s[0] && wstart[4 * a + 1] > 0) a--;
+            f[0] = (int32_t)a;
+        }
+        f[1]++;
+    }
+    return GQ_OK;
+}
+
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense) {
     size_t b = (size_t)d->n_units * 16 + (size_t)d->n_slots * 4;
     if (!dense) b += (size_t)d->n_slots * 2 + (size_t)(d->N + 1) * 4;

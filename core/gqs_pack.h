@@ -131,6 +131,22 @@ int64_t gq_gqs_stream_row_bytes(int G, int dense, int64_t quads);
  * columns are then left out. GQ_ERR_ARG when an offset overflows the int32 fields. */
 gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, uint8_t *out, int64_t *bytes);
 
+/* ---- v13 split of a row stream: each warp one contiguous range of it (core/cuda/gqs_stream.h) --------
+ * Tokens, in stream order: every round of every row (row r: nblk / 4 full rounds, then nblk % 4 short
+ * ones), and one token of 0 bytes for an empty row (so that it is written, as 0). Warp w owns tokens
+ * [start_w, start_{w+1}), and copies the stream bytes between their first bytes through its ring.
+ *   mode 1 (task-centric): start_w is the first token whose first byte is >= floor(w * total / W): equal
+ *          bytes per warp, rows cut between warps wherever a share ends;
+ *   mode 0 (row split):    start_w is round 0 of row floor(w * N / W): whole rows, equal counts.
+ * wstart [4 (W + 1)]: {row, round, first byte, 0} of start_w; entry W is {N, 0, total bytes, 0}.
+ * A row cut between warps is finished by the last of its parts to arrive: its first part (from round 0)
+ * publishes into record 2 w + 1 of its warp w, every later part (a warp whose start lies inside the row)
+ * into record 2 w; the last arriver sums them in warp order. rfix [2 N]: {first warp, parts} of a cut
+ * row, {-1, 1} of a whole one. W is clamped to the number of tokens (mode 1) or rows (mode 0), at least
+ * 1; *W_out gets it. GQ_ERR_ARG when the stream passes 2 GB (byte offsets are int32). */
+gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int64_t W, int mode, int32_t *wstart,
+                              int32_t *rfix, int64_t *W_out);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

@@ -56,6 +56,7 @@ typedef struct {
     int exact, y_fp32, sk_ctas;
     int64_t max_workers; /* v2 worker cap (0 = none): long shares, rows cut many times, rpw > 1 */
     int64_t task_units;  /* v4 units per task (0 = default): 1 cuts every row into single units */
+    int v13_ring, v13_ctas; /* v13 ring bytes per warp and CTAs per SM (0 = defaults) */
 } gcase;
 
 static int run_case(const gcase *c, uint64_t seed) {
@@ -71,6 +72,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     if (c->task_units && gq_gqs_gpu_set_task_units(m, c->task_units) != GQ_OK) fail_msg("task units: %s", gq_errmsg());
     /* v10: the same caps as v2's workers (few warps: rows cut into long chains of parts) */
     if (c->max_workers && gq_gqs_gpu_set_v10_workers(m, c->max_workers) != GQ_OK) fail_msg("v10 workers: %s", gq_errmsg());
+    if ((c->v13_ring || c->v13_ctas) && gq_gqs_gpu_set_v13(m, c->v13_ring, c->v13_ctas) != GQ_OK) fail_msg("v13: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -108,13 +110,13 @@ static int run_case(const gcase *c, uint64_t seed) {
     assert_int_equal(gq_gemv_dev_alloc(ybytes, &yd), GQ_OK);
     assert_int_equal(gq_gemv_dev_upload(xd, xh, (size_t)B * K * 2), GQ_OK);
     unsigned char *y1 = malloc(ybytes), *y2 = malloc(ybytes);
-    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8, v9, v11 and v12 v3's quad walk
+    /* v6 runs v1's unit decoder over the same units per lane in the same order, v7, v8, v9, v11, v12, v13 (row) v3's quad walk
      * with the lean dequantization: each must equal its counterpart (an earlier kind) bit for bit */
     int same_as[GQ_GEMV_NKINDS];
     for (int k = 0; k < GQ_GEMV_NKINDS; k++) same_as[k] = -1;
     same_as[GQ_GEMV_ROW_V6] = GQ_GEMV_ROW_V1, same_as[GQ_GEMV_DENSE_W4_V6] = GQ_GEMV_DENSE_W4_V1;
     same_as[GQ_GEMV_ROW_V7] = same_as[GQ_GEMV_ROW_V8] = same_as[GQ_GEMV_ROW_V9] = same_as[GQ_GEMV_ROW_V11] = GQ_GEMV_ROW_V3;
-    same_as[GQ_GEMV_ROW_V12] = GQ_GEMV_ROW_V3;
+    same_as[GQ_GEMV_ROW_V12] = same_as[GQ_GEMV_ROW_V13] = GQ_GEMV_ROW_V3; /* v13's row split cuts no row */
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
     same_as[GQ_GEMV_DENSE_W4_V11] = same_as[GQ_GEMV_DENSE_W4_V12] = GQ_GEMV_DENSE_W4_V3;
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
@@ -216,24 +218,52 @@ static void test_random_configs(void **st) {
     }
     /* edge cases: one row; all groups pruned; very uneven large; batch 16 at 4096 x 4096 */
     const gcase edge[] = {
-        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0},
-        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0},
-        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0},
+        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0, 0, 0},
+        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0, 0, 0},
         /* v2: the benchmark's shapes at batch 1 (x in shared memory), and past the shared-memory limit
          * (B=4 at K=8192: x from global memory), and few workers over many rows */
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0},
-        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0},
-        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0, 0, 0},
+        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0, 0, 0}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0, 0, 0},
+        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0, 0, 0}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
         /* v10 at batch 1: few warps over long uneven rows (chains of parts), one row over 7 warps */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0},
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0, 0, 0}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0, 0, 0},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
         /* v4: uneven rows cut into single-unit tasks (thousands of arrivals per row), and batch 16 */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3},
-        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1, 0, 0}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3, 0, 0},
+        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
     printf("%d configurations, %d failures\n", n, fails);
     assert_true(n >= 50);
+    assert_int_equal(fails, 0);
+}
+
+/* v13 at batch 1 (its only batch): every ring size, few and many warps (a cap of 1 warp walks the whole
+ * stream through one ring, wrapping it thousands of times; the full grid cuts small rows into many parts),
+ * every G, empty rows, dense W4. */
+static void test_v13_configs(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int rings[] = {4096, 8192, 16384}, Gs[] = {8, 16, 32, 64, 128};
+    const int64_t caps[] = {0, 1, 5, 37, 0};
+    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
+    int fails = 0, n = 0;
+    for (int ri = 0; ri < 3; ri++)
+        for (int i = 0; i < 10; i++, n++) {
+            gcase c;
+            memset(&c, 0, sizeof c);
+            c.G = Gs[i % 5], c.B = 1, c.pat = pats[i % 3];
+            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5; /* 0.97: empty rows */
+            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW;            /* dense: the W4 kinds run */
+            c.N = i < 5 ? 1 + 97 * i : 2048;
+            c.K = i % 2 ? 4096 : 1024 + 128 * i;
+            c.exact = i % 2, c.y_fp32 = (i / 2) % 2;
+            c.max_workers = caps[i % 5];
+            c.v13_ring = rings[ri], c.v13_ctas = i == 9 ? 1 : 0;
+            fails += run_case(&c, 7000 + 31 * (uint64_t)ri + (uint64_t)i);
+        }
+    printf("v13: %d configurations, %d failures\n", n, fails);
     assert_int_equal(fails, 0);
 }
 
@@ -344,11 +374,14 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_ROW_V11, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_DENSE_W4_V11, 0.0, GQ_DENSITY_ROW);
     capture_case(GQ_GEMV_ROW_V12, 0.5, GQ_DENSITY_LAYER);
+    capture_case(GQ_GEMV_TASK_V13, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_DENSE_W4_V13, 0.0, GQ_DENSITY_ROW);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_configs),
+        cmocka_unit_test(test_v13_configs),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_prepare_capture),
     };

@@ -602,6 +602,123 @@ static void test_stream_layout(void **state) {
     stream_case(3, 16384, 16, 0.1, GQ_DENSITY_ROW, 0, 42);                 /* long rows */
 }
 
+/* The v13 split (gq_gqs_stream_split), checked the way the kernel uses it: the warps' ranges partition the
+ * tokens in order; mode 0 cuts no row and mode 1 gives each warp its byte share to within one round; and
+ * the fix-up protocol, run with the warps arriving in a random order and a random value per token (the
+ * kernel's partial sums), writes every row once with the sum of its tokens, the last arriver finding
+ * every part from rfix and wstart alone, as the kernel does. */
+static void split_case(int N, int K, int G, double sp, gq_density pat, int dense, int64_t W, int mode, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "split", &d), GQ_OK);
+    int32_t *srow = malloc((size_t)2 * N * sizeof(int32_t));
+    int64_t bytes = 0, Wg = 0;
+    assert_int_equal(gq_gqs_stream_layout(&d, dense, srow, NULL, &bytes), GQ_OK);
+    int32_t *ws = malloc((size_t)4 * (W + 1) * sizeof(int32_t)), *rfix = malloc((size_t)2 * N * sizeof(int32_t));
+    assert_int_equal(gq_gqs_stream_split(srow, N, G, dense, W, mode, ws, rfix, &Wg), GQ_OK);
+    assert_true(Wg >= 1 && Wg <= W);
+    const int64_t FULL = GQ_STREAM_FULL(G, dense), SHORT = GQ_STREAM_SHORT(G, dense);
+    /* tokens in order, each with its first byte and a random value */
+    int64_t nt = 0;
+    for (int r = 0; r < N; r++) nt += srow[2 * r + 1] ? srow[2 * r + 1] / 4 + srow[2 * r + 1] % 4 : 1;
+    int32_t *trow = malloc((size_t)nt * 4), *tround = malloc((size_t)nt * 4);
+    int64_t *tbyte = malloc((size_t)nt * 8);
+    double *tval = malloc((size_t)nt * 8), *want = calloc((size_t)N, 8), *got = calloc((size_t)N, 8);
+    int *writes = calloc((size_t)N, sizeof(int)), *cnt = calloc((size_t)N, sizeof(int));
+    double *rec = calloc((size_t)2 * Wg, 8);
+    gq_rng rng;
+    gq_rng_seed(&rng, seed * 7 + 1);
+    int64_t k = 0;
+    for (int r = 0; r < N; r++) {
+        const int64_t nb = srow[2 * r + 1], nf = nb / 4, nr = nf + nb % 4;
+        for (int64_t t = 0; t < (nr ? nr : 1); t++, k++) {
+            trow[k] = r, tround[k] = (int32_t)t;
+            tbyte[k] = 16 * (int64_t)srow[2 * r] + (t < nf ? t * FULL : nf * FULL + (t - nf) * SHORT);
+            tval[k] = nr ? gq_rng_normal(&rng) : 0.0;
+            want[r] += tval[k];
+        }
+    }
+    assert_int_equal(ws[4 * Wg], N);
+    assert_int_equal(ws[4 * Wg + 2], bytes);
+    /* each warp's range [token index of start_w, of start_{w+1}) */
+    int64_t *t0 = malloc((size_t)(Wg + 1) * 8);
+    for (int64_t w = 0; w <= Wg; w++) {
+        int64_t i = 0;
+        while (i < nt && (trow[i] < ws[4 * w] || (trow[i] == ws[4 * w] && tround[i] < ws[4 * w + 1]))) i++;
+        t0[w] = i;
+        if (i < nt) assert_int_equal(tbyte[i], ws[4 * w + 2]); /* the first byte matches the token */
+        if (w) assert_true(t0[w] >= t0[w - 1]);
+    }
+    assert_int_equal(t0[0], 0);
+    assert_int_equal(t0[Wg], nt);
+    for (int64_t w = 0; w < Wg; w++) {
+        if (mode == 0) assert_int_equal(ws[4 * w + 1], 0); /* row split: whole rows */
+        else {
+            const int64_t share = ws[4 * (w + 1) + 2] - ws[4 * w + 2];
+            assert_true(share <= bytes / Wg + FULL + 16); /* within one round (and a row's padding) of equal */
+        }
+    }
+    /* the warps in a random order, each walking its range as the kernel does */
+    int64_t *order = malloc((size_t)Wg * 8);
+    for (int64_t w = 0; w < Wg; w++) order[w] = w;
+    for (int64_t w = Wg - 1; w > 0; w--) {
+        const int64_t j = (int64_t)gq_rng_below(&rng, (uint64_t)w + 1), tmp = order[w];
+        order[w] = order[j], order[j] = tmp;
+    }
+    for (int64_t oi = 0; oi < Wg; oi++) {
+        const int64_t w = order[oi];
+        for (int64_t i = t0[w]; i < t0[w + 1];) {
+            const int r = trow[i];
+            const int64_t ts = tround[i];
+            double acc = 0;
+            while (i < t0[w + 1] && trow[i] == r) acc += tval[i++];
+            const int64_t nb = srow[2 * r + 1], nr = nb / 4 + nb % 4;
+            const int64_t te = i < nt && trow[i] == r ? tround[i] : (nr ? nr : 1);
+            if (ts == 0 && te == (nr ? nr : 1)) { /* whole */
+                assert_int_equal(rfix[2 * r], -1);
+                got[r] = acc, writes[r]++;
+                continue;
+            }
+            assert_true(mode == 1 && rfix[2 * r] >= 0 && rfix[2 * r + 1] >= 2);
+            rec[ts == 0 ? 2 * w + 1 : 2 * w] = acc;
+            if (++cnt[r] < rfix[2 * r + 1]) continue;
+            assert_int_equal(cnt[r], rfix[2 * r + 1]);
+            const int64_t f0 = rfix[2 * r];
+            double sum = rec[2 * f0 + 1];
+            int parts = 1;
+            for (int64_t j = f0 + 1; j < Wg && ws[4 * j] == r && ws[4 * j + 1] > 0; j++)
+                if (ws[4 * j] != ws[4 * (j + 1)] || ws[4 * j + 1] != ws[4 * (j + 1) + 1]) sum += rec[2 * j], parts++;
+            assert_int_equal(parts, rfix[2 * r + 1]);
+            got[r] = sum, writes[r]++;
+        }
+    }
+    int ncut = 0;
+    for (int r = 0; r < N; r++) {
+        assert_int_equal(writes[r], 1);
+        assert_true(fabs(got[r] - want[r]) <= 1e-9 * (1 + fabs(want[r])));
+        ncut += rfix[2 * r] >= 0;
+    }
+    if (mode == 1 && Wg >= 4 * N) assert_true(ncut > 0); /* the case exercises the fix-up */
+    free(order), free(t0), free(rec), free(cnt), free(writes), free(got), free(want), free(tval), free(tbyte);
+    free(tround), free(trow), free(rfix), free(ws), free(srow);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_stream_split(void **state) {
+    (void)state;
+    const int64_t Ws[] = {1, 2, 7, 33, 128, 1000, 100000};
+    for (int wi = 0; wi < 7; wi++)
+        for (int mode = 0; mode < 2; mode++) {
+            split_case(37, 1024, 16, 0.5, GQ_DENSITY_UNEVEN, 0, Ws[wi], mode, 50 + wi);
+            split_case(64, 512, 16, 0.97, GQ_DENSITY_UNEVEN, 0, Ws[wi], mode, 60 + wi); /* empty rows */
+            split_case(20, 4096, 8, 0.3, GQ_DENSITY_LAYER, 0, Ws[wi], mode, 70 + wi);
+            split_case(9, 1536, 128, 0.0, GQ_DENSITY_ROW, 1, Ws[wi], mode, 80 + wi);   /* dense */
+            split_case(3, 16384, 64, 0.1, GQ_DENSITY_ROW, 0, Ws[wi], mode, 90 + wi);   /* long rows, many parts */
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nibble_order),
@@ -616,6 +733,7 @@ int main(void) {
         cmocka_unit_test(test_task_list),
         cmocka_unit_test(test_round_split),
         cmocka_unit_test(test_stream_layout),
+        cmocka_unit_test(test_stream_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -440,6 +440,42 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
     return st;
 }
 
+/* ---- v13 study: its ring size and CTAs per SM on one matrix ---------------------------------------------
+ * gqs_task_v13 (batch 1) at each (ring bytes per warp, CTAs per SM) on m, checked and timed as every row,
+ * named task_v13_r<KB>k_c<CTAs>; the kind's own row (the defaults) is timed in the family sweep. */
+gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
+    const int cfg[][2] = {{4096, 0}, {4096, 6}, {8192, 0}, {8192, 4}, {16384, 0}, {16384, 2}};
+    void *xd = NULL, *yd = NULL;
+    uint16_t *xh = NULL;
+    gq_status st = upload_x(1, m.g.K, 18, &xd, &xh);
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m.g.N * 2, &yd);
+    for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
+        for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
+            st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);
+            if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_TASK_V13, bn.st);
+        }
+        double rel = 0, us = 0;
+        if (st == GQ_OK) st = check_kernel(bn, m, GQ_GEMV_TASK_V13, 1, xd, xh, yd, &rel);
+        if (st != GQ_OK) break;
+        Row r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.kernel, sizeof r.kernel, "task_v13_r%dk_c%d", cfg[c][0] / 1024, m.cp[0]->v13[1].ctas);
+        snprintf(r.pattern, sizeof r.pattern, "%s", pat);
+        r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
+        if (!(rel <= GQ_BENCH_CHECK_REL)) {
+            fprintf(stderr, "gqsa bench: CHECK FAILED %s: rel err %.3g; not timed\n", r.kernel, rel);
+            bn.check_failures++;
+            continue;
+        }
+        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_TASK_V13, xd, 1, yd, 0, bn.st); }, &us);
+        if (st == GQ_OK) add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
+    }
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v13(m.cp[i], 0, 0);
+    free(xh);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    return st;
+}
+
 /* ---- cuBLAS FP16 -------------------------------------------------------------------------------------- */
 
 __global__ void fill_half_kernel(__half *p, size_t n, uint32_t seed) {
@@ -536,6 +572,8 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_family(bn, m, false, Bs[i], gq_density_name((gq_density)p), sp));
             }
             if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_ceilings(bn, m, gq_density_name((gq_density)p), sp, p == GQ_DENSITY_LAYER));
+            if (fabs(sp - 0.5) < 1e-9 && p != GQ_DENSITY_ROW && s.N == 8192)
+                GQ_TRY(run_v13_study(bn, m, gq_density_name((gq_density)p), sp));
             mat_free(m);
         }
     }
@@ -571,10 +609,10 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
     return best_of(bn, names, n, N, K, B, G, sp, pat);
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
-                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12"};
+                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
-                              "gqs_task_v10"};
+                              "gqs_task_v10", "gqs_task_v13"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
@@ -662,18 +700,23 @@ void print_targets(const Bench &bn) {
                " %.2fx vs the plain row split (gqs_row_v1, rows in order)\n",
                rr->time_us / r.time_us >= 1.2 ? "PASS" : "MISS", r.N, r.K, r.B, 100 * r.sparsity, r.G, r.kernel,
                rr->time_us / r.time_us, rr->kernel, plain ? plain->time_us / r.time_us : NAN);
+        const Row *t13 = find_row(bn, "gqs_task_v13", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        const Row *r13 = find_row(bn, "gqs_row_v13", r.N, r.K, r.B, r.G, r.sparsity, "uneven");
+        if (t13 && r13)
+            printf("  info  ... the split alone (one kernel, v13): equal bytes %.2f us vs whole rows in equal counts %.2f us: %.2fx\n",
+                   t13->time_us, r13->time_us, r13->time_us / t13->time_us);
     }
 }
 
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s\n", "kernel",
-           "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v3/v1", "v5", "v6",
-           "v7", "v8", "v9", "v11", "v12");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
+           "kernel", "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13",
+           "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

@@ -66,6 +66,17 @@ struct gq_gqs_gpu {
     int2 *srow[2];         /* [N] {offset in 16-byte units, blocks of 32 quads} */
     int64_t stream_bytes[2];
     int only_kind;         /* >= 0: the device format was freed, only this v11/v12 kind runs (gq_gqs_gpu_keep_only) */
+    /* v13 splits of the row streams (gqs_pack.h "v13 split", gqs_stream.h) by gq_v13_split_index: built by
+     * gq_gqs_gpu_prepare for the ring size and CTAs per SM they record */
+    struct gq_v13_split {
+        int4 *wstart;      /* [W + 1] */
+        int2 *sfix;        /* [N] */
+        float *rec;        /* [2 W] records of cut rows' parts */
+        int *cnt;          /* [N] arrival counters, zero between launches */
+        int64_t W;
+        int ring, ctas;    /* bytes of each warp's ring, CTAs per SM */
+    } v13[3];
+    int v13_ring, v13_ctas; /* requested (gq_gqs_gpu_set_v13): 0 = the defaults */
 };
 
 struct gq_gemv_args {
@@ -90,6 +101,8 @@ struct gq_gemv_args {
     unsigned long long *ppart;
     const uint4 *stream;   /* v11: the row stream and its row table (gq_gqs_gpu) */
     const int2 *srow;
+    const int4 *wstart;    /* v13: each warp's first token {row, round, byte, 0} ([W + 1]) and the cut rows' {first warp, parts} */
+    const int2 *sfix;
 };
 
 /* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
@@ -608,5 +621,12 @@ gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
 /* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
 gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
+/* v13 (gqs_stream.h): the split index of a kind (0 gqs_row_v13, 1 gqs_task_v13, 2 w4_dense_v13; -1 other
+ * kinds), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;
+ * v11 above). */
+int gq_v13_split_index(int kind);
+gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);
+void gq_gemv_v13_free(gq_gqs_gpu *m);
+gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 
 #endif

@@ -229,6 +229,13 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         const bool ring = kind == GQ_GEMV_ROW_V12 || kind == GQ_GEMV_DENSE_W4_V12;
         return ring ? gq_gemv_launch_v12(dense, m, a, st) : gq_gemv_launch_v11(dense, m, a, st);
     }
+    case GQ_GEMV_TASK_V13:
+    case GQ_GEMV_ROW_V13:
+    case GQ_GEMV_DENSE_W4_V13: {
+        const int idx = gq_v13_split_index(kind);
+        if (!m->v13[idx].wstart) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
+        return gq_gemv_launch_v13(idx, m, a, st);
+    }
     case GQ_GEMV_ROW_V6:
     case GQ_GEMV_ROW_V8:
         return gq_gemv_launch_v6v8(kind == GQ_GEMV_ROW_V6 ? 6 : 8, false, m, a, m->G, st);
@@ -264,6 +271,7 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->pstart);
     cudaFree(m->ppart);
     for (int i = 0; i < 2; i++) cudaFree(m->stream[i]), cudaFree(m->srow[i]);
+    gq_gemv_v13_free(m);
     free(m);
 }
 
@@ -385,7 +393,9 @@ extern "C" void gq_gqs_gpu_set_max_workers(gq_gqs_gpu *m, int64_t w) { m->max_fl
 extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { return gq_gemv_v10_setup(m, w < 0 ? 0 : w); }
 extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
     const int v11 = gq_gemv_kind_stream(kind); /* m->stream[v11] */
-    const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]);
+    const int v13 = gq_v13_split_index(kind);   /* m->v13[v13] */
+    const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]) ||
+                        (v13 >= 0 && !m->v13[v13].wstart);
     if (!needed) return GQ_OK;
     if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -393,13 +403,22 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     if (cs != cudaStreamCaptureStatusNone)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the %s is built by synchronous copies, not inside graph capture "
                                    "(HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind),
-                       v11 >= 0 ? "row stream" : "round split");
+                       v13 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
+    if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
+}
+extern "C" gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm) {
+    if (ring_bytes != 0 && ring_bytes != 4096 && ring_bytes != 8192 && ring_bytes != 16384)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: ring of %d bytes (expected 4096, 8192 or 16384)", ring_bytes);
+    CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the splits */
+    gq_gemv_v13_free(m);
+    m->v13_ring = ring_bytes, m->v13_ctas = ctas_per_sm < 0 ? 0 : ctas_per_sm;
+    return GQ_OK;
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 extern "C" gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) {
-    const int v = gq_gemv_kind_stream(kind);
-    if (v < 0 || !m->stream[v])
+    const int v = gq_gemv_kind_stream(kind), v13 = gq_v13_split_index(kind);
+    if (v < 0 || !m->stream[v] || (v13 >= 0 && !m->v13[v13].wstart))
         return gq_errf(GQ_ERR_ARG, "gqs_gemv keep_only: %s is not a prepared row-stream kind", gq_gemv_kind_name(kind));
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the arrays */
     cudaFree(m->codes), cudaFree(m->col), cudaFree(m->sm);

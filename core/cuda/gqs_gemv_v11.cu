@@ -98,3 +98,113 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
     free(d.row_unit), free(d.codes), free(d.col), free(d.sm), free(srow), free(host);
     return s;
 }
+
+/* ---- v13: the split of the stream over a persistent grid, and its launcher ------------------------------ */
+
+/* The default ring per warp and the ring sizes there are kernels for. */
+#define GQ_V13_RING_DEFAULT 8192
+
+int gq_v13_split_index(int kind) {
+    return kind == GQ_GEMV_ROW_V13 ? 0 : kind == GQ_GEMV_TASK_V13 ? 1 : kind == GQ_GEMV_DENSE_W4_V13 ? 2 : -1;
+}
+
+/* The kernel of (G, dense, ring) as a plain function pointer, for the occupancy query and the attribute. */
+template <int G, bool DENSE> static const void *v13_fn(int ring) {
+    switch (ring) {
+    case 4096: return (const void *)gq_gemv_skring_kernel<G, DENSE, 4096>;
+    case 8192: return (const void *)gq_gemv_skring_kernel<G, DENSE, 8192>;
+    case 16384: return (const void *)gq_gemv_skring_kernel<G, DENSE, 16384>;
+    }
+    return NULL;
+}
+static const void *v13_kernel(int G, bool dense, int ring) {
+#define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring) : v13_fn<G_, false>(ring);
+    GQ_SWITCH_G(G, V13_FN, 0)
+#undef V13_FN
+    return NULL;
+}
+
+void gq_gemv_v13_free(gq_gqs_gpu *m) {
+    for (int i = 0; i < 3; i++) {
+        gq_gqs_gpu::gq_v13_split &s = m->v13[i];
+        cudaFree(s.wstart), cudaFree(s.sfix), cudaFree(s.rec), cudaFree(s.cnt);
+        memset(&s, 0, sizeof s);
+    }
+}
+
+gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
+    const bool dense = idx == 2;
+    if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
+    const int ring = m->v13_ring ? m->v13_ring : GQ_V13_RING_DEFAULT;
+    const void *fn = v13_kernel(m->G, dense, ring);
+    if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: no kernel for G %d, ring %d bytes", m->G, ring);
+    const size_t smem = (size_t)GQ_ROW_WARPS * ring;
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int occ = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * GQ_ROW_WARPS, smem));
+    if (occ < 1) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: a CTA with a %d-byte ring per warp does not fit an SM", ring);
+    const int ctas = m->v13_ctas > 0 && m->v13_ctas < occ ? m->v13_ctas : occ;
+    int64_t W = (int64_t)m->sm_count * ctas * GQ_ROW_WARPS;
+    if (m->max_flat_workers > 0 && W > m->max_flat_workers) W = m->max_flat_workers; /* tests: long ranges */
+    const int N = m->N;
+    int32_t *srow = (int32_t *)malloc((size_t)(N ? N : 1) * 8), *ws = (int32_t *)malloc((size_t)(W + 1) * 16);
+    int32_t *fix = (int32_t *)malloc((size_t)(N ? N : 1) * 8);
+    gq_status st = (!srow || !ws || !fix) ? gq_errf(GQ_ERR_NOMEM, "gqs_gemv v13: out of host memory") : GQ_OK;
+    cudaError_t ce = cudaSuccess;
+    if (st == GQ_OK && N) ce = cudaMemcpy(srow, m->srow[dense], (size_t)N * 8, cudaMemcpyDeviceToHost);
+    int64_t Wg = 0;
+    if (st == GQ_OK && ce == cudaSuccess) st = gq_gqs_stream_split(srow, N, m->G, dense, W, idx != 0, ws, fix, &Wg);
+    gq_gqs_gpu::gq_v13_split s;
+    memset(&s, 0, sizeof s);
+    if (st == GQ_OK && ce == cudaSuccess) {
+        ce = cudaMalloc(&s.wstart, (size_t)(Wg + 1) * 16);
+        if (ce == cudaSuccess) ce = cudaMalloc(&s.sfix, (size_t)(N ? N : 1) * 8);
+        if (ce == cudaSuccess) ce = cudaMalloc(&s.rec, (size_t)(2 * Wg) * 4);
+        if (ce == cudaSuccess) ce = cudaMalloc(&s.cnt, (size_t)(N ? N : 1) * 4);
+        if (ce == cudaSuccess) ce = cudaMemcpy(s.wstart, ws, (size_t)(Wg + 1) * 16, cudaMemcpyHostToDevice);
+        if (ce == cudaSuccess && N) ce = cudaMemcpy(s.sfix, fix, (size_t)N * 8, cudaMemcpyHostToDevice);
+        if (ce == cudaSuccess) ce = cudaMemset(s.cnt, 0, (size_t)(N ? N : 1) * 4);
+        if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
+    }
+    if (st == GQ_OK && ce != cudaSuccess) {
+        cudaGetLastError();
+        st = gq_errf(GQ_ERR_NOMEM, "gqs_gemv v13 split: %s", cudaGetErrorString(ce));
+    }
+    free(srow), free(ws), free(fix);
+    if (st != GQ_OK) {
+        cudaFree(s.wstart), cudaFree(s.sfix), cudaFree(s.rec), cudaFree(s.cnt);
+        return st;
+    }
+    gq_gqs_gpu::gq_v13_split &d = m->v13[idx];
+    cudaFree(d.wstart), cudaFree(d.sfix), cudaFree(d.rec), cudaFree(d.cnt);
+    s.W = Wg, s.ring = ring, s.ctas = ctas;
+    d = s;
+    return GQ_OK;
+}
+
+template <int G, bool DENSE>
+static gq_status launch13(const gq_gqs_gpu::gq_v13_split &s, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
+    const unsigned grid = (unsigned)((s.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    const size_t smem = (size_t)GQ_ROW_WARPS * s.ring;
+    switch (s.ring) {
+    case 4096: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 4096>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
+    case 8192: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 8192>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
+    case 16384: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 16384>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
+    default: return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: ring %d", s.ring);
+    }
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
+}
+
+gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    const bool dense = idx == 2;
+    if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
+    const gq_gqs_gpu::gq_v13_split &s = m->v13[idx];
+    if (!s.wstart) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: the split was not built");
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+    a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
+#define V13_G(G_, X_) return dense ? launch13<G_, true>(s, m->pdl != 0, a, st) : launch13<G_, false>(s, m->pdl != 0, a, st);
+    GQ_SWITCH_G(m->G, V13_G, 0)
+#undef V13_G
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: unsupported group size %d", m->G);
+}

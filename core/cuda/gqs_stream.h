@@ -25,40 +25,62 @@
 #include "gqs_ring.h" /* cp.async helpers */
 #include "tma.cuh"       /* gq_smem_addr */
 
+/* Where a round's bytes are: at p + off (gq_at_lin: a row's stream in global or shared memory), or at
+ * ring + (o + off) mod RB (gq_at_ring, v13: a warp's byte ring, RB a power of two; a 16-byte field at a
+ * 16-byte offset never straddles its end). */
+struct gq_at_lin {
+    const char *p;
+    __device__ __forceinline__ const char *operator()(int off) const { return p + off; }
+};
+template <int RB> struct gq_at_ring {
+    const char *ring;
+    int o;
+    __device__ __forceinline__ const char *operator()(int off) const { return ring + ((o + off) & (RB - 1)); }
+};
+
 /* One full round (128 quads) of the lane: code words cw, scale|min words sw and columns cl of its quads
- * i = 0..3 (quad l + 32 i of the round). p: the round's first byte, in global memory (streaming loads) or,
- * SMEM (v12), in shared memory. */
-template <int G, bool DENSE, bool SMEM = false>
-__device__ __forceinline__ void gq_stream_full_load(const char *p, int lane, uint32_t (&cw)[4], uint32_t (&sw)[4],
-                                                    uint32_t (&cl)[4]) {
+ * i = 0..3 (quad l + 32 i of the round). at: where the round's bytes are, in global memory (streaming
+ * loads) or, SMEM (v12, v13), in shared memory. */
+template <int G, bool DENSE, bool SMEM, class AT>
+__device__ __forceinline__ void gq_stream_full_load_at(AT at, int lane, uint32_t (&cw)[4], uint32_t (&sw)[4],
+                                                       uint32_t (&cl)[4]) {
     constexpr int QPG = G / 8, SPR = GQ_STREAM_SPR(G);
     const int e = lane / QPG;
-    const uint4 c = SMEM ? *reinterpret_cast<const uint4 *>(p + 16 * lane) : gq_ld_stream_v4(p + 16 * lane);
-    const uint4 s = SMEM ? *reinterpret_cast<const uint4 *>(p + 512 + 16 * e) : gq_ld_stream_v4(p + 512 + 16 * e);
+    const uint4 c = SMEM ? *reinterpret_cast<const uint4 *>(at(16 * lane)) : gq_ld_stream_v4(at(16 * lane));
+    const uint4 s = SMEM ? *reinterpret_cast<const uint4 *>(at(512 + 16 * e)) : gq_ld_stream_v4(at(512 + 16 * e));
     cw[0] = c.x, cw[1] = c.y, cw[2] = c.z, cw[3] = c.w;
     sw[0] = s.x, sw[1] = s.y, sw[2] = s.z, sw[3] = s.w;
     if constexpr (!DENSE) {
-        const char *pl = p + 512 + 16 * SPR + 8 * e;
+        const char *pl = at(512 + 16 * SPR + 8 * e);
         const uint2 l = SMEM ? *reinterpret_cast<const uint2 *>(pl) : gq_ld_stream_v2(pl);
         cl[0] = l.x & 0xFFFFu, cl[1] = l.x >> 16, cl[2] = l.y & 0xFFFFu, cl[3] = l.y >> 16;
     } else {
         cl[0] = cl[1] = cl[2] = cl[3] = 0;
     }
 }
-/* One short round (32 quads): the lane's quad l. */
 template <int G, bool DENSE, bool SMEM = false>
-__device__ __forceinline__ void gq_stream_short_load(const char *p, int lane, uint32_t &cw, uint32_t &sw, uint32_t &cl) {
+__device__ __forceinline__ void gq_stream_full_load(const char *p, int lane, uint32_t (&cw)[4], uint32_t (&sw)[4],
+                                                    uint32_t (&cl)[4]) {
+    gq_stream_full_load_at<G, DENSE, SMEM>(gq_at_lin{p}, lane, cw, sw, cl);
+}
+/* One short round (32 quads): the lane's quad l. */
+template <int G, bool DENSE, bool SMEM, class AT>
+__device__ __forceinline__ void gq_stream_short_load_at(AT at, int lane, uint32_t &cw, uint32_t &sw, uint32_t &cl) {
     constexpr int QPG = G / 8, SPR = GQ_STREAM_SPR(G);
     const int e = lane / QPG;
     if constexpr (SMEM) {
-        cw = *reinterpret_cast<const uint32_t *>(p + 4 * lane);
-        sw = *reinterpret_cast<const uint32_t *>(p + 128 + 4 * e);
-        cl = DENSE ? 0u : *reinterpret_cast<const uint16_t *>(p + 128 + 4 * SPR + 2 * e);
+        cw = *reinterpret_cast<const uint32_t *>(at(4 * lane));
+        sw = *reinterpret_cast<const uint32_t *>(at(128 + 4 * e));
+        cl = DENSE ? 0u : *reinterpret_cast<const uint16_t *>(at(128 + 4 * SPR + 2 * e));
     } else {
-        cw = gq_ld_stream_u32(p + 4 * lane);
-        sw = gq_ld_stream_u32(p + 128 + 4 * e);
-        cl = DENSE ? 0u : gq_ld_stream_u16(p + 128 + 4 * SPR + 2 * e);
+        cw = gq_ld_stream_u32(at(4 * lane));
+        sw = gq_ld_stream_u32(at(128 + 4 * e));
+        cl = DENSE ? 0u : gq_ld_stream_u16(at(128 + 4 * SPR + 2 * e));
     }
+}
+template <int G, bool DENSE, bool SMEM = false>
+__device__ __forceinline__ void gq_stream_short_load(const char *p, int lane, uint32_t &cw, uint32_t &sw, uint32_t &cl) {
+    gq_stream_short_load_at<G, DENSE, SMEM>(gq_at_lin{p}, lane, cw, sw, cl);
 }
 /* The lane's quads of a full round (j: its quad i = 0's index in the row) or of a short one into acc. Dense:
  * quad j is column 8 j, and the padding quads (j >= n, the row's quads) read column 0 (valid, scale 0). */
@@ -212,6 +234,116 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
     }
     gq_warp_sum<1>(acc);
     gq_store_row<1>(a, r, lane, acc);
+}
+
+/* ---- v13: one contiguous range of the stream per warp, through a byte ring (cp.async) ------------------
+ * Why (PERF.md "v12 measured"): v12's ring held 3 rounds per warp and restarted at every row, so with ~4
+ * rounds per row its prologue was most of the row, and one row per warp left no room to amortise it. Here
+ * the grid is persistent (#SMs x the CTAs that fit) and warp w owns the tokens [wstart[w], wstart[w+1])
+ * of the stream in order (gqs_pack.h "v13 split": every round of every row; mode 1 equal bytes with rows
+ * cut between warps, mode 0 whole rows in equal counts), which is one contiguous byte range: the warp
+ * copies it through a ring of RB bytes in 512-byte pieces (one 16-byte cp.async per lane, one commit
+ * group each), L pieces ahead of the round it computes, across row boundaries — the ring never drains
+ * between rows. At RB = 8 KB, G16: 13 pieces (6.5 KB) in flight per warp, 24 warps per SM: ~156 KB per
+ * SM against v11's 57 KB. Rounds are read from the ring with v11's loads (gq_at_ring wraps the offsets)
+ * and v11's lanes, quad order and arithmetic, so whole rows are bit-identical to v11 and v3. A cut row's
+ * parts meet through records and an arrival counter (gq_fixup_arrive); the last to arrive sums them in
+ * warp order (deterministic) and writes y: no warp ever waits for another. Batch 1 only.
+ * Accounting: before reading a round that ends in piece q the warp has committed exactly q + L + 1
+ * pieces (it tops up to that), so cp.async.wait_group L means pieces <= q have landed; the ring holds the
+ * round's pieces (<= MAXP) and the L ahead: MAXP + L = NS. Must not: exit with copies in flight (the
+ * shared memory may go to the next CTA), read x before gq_pdl_wait(). */
+template <int G, bool DENSE, int RB> struct gq_skring {
+    static constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
+    static constexpr int NS = RB / 512;                   /* pieces in the ring */
+    static constexpr int MAXP = (FULL + 496 + 511) / 512; /* pieces a round (16-byte aligned) can touch */
+    static constexpr int L = NS - MAXP;                   /* pieces in flight ahead of the round read */
+    static constexpr int SMEM_B = GQ_ROW_WARPS * RB;
+    static_assert((RB & (RB - 1)) == 0 && L >= 2, "v13 ring: a power of two holding a round and 2 pieces more");
+};
+
+/* A cut row's part: publish it; the last part to arrive sums every part (record 2 f + 1 of the row's first
+ * warp f, then record 2 j of each later warp j whose non-empty range starts inside the row) and writes y. */
+__device__ __forceinline__ void gq_skring_part(const gq_gemv_args &a, int w, int r, bool first, int lane,
+                                               const float (&acc)[1]) {
+    const int2 f = a.sfix[r];
+    if (!gq_fixup_arrive<1>(a, a.rec + (first ? 2 * w + 1 : 2 * w), r, f.y, lane, acc)) return;
+    float v[1] = {0.f};
+    if (lane == 0) {
+        v[0] = __ldcg(a.rec + 2 * f.x + 1);
+        for (int j = f.x + 1; j < a.W; j++) {
+            const int4 sj = a.wstart[j], sn = a.wstart[j + 1];
+            if (sj.x != r || sj.y == 0) break;
+            if (sn.x != sj.x || sn.y != sj.y) v[0] += __ldcg(a.rec + 2 * j);
+        }
+        a.cnt[r] = 0; /* for the next, stream-ordered launch */
+    }
+    gq_store_row<1>(a, r, lane, v);
+}
+
+template <int G, bool DENSE, int RB>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const gq_gemv_args a) {
+    using RG = gq_skring<G, DENSE, RB>;
+    constexpr int FULL = RG::FULL, SHORT = RG::SHORT, NS = RG::NS, L = RG::L;
+    extern __shared__ uint4 gq_sks[];
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
+    const int w = blockIdx.x * GQ_ROW_WARPS + wi;
+    if (w >= a.W) return; /* no CTA-wide barrier below */
+    const int4 s = a.wstart[w], e = a.wstart[w + 1];
+    if (s.x == e.x && s.y == e.y) return; /* an empty range */
+    const char *ring = reinterpret_cast<const char *>(gq_sks) + wi * RB;
+    const uint32_t sring = gq_smem_addr(ring);
+    const char *gs = reinterpret_cast<const char *>(a.stream);
+    const int lo = s.z & ~15, hi = (e.z + 15) & ~15; /* the warp's bytes, to 16-byte bounds */
+    int np = s.z >> 9;                               /* the next piece to copy */
+    const auto copy_next = [&]() {
+        const int o = np * 512 + 16 * lane;
+        gq_cp_async16_s_if(o >= lo && o < hi, sring + (np & (NS - 1)) * 512 + 16 * lane, gs + o);
+        gq_cp_async_commit(); /* possibly empty: the group count stays uniform */
+        np++;
+    };
+#pragma unroll
+    for (int u = 0; u < L; u++) copy_next(); /* weights only: before the wait */
+    int r = s.x, t = s.y, wbase = r;
+    int2 win = r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0); /* rows wbase.. of the range, one per lane */
+    gq_pdl_wait();
+    gq_pdl_trigger();
+    const int kq = (lane % (G / 8)) * 8;
+    const uint32_t n = (uint32_t)(a.K / 8);
+    while (r < e.x || (r == e.x && t < e.y)) {
+        if (r - wbase >= 32) {
+            wbase = r;
+            win = r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0);
+        }
+        const int off = 16 * __shfl_sync(0xFFFFFFFFu, win.x, r - wbase), nb = __shfl_sync(0xFFFFFFFFu, win.y, r - wbase);
+        const int nf = nb >> 2, nr = nf + (nb & 3);
+        const int ts = t, te = r == e.x ? e.y : nr;
+        float acc[1] = {0.f};
+        for (; t < te; t++) {
+            const bool full = t < nf;
+            const int o = off + (full ? t * FULL : nf * FULL + (t - nf) * SHORT);
+            const int q = (o + (full ? FULL : SHORT) - 1) >> 9;
+            while (np <= q + L) copy_next();
+            gq_cp_async_wait<L>(); /* this lane's pieces up to q have landed ... */
+            __syncwarp();          /* ... and every lane's */
+            const gq_at_ring<RB> at{ring, o};
+            if (full) {
+                uint32_t cw[4], sw[4], cl[4];
+                gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
+                gq_stream_full_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc);
+            } else {
+                uint32_t cw, sw, cl;
+                gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
+                gq_stream_short_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc);
+            }
+            __syncwarp(); /* every lane has read the round before its pieces are refilled */
+        }
+        gq_warp_sum<1>(acc);
+        if (ts == 0 && te == nr) gq_store_row<1>(a, r, lane, acc); /* whole (an empty row: 0) */
+        else gq_skring_part(a, w, r, ts == 0, lane, acc);
+        r++, t = 0;
+    }
+    gq_cp_async_wait<0>();
 }
 
 #endif
