@@ -449,6 +449,30 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
     uint16_t *xh = NULL;
     gq_status st = upload_x(1, m.g.K, 18, &xd, &xh);
     if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m.g.N * 2, &yd);
+    /* walk_ring: the default configuration's copies and waits without the arithmetic (G16 only) */
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_TASK_V13, bn.st);
+    if (st == GQ_OK && m.g.G == 16) {
+        const gq_gqs_gpu *m0 = m.cp[0];
+        const int ring = m0->v13[1].ring;
+        const size_t smem = (size_t)GQ_ROW_WARPS * ring;
+        const void *fn = ring == 8192 ? (const void *)gq_gemv_skring_kernel<16, false, 8192, true> : NULL;
+        double us = 0;
+        if (fn) {
+            CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+            st = time_graph(bn, [&](int i) -> gq_status {
+                const gq_gqs_gpu *mc = m.cp[i % m.ncp];
+                gq_gemv_args a = gq_gemv_args_of(mc, xd, 1, yd, 0);
+                a.stream = mc->stream[0], a.srow = mc->srow[0], a.wstart = mc->v13[1].wstart, a.sfix = mc->v13[1].sfix;
+                a.rec = mc->v13[1].rec, a.cnt = mc->v13[1].cnt, a.W = mc->v13[1].W;
+                gq_gemv_skring_kernel<16, false, 8192, true><<<(unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS),
+                                                               32 * GQ_ROW_WARPS, smem, bn.st>>>(a);
+                CUDA_CHECK_LAUNCH();
+                return GQ_OK;
+            }, &us);
+            if (st == GQ_OK) add_ceiling_row(bn, "walk_ring_v13", m, pat, sp, m.ncp, us);
+        }
+    }
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
             st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);

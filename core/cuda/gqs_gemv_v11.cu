@@ -144,6 +144,13 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * GQ_ROW_WARPS, smem));
     if (occ < 1) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: a CTA with a %d-byte ring per warp does not fit an SM", ring);
     const int ctas = m->v13_ctas > 0 && m->v13_ctas < occ ? m->v13_ctas : occ;
+    /* the grid is persistent: all its CTAs must be resident at once, so ask for the shared-memory carve-out
+     * that holds them (the driver's own choice may hold fewer, and the grid would run in two waves) */
+    int dev = 0, smem_sm = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
+    const int carve = (int)(((int64_t)ctas * ((int64_t)smem + 1024) * 100 + smem_sm - 1) / smem_sm);
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, carve > 100 ? 100 : carve));
     int64_t W = (int64_t)m->sm_count * ctas * GQ_ROW_WARPS;
     if (m->max_flat_workers > 0 && W > m->max_flat_workers) W = m->max_flat_workers; /* tests: long ranges */
     const int N = m->N;

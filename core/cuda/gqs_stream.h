@@ -263,7 +263,9 @@ template <int G, bool DENSE, int RB> struct gq_skring {
 };
 
 /* A cut row's part: publish it; the last part to arrive sums every part (record 2 f + 1 of the row's first
- * warp f, then record 2 j of each later warp j whose non-empty range starts inside the row) and writes y. */
+ * warp f, then record 2 j of each later warp j whose non-empty range starts inside the row) and writes y.
+ * Called once the warp's copies have all landed: the fence in gq_fixup_arrive would otherwise wait for the
+ * ring's copies in flight (a warp's first part is held in a register until its range is done). */
 __device__ __forceinline__ void gq_skring_part(const gq_gemv_args &a, int w, int r, bool first, int lane,
                                                const float (&acc)[1]) {
     const int2 f = a.sfix[r];
@@ -281,7 +283,7 @@ __device__ __forceinline__ void gq_skring_part(const gq_gemv_args &a, int w, int
     gq_store_row<1>(a, r, lane, v);
 }
 
-template <int G, bool DENSE, int RB>
+template <int G, bool DENSE, int RB, bool COPY_ONLY = false> /* COPY_ONLY: the ring without the arithmetic (bench) */
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const gq_gemv_args a) {
     using RG = gq_skring<G, DENSE, RB>;
     constexpr int FULL = RG::FULL, SHORT = RG::SHORT, NS = RG::NS, L = RG::L;
@@ -310,6 +312,9 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
     gq_pdl_trigger();
     const int kq = (lane % (G / 8)) * 8;
     const uint32_t n = (uint32_t)(a.K / 8);
+    int p0r = -1, p1r = -1;
+    bool p0first = false;
+    float p0[1] = {0.f}, p1[1] = {0.f};
     while (r < e.x || (r == e.x && t < e.y)) {
         if (r - wbase >= 32) {
             wbase = r;
@@ -327,7 +332,9 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
             gq_cp_async_wait<L>(); /* this lane's pieces up to q have landed ... */
             __syncwarp();          /* ... and every lane's */
             const gq_at_ring<RB> at{ring, o};
-            if (full) {
+            if constexpr (COPY_ONLY) {
+                acc[0] += __int_as_float(*reinterpret_cast<const int *>(at(16 * lane)) & 0x00FFFFFF); /* keeps the wait */
+            } else if (full) {
                 uint32_t cw[4], sw[4], cl[4];
                 gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
                 gq_stream_full_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc);
@@ -340,10 +347,13 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
         }
         gq_warp_sum<1>(acc);
         if (ts == 0 && te == nr) gq_store_row<1>(a, r, lane, acc); /* whole (an empty row: 0) */
-        else gq_skring_part(a, w, r, ts == 0, lane, acc);
+        else if (p0r < 0) p0r = r, p0first = ts == 0, p0[0] = acc[0]; /* cut parts: at most the range's first */
+        else p1r = r, p1[0] = acc[0];                                  /* and last row */
         r++, t = 0;
     }
     gq_cp_async_wait<0>();
+    if (p0r >= 0) gq_skring_part(a, w, p0r, p0first, lane, p0);
+    if (p1r >= 0) gq_skring_part(a, w, p1r, true, lane, p1);
 }
 
 #endif
