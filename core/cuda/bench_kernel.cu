@@ -356,6 +356,48 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, gq_minb_q<1>::value) walk_s
     if (acc == GQ_NEVER) out[i] = acc;
 }
 
+/* walk_bulk_v13: v13's split and ring bytes per warp, filled by bulk copies (cp.async.bulk, the TMA path; one
+ * instruction per slot of SLOT bytes, completed on the slot's mbarrier) instead of per-lane cp.async, and
+ * read without the arithmetic: whether the ring's bytes in flight reach the contiguous read when the copy
+ * path is not LDGSTS (walk_ring_v13). Shared memory per CTA: GQ_ROW_WARPS x (RB + 8 NSL). */
+template <int RB, int NSL>
+__global__ void __launch_bounds__(32 * GQ_ROW_WARPS) walk_bulk_kernel(const gq_gemv_args a, unsigned *out) {
+    constexpr int SLOT = RB / NSL;
+    extern __shared__ uint4 wb_smem[];
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
+    const int w = blockIdx.x * GQ_ROW_WARPS + wi;
+    if (w >= a.W) return;
+    char *ring = reinterpret_cast<char *>(wb_smem) + wi * RB;
+    uint64_t *bar = reinterpret_cast<uint64_t *>(reinterpret_cast<char *>(wb_smem) + GQ_ROW_WARPS * RB) + wi * NSL;
+    const int lo = a.wstart[w].z & ~15, hi = (a.wstart[w + 1].z + 15) & ~15;
+    const int nch = (hi - lo + SLOT - 1) / SLOT;
+    const char *gs = reinterpret_cast<const char *>(a.stream);
+    if (lane == 0) {
+        for (int c = 0; c < NSL; c++) gq_mbar_init(&bar[c], 1);
+        gq_mbar_init_fence();
+        for (int c = 0; c < NSL && c < nch; c++) {
+            const int b = hi - lo - c * SLOT < SLOT ? hi - lo - c * SLOT : SLOT;
+            gq_mbar_expect_tx(&bar[c], (uint32_t)b);
+            gq_bulk_g2s(ring + c * SLOT, gs + lo + c * SLOT, (uint32_t)b, &bar[c]);
+        }
+    }
+    __syncwarp();
+    uint32_t acc = 0;
+    for (int c = 0; c < nch; c++) {
+        gq_mbar_wait(&bar[c % NSL], (uint32_t)(c / NSL) & 1u);
+        acc ^= *reinterpret_cast<const uint32_t *>(ring + (c % NSL) * SLOT + 16 * lane % SLOT);
+        __syncwarp();
+        gq_fence_proxy_async();
+        const int cn = c + NSL;
+        if (lane == 0 && cn < nch) {
+            const int b = hi - lo - cn * SLOT < SLOT ? hi - lo - cn * SLOT : SLOT;
+            gq_mbar_expect_tx(&bar[c % NSL], (uint32_t)b);
+            gq_bulk_g2s(ring + (c % NSL) * SLOT, gs + lo + cn * SLOT, (uint32_t)b, &bar[c % NSL]);
+        }
+    }
+    if (acc == GQ_NEVER) out[w] = acc;
+}
+
 /* Bytes a batch-1 GQS GEMV on m must move: weights as stored, x and y. */
 double gqs_bytes_b1(const Mat &m) { return m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; }
 
@@ -472,6 +514,35 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
             }, &us);
             if (st == GQ_OK) add_ceiling_row(bn, "walk_ring_v13", m, pat, sp, m.ncp, us);
         }
+        /* the same ranges through bulk copies: 8 KB rings of 4 and 8 slots, 16 KB of 8 (CTAs per SM: as v13's
+         * default, the grid of its split) */
+        unsigned *out = NULL;
+        if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m0->v13[1].W * 4 + 16, (void **)&out);
+        const int nbk = 3;
+        for (int k = 0; k < nbk && st == GQ_OK; k++) {
+            const void *fk = k == 0 ? (const void *)walk_bulk_kernel<8192, 4> : k == 1 ? (const void *)walk_bulk_kernel<8192, 8>
+                                                                                        : (const void *)walk_bulk_kernel<16384, 8>;
+            const int rb = k == 2 ? 16384 : 8192, nsl = k == 0 ? 4 : 8;
+            const size_t sm2 = (size_t)GQ_ROW_WARPS * (rb + 8 * nsl);
+            CUDA_CHECK(cudaFuncSetAttribute(fk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2));
+            CUDA_CHECK(cudaFuncSetAttribute(fk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+            double us2 = 0;
+            st = time_graph(bn, [&](int i) -> gq_status {
+                const gq_gqs_gpu *mc = m.cp[i % m.ncp];
+                gq_gemv_args a = gq_gemv_args_of(mc, xd, 1, yd, 0);
+                a.stream = mc->stream[0], a.wstart = mc->v13[1].wstart, a.W = mc->v13[1].W;
+                const unsigned grid = (unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+                if (k == 0) walk_bulk_kernel<8192, 4><<<grid, 32 * GQ_ROW_WARPS, sm2, bn.st>>>(a, out);
+                else if (k == 1) walk_bulk_kernel<8192, 8><<<grid, 32 * GQ_ROW_WARPS, sm2, bn.st>>>(a, out);
+                else walk_bulk_kernel<16384, 8><<<grid, 32 * GQ_ROW_WARPS, sm2, bn.st>>>(a, out);
+                CUDA_CHECK_LAUNCH();
+                return GQ_OK;
+            }, &us2);
+            char name[32];
+            snprintf(name, sizeof name, "walk_bulk_r%dk_s%d", rb / 1024, nsl);
+            if (st == GQ_OK) add_ceiling_row(bn, name, m, pat, sp, m.ncp, us2);
+        }
+        gq_gemv_dev_free(out);
     }
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
