@@ -116,7 +116,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     for (int k = 0; k < GQ_GEMV_NKINDS; k++) same_as[k] = -1;
     same_as[GQ_GEMV_ROW_V6] = GQ_GEMV_ROW_V1, same_as[GQ_GEMV_DENSE_W4_V6] = GQ_GEMV_DENSE_W4_V1;
     same_as[GQ_GEMV_ROW_V7] = same_as[GQ_GEMV_ROW_V8] = same_as[GQ_GEMV_ROW_V9] = same_as[GQ_GEMV_ROW_V11] = GQ_GEMV_ROW_V3;
-    same_as[GQ_GEMV_ROW_V12] = same_as[GQ_GEMV_ROW_V13] = GQ_GEMV_ROW_V3; /* v13's row split cuts no row */
+    same_as[GQ_GEMV_ROW_V12] = same_as[GQ_GEMV_ROW_V13] = same_as[GQ_GEMV_ROW_V14] = GQ_GEMV_ROW_V3; /* row splits cut no row */
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
     same_as[GQ_GEMV_DENSE_W4_V11] = same_as[GQ_GEMV_DENSE_W4_V12] = GQ_GEMV_DENSE_W4_V3;
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
@@ -239,7 +239,7 @@ static void test_random_configs(void **st) {
     assert_int_equal(fails, 0);
 }
 
-/* v13 at batch 1 (its only batch): every ring size, few and many warps (a cap of 1 warp walks the whole
+/* v13 and v14 at batch 1 (their only batch): every ring size, few and many warps (a cap of 1 warp walks the whole
  * stream through one ring, wrapping it thousands of times; the full grid cuts small rows into many parts),
  * every G, empty rows, dense W4. */
 static void test_v13_configs(void **st) {
@@ -376,6 +376,8 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_ROW_V12, 0.5, GQ_DENSITY_LAYER);
     capture_case(GQ_GEMV_TASK_V13, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_DENSE_W4_V13, 0.0, GQ_DENSITY_ROW);
+    capture_case(GQ_GEMV_TASK_V14, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_DENSE_W4_V14, 0.0, GQ_DENSITY_ROW);
 }
 
 int main(void) {

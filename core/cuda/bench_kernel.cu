@@ -482,9 +482,11 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
     return st;
 }
 
-/* ---- v13 study: its ring size and CTAs per SM on one matrix ---------------------------------------------
- * gqs_task_v13 (batch 1) at each (ring bytes per warp, CTAs per SM) on m, checked and timed as every row,
- * named task_v13_r<KB>k_c<CTAs>; the kind's own row (the defaults) is timed in the family sweep. */
+/* ---- v13/v14 study: the ring's copy path, its size and CTAs per SM on one matrix -----------------------
+ * The ceilings walk_ring_v13 / walk_bulk_* (v13's ranges copied without the arithmetic), then gqs_task_v14
+ * (batch 1) at each (ring bytes per warp, CTAs per SM) on m, checked and timed as every row, named
+ * task_v14_r<KB>k_c<CTAs> (task_v13_* in the run of 2026-12-04 that measured v13 this way); the kinds' own
+ * rows (the defaults) are timed in the family sweep. */
 gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
     const int cfg[][2] = {{4096, 0}, {4096, 6}, {8192, 0}, {8192, 4}, {16384, 0}, {16384, 2}};
     void *xd = NULL, *yd = NULL;
@@ -497,7 +499,7 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
         const gq_gqs_gpu *m0 = m.cp[0];
         const int ring = m0->v13[1].ring;
         const size_t smem = (size_t)GQ_ROW_WARPS * ring;
-        const void *fn = ring == 8192 ? (const void *)gq_gemv_skring_kernel<16, false, 8192, true> : NULL;
+        const void *fn = ring == 8192 ? (const void *)gq_gemv_skring_kernel<16, false, gq_v13_ring<16, false, 8192>, true> : NULL;
         double us = 0;
         if (fn) {
             CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -507,7 +509,7 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
                 gq_gemv_args a = gq_gemv_args_of(mc, xd, 1, yd, 0);
                 a.stream = mc->stream[0], a.srow = mc->srow[0], a.wstart = mc->v13[1].wstart, a.sfix = mc->v13[1].sfix;
                 a.rec = mc->v13[1].rec, a.cnt = mc->v13[1].cnt, a.W = mc->v13[1].W;
-                gq_gemv_skring_kernel<16, false, 8192, true><<<(unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS),
+                gq_gemv_skring_kernel<16, false, gq_v13_ring<16, false, 8192>, true><<<(unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS),
                                                                32 * GQ_ROW_WARPS, smem, bn.st>>>(a);
                 CUDA_CHECK_LAUNCH();
                 return GQ_OK;
@@ -547,14 +549,14 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
             st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);
-            if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_TASK_V13, bn.st);
+            if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_TASK_V14, bn.st);
         }
         double rel = 0, us = 0;
-        if (st == GQ_OK) st = check_kernel(bn, m, GQ_GEMV_TASK_V13, 1, xd, xh, yd, &rel);
+        if (st == GQ_OK) st = check_kernel(bn, m, GQ_GEMV_TASK_V14, 1, xd, xh, yd, &rel);
         if (st != GQ_OK) break;
         Row r;
         memset(&r, 0, sizeof r);
-        snprintf(r.kernel, sizeof r.kernel, "task_v13_r%dk_c%d", cfg[c][0] / 1024, m.cp[0]->v13[1].ctas);
+        snprintf(r.kernel, sizeof r.kernel, "task_v14_r%dk_c%d", cfg[c][0] / 1024, m.cp[0]->v13[4].ctas);
         snprintf(r.pattern, sizeof r.pattern, "%s", pat);
         r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
         if (!(rel <= GQ_BENCH_CHECK_REL)) {
@@ -562,7 +564,7 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
             bn.check_failures++;
             continue;
         }
-        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_TASK_V13, xd, 1, yd, 0, bn.st); }, &us);
+        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_TASK_V14, xd, 1, yd, 0, bn.st); }, &us);
         if (st == GQ_OK) add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
     }
     for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v13(m.cp[i], 0, 0);
@@ -704,10 +706,10 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
     return best_of(bn, names, n, N, K, B, G, sp, pat);
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
-                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13"};
+                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
-                              "gqs_task_v10", "gqs_task_v13"};
+                              "gqs_task_v10", "gqs_task_v13", "gqs_task_v14"};
 
 void fill_speedups(Bench &bn) {
     for (int i = 0; i < bn.nrows; i++) {
@@ -806,12 +808,12 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
            "kernel", "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13",
-           "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13");
+           "v14", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

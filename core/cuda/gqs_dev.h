@@ -67,7 +67,7 @@ struct gq_gqs_gpu {
     int64_t stream_bytes[2];
     int only_kind;         /* >= 0: the device format was freed, only this v11/v12 kind runs (gq_gqs_gpu_keep_only) */
     /* v13 splits of the row streams (gqs_pack.h "v13 split", gqs_stream.h) by gq_v13_split_index: built by
-     * gq_gqs_gpu_prepare for the ring size and CTAs per SM they record */
+     * gq_gqs_gpu_prepare for the ring size and CTAs per SM they record; [3..5] v14's */
     struct gq_v13_split {
         int4 *wstart;      /* [W + 1] */
         int2 *sfix;        /* [N] */
@@ -75,7 +75,7 @@ struct gq_gqs_gpu {
         int *cnt;          /* [N] arrival counters, zero between launches */
         int64_t W;
         int ring, ctas;    /* bytes of each warp's ring, CTAs per SM */
-    } v13[3];
+    } v13[6];
     int v13_ring, v13_ctas; /* requested (gq_gqs_gpu_set_v13): 0 = the defaults */
 };
 
@@ -621,8 +621,8 @@ gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
 /* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
 gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
-/* v13 (gqs_stream.h): the split index of a kind (0 gqs_row_v13, 1 gqs_task_v13, 2 w4_dense_v13; -1 other
- * kinds), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;
+/* v13/v14 (gqs_stream.h): the split index of a kind (0 gqs_row_v13, 1 gqs_task_v13, 2 w4_dense_v13, 3..5 the
+ * same for v14; -1 other kinds: idx % 3 == 2 dense, idx % 3 != 0 the task split, idx >= 3 bulk copies), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;
  * v11 above). */
 int gq_v13_split_index(int kind);
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);

@@ -231,7 +231,10 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     }
     case GQ_GEMV_TASK_V13:
     case GQ_GEMV_ROW_V13:
-    case GQ_GEMV_DENSE_W4_V13: {
+    case GQ_GEMV_DENSE_W4_V13:
+    case GQ_GEMV_TASK_V14:
+    case GQ_GEMV_ROW_V14:
+    case GQ_GEMV_DENSE_W4_V14: {
         const int idx = gq_v13_split_index(kind);
         if (!m->v13[idx].wstart) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
         return gq_gemv_launch_v13(idx, m, a, st);

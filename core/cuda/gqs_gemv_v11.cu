@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <type_traits>
+
 #include "gqs_stream.h"
 
 template <int G, int B, bool DENSE> static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
@@ -105,27 +107,41 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
 #define GQ_V13_RING_DEFAULT 8192
 
 int gq_v13_split_index(int kind) {
-    return kind == GQ_GEMV_ROW_V13 ? 0 : kind == GQ_GEMV_TASK_V13 ? 1 : kind == GQ_GEMV_DENSE_W4_V13 ? 2 : -1;
+    switch (kind) {
+    case GQ_GEMV_ROW_V13: return 0;
+    case GQ_GEMV_TASK_V13: return 1;
+    case GQ_GEMV_DENSE_W4_V13: return 2;
+    case GQ_GEMV_ROW_V14: return 3;
+    case GQ_GEMV_TASK_V14: return 4;
+    case GQ_GEMV_DENSE_W4_V14: return 5;
+    }
+    return -1;
 }
 
-/* The kernel of (G, dense, ring) as a plain function pointer, for the occupancy query and the attribute. */
-template <int G, bool DENSE> static const void *v13_fn(int ring) {
+/* The kernel of (G, dense, ring, copy engine) as a plain function pointer, and its shared memory per warp. */
+template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, size_t *smem_warp) {
+#define V13_RB(RB_)                                                                                     \
+    case RB_:                                                                                           \
+        *smem_warp = bulk ? gq_v14_ring<G, DENSE, RB_>::SMEM_WARP : gq_v13_ring<G, DENSE, RB_>::SMEM_WARP; \
+        return bulk ? (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v14_ring<G, DENSE, RB_>>          \
+                    : (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v13_ring<G, DENSE, RB_>>;
     switch (ring) {
-    case 4096: return (const void *)gq_gemv_skring_kernel<G, DENSE, 4096>;
-    case 8192: return (const void *)gq_gemv_skring_kernel<G, DENSE, 8192>;
-    case 16384: return (const void *)gq_gemv_skring_kernel<G, DENSE, 16384>;
+        V13_RB(4096)
+        V13_RB(8192)
+        V13_RB(16384)
     }
+#undef V13_RB
     return NULL;
 }
-static const void *v13_kernel(int G, bool dense, int ring) {
-#define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring) : v13_fn<G_, false>(ring);
+static const void *v13_kernel(int G, bool dense, int ring, bool bulk, size_t *smem_warp) {
+#define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring, bulk, smem_warp) : v13_fn<G_, false>(ring, bulk, smem_warp);
     GQ_SWITCH_G(G, V13_FN, 0)
 #undef V13_FN
     return NULL;
 }
 
 void gq_gemv_v13_free(gq_gqs_gpu *m) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 6; i++) {
         gq_gqs_gpu::gq_v13_split &s = m->v13[i];
         cudaFree(s.wstart), cudaFree(s.sfix), cudaFree(s.rec), cudaFree(s.cnt);
         memset(&s, 0, sizeof s);
@@ -133,12 +149,13 @@ void gq_gemv_v13_free(gq_gqs_gpu *m) {
 }
 
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
-    const bool dense = idx == 2;
+    const bool dense = idx % 3 == 2, bulk = idx >= 3;
     if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
     const int ring = m->v13_ring ? m->v13_ring : GQ_V13_RING_DEFAULT;
-    const void *fn = v13_kernel(m->G, dense, ring);
+    size_t smem_warp = 0;
+    const void *fn = v13_kernel(m->G, dense, ring, bulk, &smem_warp);
     if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: no kernel for G %d, ring %d bytes", m->G, ring);
-    const size_t smem = (size_t)GQ_ROW_WARPS * ring;
+    const size_t smem = (size_t)GQ_ROW_WARPS * smem_warp;
     CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int occ = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * GQ_ROW_WARPS, smem));
@@ -160,7 +177,7 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     cudaError_t ce = cudaSuccess;
     if (st == GQ_OK && N) ce = cudaMemcpy(srow, m->srow[dense], (size_t)N * 8, cudaMemcpyDeviceToHost);
     int64_t Wg = 0;
-    if (st == GQ_OK && ce == cudaSuccess) st = gq_gqs_stream_split(srow, N, m->G, dense, W, idx != 0, ws, fix, &Wg);
+    if (st == GQ_OK && ce == cudaSuccess) st = gq_gqs_stream_split(srow, N, m->G, dense, W, idx % 3 != 0, ws, fix, &Wg);
     gq_gqs_gpu::gq_v13_split s;
     memset(&s, 0, sizeof s);
     if (st == GQ_OK && ce == cudaSuccess) {
@@ -189,28 +206,33 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     return GQ_OK;
 }
 
-template <int G, bool DENSE>
-static gq_status launch13(const gq_gqs_gpu::gq_v13_split &s, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
+template <int G, bool DENSE, int RB, bool BULK>
+static gq_status launch13_rb(const gq_gqs_gpu::gq_v13_split &s, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
+    using RING = typename std::conditional<BULK, gq_v14_ring<G, DENSE, RB>, gq_v13_ring<G, DENSE, RB>>::type;
     const unsigned grid = (unsigned)((s.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    const size_t smem = (size_t)GQ_ROW_WARPS * s.ring;
-    switch (s.ring) {
-    case 4096: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 4096>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
-    case 8192: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 8192>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
-    case 16384: CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, 16384>, dim3(grid), dim3(32 * GQ_ROW_WARPS), smem, st, a)); break;
-    default: return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: ring %d", s.ring);
-    }
+    CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, RING>, dim3(grid), dim3(32 * GQ_ROW_WARPS),
+                         (size_t)GQ_ROW_WARPS * RING::SMEM_WARP, st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
+template <int G, bool DENSE>
+static gq_status launch13(const gq_gqs_gpu::gq_v13_split &s, bool bulk, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
+    switch (s.ring) {
+    case 4096: return bulk ? launch13_rb<G, DENSE, 4096, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 4096, false>(s, pdl, a, st);
+    case 8192: return bulk ? launch13_rb<G, DENSE, 8192, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 8192, false>(s, pdl, a, st);
+    case 16384: return bulk ? launch13_rb<G, DENSE, 16384, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 16384, false>(s, pdl, a, st);
+    }
+    return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: ring %d", s.ring);
+}
 
 gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
-    const bool dense = idx == 2;
+    const bool dense = idx % 3 == 2, bulk = idx >= 3;
     if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
     const gq_gqs_gpu::gq_v13_split &s = m->v13[idx];
     if (!s.wstart) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: the split was not built");
     a.stream = m->stream[dense], a.srow = m->srow[dense];
     a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
-#define V13_G(G_, X_) return dense ? launch13<G_, true>(s, m->pdl != 0, a, st) : launch13<G_, false>(s, m->pdl != 0, a, st);
+#define V13_G(G_, X_) return dense ? launch13<G_, true>(s, bulk, m->pdl != 0, a, st) : launch13<G_, false>(s, bulk, m->pdl != 0, a, st);
     GQ_SWITCH_G(m->G, V13_G, 0)
 #undef V13_G
     return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: unsupported group size %d", m->G);

@@ -253,14 +253,104 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
  * pieces (it tops up to that), so cp.async.wait_group L means pieces <= q have landed; the ring holds the
  * round's pieces (<= MAXP) and the L ahead: MAXP + L = NS. Must not: exit with copies in flight (the
  * shared memory may go to the next CTA), read x before gq_pdl_wait(). */
-template <int G, bool DENSE, int RB> struct gq_skring {
-    static constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
+/* The ring's copy engines. Each keeps one warp's range [lo, hi) of the stream flowing into RB bytes of
+ * shared memory; byte o of the stream is read at ring + (o - base) mod RB. start: the first copies (weights
+ * only: before the PDL wait); ready(o, sz): the round [o, o + sz) has landed for every lane (and copies
+ * freed by earlier rounds are refilled); done_round: after the round's reads; finish: nothing in flight. */
+
+/* v13: per-lane cp.async (LDGSTS) of 512-byte pieces, one commit group each, L pieces ahead. Before reading
+ * a round that ends in piece q the warp has committed exactly q + L + 1 pieces, so cp.async.wait_group L
+ * means pieces <= q have landed; the ring holds the round's pieces (<= MAXP) and the L ahead. */
+template <int RB, int FULL> struct gq_ring_ldgsts {
     static constexpr int NS = RB / 512;                   /* pieces in the ring */
     static constexpr int MAXP = (FULL + 496 + 511) / 512; /* pieces a round (16-byte aligned) can touch */
     static constexpr int L = NS - MAXP;                   /* pieces in flight ahead of the round read */
-    static constexpr int SMEM_B = GQ_ROW_WARPS * RB;
+    static constexpr int RING_B = RB, SMEM_WARP = RB;
     static_assert((RB & (RB - 1)) == 0 && L >= 2, "v13 ring: a power of two holding a round and 2 pieces more");
+    uint32_t sring;
+    const char *gs;
+    int lo, hi, np, lane;
+    __device__ __forceinline__ void copy_next() {
+        const int o = np * 512 + 16 * lane;
+        gq_cp_async16_s_if(o >= lo && o < hi, sring + (np & (NS - 1)) * 512 + 16 * lane, gs + o);
+        gq_cp_async_commit(); /* possibly empty: the group count stays uniform */
+        np++;
+    }
+    __device__ __forceinline__ void start(char *smem, const char *g, int b0, int b1, int ln) {
+        sring = gq_smem_addr(smem), gs = g, lane = ln;
+        lo = b0 & ~15, hi = (b1 + 15) & ~15, np = b0 >> 9;
+#pragma unroll
+        for (int u = 0; u < L; u++) copy_next();
+    }
+    __device__ __forceinline__ int base() const { return 0; }
+    __device__ __forceinline__ void ready(int o, int sz) {
+        const int q = (o + sz - 1) >> 9;
+        while (np <= q + L) copy_next();
+        gq_cp_async_wait<L>(); /* this lane's pieces up to q have landed ... */
+        __syncwarp();          /* ... and every lane's */
+    }
+    __device__ __forceinline__ void done_round() { __syncwarp(); } /* read before its pieces are refilled */
+    __device__ __forceinline__ void finish() { gq_cp_async_wait<0>(); }
 };
+
+/* v14: bulk copies (cp.async.bulk, the TMA path) of SLOT = RB / NSL bytes, one instruction each from lane 0,
+ * each completed on its slot's mbarrier. Chunk c of the range is bytes [base + c SLOT, base + (c + 1) SLOT)
+ * (base: lo rounded down to SLOT) clipped to [lo, hi), in slot c mod NSL; its fill parity is (c / NSL) & 1.
+ * A slot is refilled (chunk c + NSL) once every round reading chunk c is done: when the round about to be
+ * read starts past it. Measured as a copy-only ring (walk_bulk_r8k_s4, bench): 9.97 us at 8192^2 S50 G16
+ * where the per-lane cp.async ring took 15.68 (PERF.md "v13 measured"). */
+template <int RB, int NSL, int FULL> struct gq_ring_bulk {
+    static constexpr int SLOT = RB / NSL;
+    static constexpr int RING_B = RB, SMEM_WARP = RB + 8 * NSL; /* the ring, then NSL mbarriers */
+    static_assert((SLOT & (SLOT - 1)) == 0 && SLOT >= 512 && (FULL + SLOT - 1) / SLOT + 1 <= NSL - 1,
+                  "v14 ring: power-of-two slots, a round's chunks and one more in the ring");
+    char *ring;
+    uint64_t *bar;
+    const char *gs;
+    int lo, hi, b0, nch, rdy, fill, lane;
+    __device__ __forceinline__ void issue(int c) { /* lane 0 */
+        const int a0 = b0 + c * SLOT, s0 = a0 > lo ? a0 : lo, s1 = a0 + SLOT < hi ? a0 + SLOT : hi;
+        gq_mbar_expect_tx(&bar[c % NSL], (uint32_t)(s1 - s0));
+        gq_bulk_g2s(ring + (c % NSL) * SLOT + (s0 - a0), gs + s0, (uint32_t)(s1 - s0), &bar[c % NSL]);
+    }
+    __device__ __forceinline__ void start(char *smem, const char *g, int bb, int be, int ln) {
+        ring = smem, bar = reinterpret_cast<uint64_t *>(smem + RB), gs = g, lane = ln;
+        lo = bb & ~15, hi = (be + 15) & ~15, b0 = lo & ~(SLOT - 1);
+        nch = (hi - b0 + SLOT - 1) / SLOT, rdy = -1, fill = nch < NSL ? nch : NSL;
+        if (lane == 0) {
+            for (int c = 0; c < NSL; c++) gq_mbar_init(&bar[c], 1);
+            gq_mbar_init_fence();
+            for (int c = 0; c < fill; c++) issue(c);
+        }
+        __syncwarp();
+    }
+    __device__ __forceinline__ int base() const { return b0; }
+    __device__ __forceinline__ void ready(int o, int sz) {
+        const int c0 = (o - b0) / SLOT, cl = (o + sz - 1 - b0) / SLOT;
+        const int want = c0 + NSL < nch ? c0 + NSL : nch;
+        if (fill < want) {            /* chunks < c0 are read: their slots take chunks fill .. want - 1 */
+            gq_fence_proxy_async(); /* this lane's reads of them before the async-proxy writes ... */
+            __syncwarp();           /* ... and every lane's */
+            if (lane == 0)
+                for (int c = fill; c < want; c++) issue(c);
+            fill = want;
+        }
+        while (rdy < cl) {
+            rdy++;
+            gq_mbar_wait(&bar[rdy % NSL], (uint32_t)(rdy / NSL) & 1u);
+        }
+    }
+    __device__ __forceinline__ void done_round() {}
+    __device__ __forceinline__ void finish() {
+        while (rdy < fill - 1) { /* every chunk issued has landed before the warp leaves */
+            rdy++;
+            gq_mbar_wait(&bar[rdy % NSL], (uint32_t)(rdy / NSL) & 1u);
+        }
+    }
+};
+
+template <int G, bool DENSE, int RB> using gq_v13_ring = gq_ring_ldgsts<RB, GQ_STREAM_FULL(G, DENSE)>;
+template <int G, bool DENSE, int RB> using gq_v14_ring = gq_ring_bulk<RB, 4, GQ_STREAM_FULL(G, DENSE)>;
 
 /* A cut row's part: publish it; the last part to arrive sums every part (record 2 f + 1 of the row's first
  * warp f, then record 2 j of each later warp j whose non-empty range starts inside the row) and writes y.
@@ -283,29 +373,19 @@ __device__ __forceinline__ void gq_skring_part(const gq_gemv_args &a, int w, int
     gq_store_row<1>(a, r, lane, v);
 }
 
-template <int G, bool DENSE, int RB, bool COPY_ONLY = false> /* COPY_ONLY: the ring without the arithmetic (bench) */
+template <int G, bool DENSE, class RING, bool COPY_ONLY = false> /* COPY_ONLY: the ring without the arithmetic (bench) */
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const gq_gemv_args a) {
-    using RG = gq_skring<G, DENSE, RB>;
-    constexpr int FULL = RG::FULL, SHORT = RG::SHORT, NS = RG::NS, L = RG::L;
+    constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
+    constexpr int RB = RING::RING_B;
     extern __shared__ uint4 gq_sks[];
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
     const int w = blockIdx.x * GQ_ROW_WARPS + wi;
     if (w >= a.W) return; /* no CTA-wide barrier below */
     const int4 s = a.wstart[w], e = a.wstart[w + 1];
     if (s.x == e.x && s.y == e.y) return; /* an empty range */
-    const char *ring = reinterpret_cast<const char *>(gq_sks) + wi * RB;
-    const uint32_t sring = gq_smem_addr(ring);
-    const char *gs = reinterpret_cast<const char *>(a.stream);
-    const int lo = s.z & ~15, hi = (e.z + 15) & ~15; /* the warp's bytes, to 16-byte bounds */
-    int np = s.z >> 9;                               /* the next piece to copy */
-    const auto copy_next = [&]() {
-        const int o = np * 512 + 16 * lane;
-        gq_cp_async16_s_if(o >= lo && o < hi, sring + (np & (NS - 1)) * 512 + 16 * lane, gs + o);
-        gq_cp_async_commit(); /* possibly empty: the group count stays uniform */
-        np++;
-    };
-#pragma unroll
-    for (int u = 0; u < L; u++) copy_next(); /* weights only: before the wait */
+    char *ring = reinterpret_cast<char *>(gq_sks) + wi * RING::SMEM_WARP;
+    RING cp;
+    cp.start(ring, reinterpret_cast<const char *>(a.stream), s.z, e.z, lane); /* weights only: before the wait */
     int r = s.x, t = s.y, wbase = r;
     int2 win = r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0); /* rows wbase.. of the range, one per lane */
     gq_pdl_wait();
@@ -327,11 +407,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
         for (; t < te; t++) {
             const bool full = t < nf;
             const int o = off + (full ? t * FULL : nf * FULL + (t - nf) * SHORT);
-            const int q = (o + (full ? FULL : SHORT) - 1) >> 9;
-            while (np <= q + L) copy_next();
-            gq_cp_async_wait<L>(); /* this lane's pieces up to q have landed ... */
-            __syncwarp();          /* ... and every lane's */
-            const gq_at_ring<RB> at{ring, o};
+            cp.ready(o, full ? FULL : SHORT);
+            const gq_at_ring<RB> at{ring, o - cp.base()};
             if constexpr (COPY_ONLY) {
                 acc[0] += __int_as_float(*reinterpret_cast<const int *>(at(16 * lane)) & 0x00FFFFFF); /* keeps the wait */
             } else if (full) {
@@ -343,7 +420,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
                 gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
                 gq_stream_short_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc);
             }
-            __syncwarp(); /* every lane has read the round before its pieces are refilled */
+            cp.done_round();
         }
         gq_warp_sum<1>(acc);
         if (ts == 0 && te == nr) gq_store_row<1>(a, r, lane, acc); /* whole (an empty row: 0) */
@@ -351,7 +428,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
         else p1r = r, p1[0] = acc[0];                                  /* and last row */
         r++, t = 0;
     }
-    gq_cp_async_wait<0>();
+    cp.finish();
     if (p0r >= 0) gq_skring_part(a, w, p0r, p0first, lane, p0);
     if (p1r >= 0) gq_skring_part(a, w, p1r, true, lane, p1);
 }
