@@ -118,12 +118,13 @@ int gq_v13_split_index(int kind) {
     return -1;
 }
 
-/* The kernel of (G, dense, ring, copy engine) as a plain function pointer, and its shared memory per warp. */
-template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, size_t *smem_warp) {
-#define V13_RB(RB_)                                                                                     \
-    case RB_:                                                                                           \
-        *smem_warp = bulk ? gq_v14_ring<G, DENSE, RB_>::SMEM_WARP : gq_v13_ring<G, DENSE, RB_>::SMEM_WARP; \
-        return bulk ? (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v14_ring<G, DENSE, RB_>>          \
+/* The kernel of (G, dense, ring, copy engine) as a plain function pointer, and its shared memory per CTA at K
+ * (v14: x in shared memory too). */
+template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, int K, size_t *smem) {
+#define V13_RB(RB_)                                                                                       \
+    case RB_:                                                                                             \
+        *smem = bulk ? gq_skring_smem<gq_v14_ring<G, DENSE, RB_>, true>(K) : gq_skring_smem<gq_v13_ring<G, DENSE, RB_>, false>(K); \
+        return bulk ? (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v14_ring<G, DENSE, RB_>, false, true> \
                     : (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v13_ring<G, DENSE, RB_>>;
     switch (ring) {
         V13_RB(4096)
@@ -133,8 +134,8 @@ template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, size
 #undef V13_RB
     return NULL;
 }
-static const void *v13_kernel(int G, bool dense, int ring, bool bulk, size_t *smem_warp) {
-#define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring, bulk, smem_warp) : v13_fn<G_, false>(ring, bulk, smem_warp);
+static const void *v13_kernel(int G, bool dense, int ring, bool bulk, int K, size_t *smem) {
+#define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring, bulk, K, smem) : v13_fn<G_, false>(ring, bulk, K, smem);
     GQ_SWITCH_G(G, V13_FN, 0)
 #undef V13_FN
     return NULL;
@@ -152,10 +153,9 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     const bool dense = idx % 3 == 2, bulk = idx >= 3;
     if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
     const int ring = m->v13_ring ? m->v13_ring : GQ_V13_RING_DEFAULT;
-    size_t smem_warp = 0;
-    const void *fn = v13_kernel(m->G, dense, ring, bulk, &smem_warp);
+    size_t smem = 0;
+    const void *fn = v13_kernel(m->G, dense, ring, bulk, m->K, &smem);
     if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: no kernel for G %d, ring %d bytes", m->G, ring);
-    const size_t smem = (size_t)GQ_ROW_WARPS * smem_warp;
     CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int occ = 0;
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * GQ_ROW_WARPS, smem));
@@ -210,8 +210,8 @@ template <int G, bool DENSE, int RB, bool BULK>
 static gq_status launch13_rb(const gq_gqs_gpu::gq_v13_split &s, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
     using RING = typename std::conditional<BULK, gq_v14_ring<G, DENSE, RB>, gq_v13_ring<G, DENSE, RB>>::type;
     const unsigned grid = (unsigned)((s.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, RING>, dim3(grid), dim3(32 * GQ_ROW_WARPS),
-                         (size_t)GQ_ROW_WARPS * RING::SMEM_WARP, st, a));
+    CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, RING, false, BULK>, dim3(grid), dim3(32 * GQ_ROW_WARPS),
+                         gq_skring_smem<RING, BULK>(a.K), st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }

@@ -23,7 +23,8 @@
 #define GQ_CUDA_GQS_STREAM_H
 
 #include "gqs_ring.h" /* cp.async helpers */
-#include "tma.cuh"       /* gq_smem_addr */
+#include "gqs_flat.h"    /* gq_flat_kc: x chunks in shared memory */
+#include "tma.cuh"       /* gq_smem_addr, the bulk copies and mbarriers */
 
 /* Where a round's bytes are: at p + off (gq_at_lin: a row's stream in global or shared memory), or at
  * ring + (o + off) mod RB (gq_at_ring, v13: a warp's byte ring, RB a power of two; a 16-byte field at a
@@ -84,21 +85,22 @@ __device__ __forceinline__ void gq_stream_short_load(const char *p, int lane, ui
 }
 /* The lane's quads of a full round (j: its quad i = 0's index in the row) or of a short one into acc. Dense:
  * quad j is column 8 j, and the padding quads (j >= n, the row's quads) read column 0 (valid, scale 0). */
-template <int G, int B, bool DENSE>
+template <int G, int B, bool DENSE, bool XS = false>
 __device__ __forceinline__ void gq_stream_full_use(const gq_gemv_args &a, const uint32_t (&cw)[4], const uint32_t (&sw)[4],
-                                                   const uint32_t (&cl)[4], uint32_t j, uint32_t n, int kq, float (&acc)[B]) {
+                                                   const uint32_t (&cl)[4], uint32_t j, uint32_t n, int kq, float (&acc)[B],
+                                                   const uint4 *xs = nullptr, int kc = 0) {
 #pragma unroll
     for (int q = 0; q < 4; q++) {
         const uint32_t jq = j + 32u * q;
         const int k0 = DENSE ? 8 * (int)(jq < n ? jq : 0u) : (int)cl[q] * G + kq;
-        gq_quad<B, false, true, true>(a, k0, cw[q], sw[q], acc);
+        gq_quad<B, XS, true, !XS>(a, k0, cw[q], sw[q], acc, xs, kc);
     }
 }
-template <int G, int B, bool DENSE>
+template <int G, int B, bool DENSE, bool XS = false>
 __device__ __forceinline__ void gq_stream_short_use(const gq_gemv_args &a, uint32_t cw, uint32_t sw, uint32_t cl, uint32_t j,
-                                                    uint32_t n, int kq, float (&acc)[B]) {
+                                                    uint32_t n, int kq, float (&acc)[B], const uint4 *xs = nullptr, int kc = 0) {
     const int k0 = DENSE ? 8 * (int)(j < n ? j : 0u) : (int)cl * G + kq;
-    gq_quad<B, false, true, true>(a, k0, cw, sw, acc);
+    gq_quad<B, XS, true, !XS>(a, k0, cw, sw, acc, xs, kc);
 }
 
 /* CTAs per SM the register budget is set for (ptxas -v): at batch 1, 16 (32 registers, 64 warps per SM,
@@ -373,23 +375,38 @@ __device__ __forceinline__ void gq_skring_part(const gq_gemv_args &a, int w, int
     gq_store_row<1>(a, r, lane, v);
 }
 
-template <int G, bool DENSE, class RING, bool COPY_ONLY = false> /* COPY_ONLY: the ring without the arithmetic (bench) */
+/* Shared memory of a v13/v14 CTA: x (XS: the batch-1 x, swizzled 16-byte chunks, gq_flat_kc(K) of them), then
+ * each warp's ring. */
+template <class RING, bool XS> __host__ __device__ inline size_t gq_skring_smem(int K) {
+    return (XS ? (size_t)gq_flat_kc(K) * 16 : 0) + (size_t)GQ_ROW_WARPS * RING::SMEM_WARP;
+}
+
+/* COPY_ONLY: the ring without the arithmetic (bench). XS: x staged once per CTA in shared memory (v14): the
+ * gather is then a 16-byte LDS instead of an L1 load that misses beside the rings (v13: 57% hits). */
+template <int G, bool DENSE, class RING, bool COPY_ONLY = false, bool XS = false>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const gq_gemv_args a) {
     constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
     constexpr int RB = RING::RING_B;
     extern __shared__ uint4 gq_sks[];
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5;
     const int w = blockIdx.x * GQ_ROW_WARPS + wi;
-    if (w >= a.W) return; /* no CTA-wide barrier below */
-    const int4 s = a.wstart[w], e = a.wstart[w + 1];
-    if (s.x == e.x && s.y == e.y) return; /* an empty range */
-    char *ring = reinterpret_cast<char *>(gq_sks) + wi * RING::SMEM_WARP;
+    const int kc = XS ? gq_flat_kc(a.K) : 0;
+    const int4 s = w < a.W ? a.wstart[w] : make_int4(0, 0, 0, 0), e = w < a.W ? a.wstart[w + 1] : s;
+    const bool active = s.x != e.x || s.y != e.y; /* a non-empty range */
+    if (!XS && !active) return;                    /* XS: every warp reaches the barrier below */
+    char *ring = reinterpret_cast<char *>(gq_sks) + kc * 16 + wi * RING::SMEM_WARP;
     RING cp;
-    cp.start(ring, reinterpret_cast<const char *>(a.stream), s.z, e.z, lane); /* weights only: before the wait */
+    if (active) cp.start(ring, reinterpret_cast<const char *>(a.stream), s.z, e.z, lane); /* weights only: before the wait */
     int r = s.x, t = s.y, wbase = r;
-    int2 win = r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0); /* rows wbase.. of the range, one per lane */
+    int2 win = active && r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0); /* rows wbase.. of the range, one per lane */
     gq_pdl_wait();
     gq_pdl_trigger();
+    if constexpr (XS) { /* x after the wait, with coherent loads (never __ldg: PERF.md "v12 measured") */
+        for (int i = threadIdx.x; i < a.K / 8; i += blockDim.x)
+            gq_sks[gq_xswz(i)] = gq_ld_coherent_v4(reinterpret_cast<const uint4 *>(a.x) + i);
+        __syncthreads();
+        if (!active) return;
+    }
     const int kq = (lane % (G / 8)) * 8;
     const uint32_t n = (uint32_t)(a.K / 8);
     int p0r = -1, p1r = -1;
@@ -414,11 +431,12 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
             } else if (full) {
                 uint32_t cw[4], sw[4], cl[4];
                 gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_full_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc);
+                gq_stream_full_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc, gq_sks, kc);
             } else {
                 uint32_t cw, sw, cl;
                 gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_short_use<G, 1, DENSE>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc);
+                gq_stream_short_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc,
+                                                     gq_sks, kc);
             }
             cp.done_round();
         }
