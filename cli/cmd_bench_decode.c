@@ -38,14 +38,14 @@ static const char *USAGE =
     "  --group G        group size of w4 / gqs (default 16)\n"
     "  --gemv K         GQS GEMV kernel by its table name: gqs_row_v11 (default), gqs_row_v12, gqs_row_v9, gqs_row_v7, gqs_row_v8, gqs_row_v3,\n"
     "                   gqs_row_v6, gqs_row_v5, gqs_task_v10, gqs_task_v5, gqs_task_v4, gqs_streamk_v3, gqs_row_v1,\n"
-    "                   gqs_streamk_v1, gqs_row, gqs_streamk (v2)\n"
+    "                   gqs_streamk_v1, gqs_row, gqs_streamk (v2), gqs_task_v14, gqs_row_v14, gqs_task_v13, gqs_row_v13\n"
     "                   (core/cuda/gqs_gemv.h, docs/PERF.md)\n"
     "  --prefetch on|off  L2 bulk prefetch of each warp's weight rows in every format's GEMVs: the v5\n"
     "                   kernels and the fp16 GEMV with it (default off: measured slower; core/cuda/prefetch.cuh)\n"
     "  --pdl on|off     programmatic dependent launch between the step's kernels (default on: each kernel's\n"
     "                   start and first weight loads overlap the kernel before it; core/cuda/pdl.cuh)\n"
-    "  --w4-gemv K      dense W4 kernel: w4_dense_v8 (default), w4_dense_v11, w4_dense_v12, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5,\n"
-    "                   w4_dense_v6, w4_dense_v1 or w4_dense (v2)\n"
+    "  --w4-gemv K      dense W4 kernel: w4_dense_v8 (default), w4_dense_v11, w4_dense_v12, w4_dense_v14, w4_dense_v13, w4_dense_v9,\n"
+    "                   w4_dense_v7, w4_dense_v3, w4_dense_v5, w4_dense_v6, w4_dense_v1 or w4_dense (v2)\n"
     "  --lengths LIST   output lengths (default 128,256,512,1024)\n"
     "  --prompt TEXT    prompt for a real model (default \"Once upon a time\"); random models use 8\n"
     "                   fixed token ids\n"
@@ -150,7 +150,7 @@ int cmd_bench_decode(int argc, char **argv) {
             for (int k = 0; k < GQ_GEMV_NKINDS; k++)
                 if (gq_gemv_kind_is_dense((gq_gemv_kind)k) && !strcmp(v, gq_gemv_kind_name((gq_gemv_kind)k))) w4_kind = k;
             if (w4_kind < 0)
-                return cli_usage_error("bench decode", "--w4-gemv: expected w4_dense_v8, w4_dense_v11, w4_dense_v12, w4_dense_v9, w4_dense_v7, w4_dense_v3, w4_dense_v5, w4_dense_v6, w4_dense_v1 or w4_dense, got '%s'", v);
+                return cli_usage_error("bench decode", "--w4-gemv: expected a dense W4 kernel's table name (w4_dense_v8, w4_dense_v11, ...: see --help), got '%s'", v);
             continue;
         }
         if ((r = cli_flag(argc, argv, &i, "--pdl", &v))) {

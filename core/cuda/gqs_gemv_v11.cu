@@ -1,6 +1,7 @@
-/* gqs_gemv_v11.cu — the v11 and v12 launchers (gqs_stream.h: one contiguous stream per row, read by
- * register loads (v11, batch 1-16) or through a per-warp cp.async ring (v12, batch 1); GQS and dense W4)
- * and the build of its row stream, in their own translation unit (50 instantiations compile in
+/* gqs_gemv_v11.cu — the v11, v12 and v13/v14 launchers (gqs_stream.h: one contiguous stream per row, read by
+ * register loads (v11, batch 1-16), through a per-warp cp.async ring (v12, batch 1), or by a persistent grid
+ * of warps each copying one range of it through a ring (v13/v14, batch 1; the split: gq_gqs_stream_split);
+ * GQS and dense W4) and the build of its row stream, in their own translation unit (50 instantiations compile in
  * parallel with gqs_gemv.cu's). Called from gq_gqs_gpu_gemv / gq_gqs_gpu_prepare (gqs_gemv.cu).
  *
  * The stream is built on the host by gq_gqs_stream_layout (core/gqs_pack.c, unit-tested on the CPU against

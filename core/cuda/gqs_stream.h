@@ -1,7 +1,9 @@
-/* gqs_stream.h — the v11 GEMV kernel (GQS and dense W4, batch 1-16): v7's row split, lanes, quad order and
- * arithmetic, reading each row from one contiguous stream (gqs_pack.h "v11 row stream", built from the
- * device format by gq_gemv_v11_setup, gqs_gemv_v11.cu) instead of three arrays. CUDA C++ only; launched by
- * gq_gemv_launch_v11 for GQ_GEMV_ROW_V11 and GQ_GEMV_DENSE_W4_V11.
+/* gqs_stream.h — the GEMV kernels over the row stream (gqs_pack.h "v11 row stream", built from the device
+ * format by gq_gemv_v11_setup, gqs_gemv_v11.cu): v11 (GQS and dense W4, batch 1-16), v7's row split, lanes,
+ * quad order and arithmetic reading each row from one contiguous stream instead of three arrays; v12, v11
+ * through a per-warp cp.async ring (batch 1); v13/v14 (batch 1), a persistent grid in which each warp copies
+ * one contiguous range of the stream through a shared-memory ring (per-lane cp.async / bulk copies). CUDA
+ * C++ only; launched by gq_gemv_launch_v11 / _v12 / _v13.
  *
  * Why (PERF.md "v11"): at 8192^2 S50 G16 layer a contiguous read of the matrix's bytes takes 8.55 us, v7's
  * loads alone (no arithmetic) 10.86 us and v7 13.21 us. v7 reads a round of 128 quads per warp with 12
@@ -238,6 +240,9 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
     gq_store_row<1>(a, r, lane, acc);
 }
 
+/* ---- v13 / v14: one contiguous range of the stream per warp, through a byte ring ------------------------
+ * Measured slower than v11 (~2x at 8192^2 S50 G16: PERF.md "v13 measured", "v14 ... measured"): the rings
+ * leave 16-28 warps per SM, too few to hide the arithmetic's per-warp chain. Kept as kinds for the record. */
 /* ---- v13: one contiguous range of the stream per warp, through a byte ring (cp.async) ------------------
  * Why (PERF.md "v12 measured"): v12's ring held 3 rounds per warp and restarted at every row, so with ~4
  * rounds per row its prologue was most of the row, and one row per warp left no room to amortise it. Here
