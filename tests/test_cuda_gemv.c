@@ -119,6 +119,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     same_as[GQ_GEMV_ROW_V12] = same_as[GQ_GEMV_ROW_V13] = same_as[GQ_GEMV_ROW_V14] = GQ_GEMV_ROW_V3; /* row splits cut no row */
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
     same_as[GQ_GEMV_DENSE_W4_V11] = same_as[GQ_GEMV_DENSE_W4_V12] = GQ_GEMV_DENSE_W4_V3;
+    same_as[GQ_GEMV_ROW_V15] = GQ_GEMV_ROW_V3, same_as[GQ_GEMV_DENSE_W4_V15] = GQ_GEMV_DENSE_W4_V3; /* a prefetch is a hint */
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
     int bad_total = 0, nkinds = 0;
     for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
@@ -377,6 +378,7 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_TASK_V13, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_DENSE_W4_V13, 0.0, GQ_DENSITY_ROW);
     capture_case(GQ_GEMV_TASK_V14, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_ROW_V15, 0.5, GQ_DENSITY_LAYER);
     capture_case(GQ_GEMV_DENSE_W4_V14, 0.0, GQ_DENSITY_ROW);
 }
 

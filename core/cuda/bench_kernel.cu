@@ -546,6 +546,26 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
         }
         gq_gemv_dev_free(out);
     }
+    /* v15: prefetch depths (rounds ahead); the kind's own row (depth 1) is timed in the family sweep */
+    for (int d = 2; d <= 4 && st == GQ_OK; d++) {
+        for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], d);
+        double rel = 0, us = 0;
+        st = check_kernel(bn, m, GQ_GEMV_ROW_V15, 1, xd, xh, yd, &rel);
+        if (st != GQ_OK) break;
+        Row r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.kernel, sizeof r.kernel, "row_v15_d%d", d);
+        snprintf(r.pattern, sizeof r.pattern, "%s", pat);
+        r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
+        if (!(rel <= GQ_BENCH_CHECK_REL)) {
+            fprintf(stderr, "gqsa bench: CHECK FAILED %s: rel err %.3g; not timed\n", r.kernel, rel);
+            bn.check_failures++;
+            continue;
+        }
+        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_ROW_V15, xd, 1, yd, 0, bn.st); }, &us);
+        if (st == GQ_OK) add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
+    }
+    for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], 0);
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
             st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);
@@ -706,7 +726,7 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
     return best_of(bn, names, n, N, K, B, G, sp, pat);
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
-                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14"};
+                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14", "gqs_row_v15"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
                               "gqs_task_v10", "gqs_task_v13", "gqs_task_v14"};
@@ -808,12 +828,12 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14", "_v15"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
            "kernel", "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13",
-           "v14", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14");
+           "v14", "v15", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14", "v15");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

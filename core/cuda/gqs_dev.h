@@ -77,6 +77,7 @@ struct gq_gqs_gpu {
         int ring, ctas;    /* bytes of each warp's ring, CTAs per SM */
     } v13[6];
     int v13_ring, v13_ctas; /* requested (gq_gqs_gpu_set_v13): 0 = the defaults */
+    int v15_depth;          /* v15: rounds prefetched ahead into L2 (gq_gqs_gpu_set_v15_depth; 0 = 1) */
 };
 
 struct gq_gemv_args {
@@ -620,6 +621,8 @@ gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
 gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 /* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
 gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
+/* v15 (gqs_stream.h, PF): v11 with each warp's next rounds prefetched into L2, batch 1 (v11 above). */
+gq_status gq_gemv_launch_v15(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
 /* v13/v14 (gqs_stream.h): the split index of a kind (0 gqs_row_v13, 1 gqs_task_v13, 2 w4_dense_v13, 3..5 the
  * same for v14; -1 other kinds: idx % 3 == 2 dense, idx % 3 != 0 the task split, idx >= 3 bulk copies), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;

@@ -222,10 +222,13 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         break;
     case GQ_GEMV_ROW_V11: /* the row-stream kinds, GQS and dense W4 */
     case GQ_GEMV_ROW_V12:
+    case GQ_GEMV_ROW_V15:
     case GQ_GEMV_DENSE_W4_V11:
-    case GQ_GEMV_DENSE_W4_V12: {
+    case GQ_GEMV_DENSE_W4_V12:
+    case GQ_GEMV_DENSE_W4_V15: {
         const bool dense = gq_gemv_kind_stream(kind) == 1;
         if (!m->stream[dense]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
+        if (kind == GQ_GEMV_ROW_V15 || kind == GQ_GEMV_DENSE_W4_V15) return gq_gemv_launch_v15(dense, m, a, st);
         const bool ring = kind == GQ_GEMV_ROW_V12 || kind == GQ_GEMV_DENSE_W4_V12;
         return ring ? gq_gemv_launch_v12(dense, m, a, st) : gq_gemv_launch_v11(dense, m, a, st);
     }
@@ -410,6 +413,7 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
+extern "C" void gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) { m->v15_depth = rounds < 0 ? 0 : rounds > 8 ? 8 : rounds; }
 extern "C" gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm) {
     if (ring_bytes != 0 && ring_bytes != 4096 && ring_bytes != 8192 && ring_bytes != 16384)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: ring of %d bytes (expected 4096, 8192 or 16384)", ring_bytes);

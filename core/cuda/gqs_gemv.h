@@ -47,8 +47,9 @@ extern "C" {
  * batch 1, v9 above), _V11 v7 reading one contiguous stream per row (gqs_stream.h; the stream is built by
  * gq_gqs_gpu_prepare), _V12 v11 through a per-warp cp.async ring (batch 1, v11 above), _V13 a persistent
  * grid, each warp one contiguous range of the row stream through a byte ring (TASK: equal bytes, rows cut;
- * ROW: whole rows; batch 1, v11 above), _V14 the same with the ring filled by bulk copies. v6 equals v1, and
- * v7, v8, v9, v11, v12, gqs_row_v13 and gqs_row_v14 equal v3,
+ * ROW: whole rows; batch 1, v11 above), _V14 the same with the ring filled by bulk copies, _V15 v11 with
+ * each warp's next rounds prefetched into L2 (batch 1). v6 equals v1, and v7, v8, v9, v11, v12, gqs_row_v13,
+ * gqs_row_v14 and v15 equal v3,
  * bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
@@ -82,22 +83,25 @@ typedef enum {
     GQ_GEMV_DENSE_W4_V13 = 28,
     GQ_GEMV_TASK_V14 = 29,  /* v13 with the ring filled by bulk copies (cp.async.bulk, mbarriers) instead of per-lane cp.async */
     GQ_GEMV_ROW_V14 = 30,
-    GQ_GEMV_DENSE_W4_V14 = 31
+    GQ_GEMV_DENSE_W4_V14 = 31,
+    GQ_GEMV_ROW_V15 = 32,   /* v11 with each warp's next rounds prefetched into L2 (batch 1; gqs_stream.h PF) */
+    GQ_GEMV_DENSE_W4_V15 = 33
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 32
+#define GQ_GEMV_NKINDS 34
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
            k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
-           k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14;
+           k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 || k == GQ_GEMV_DENSE_W4_V15;
 }
 /* The row stream a kind reads (gq_gqs_gpu's stream[]: 0 with columns, 1 dense), -1 for the kinds that read
  * the device format. */
 static inline int gq_gemv_kind_stream(gq_gemv_kind k) {
     if (k == GQ_GEMV_ROW_V11 || k == GQ_GEMV_ROW_V12 || k == GQ_GEMV_TASK_V13 || k == GQ_GEMV_ROW_V13 ||
-        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14)
+        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14 || k == GQ_GEMV_ROW_V15)
         return 0;
-    if (k == GQ_GEMV_DENSE_W4_V11 || k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14)
+    if (k == GQ_GEMV_DENSE_W4_V11 || k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 ||
+        k == GQ_GEMV_DENSE_W4_V15)
         return 1;
     return -1;
 }
@@ -142,6 +146,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_TASK_V14: return "gqs_task_v14";
     case GQ_GEMV_ROW_V14: return "gqs_row_v14";
     case GQ_GEMV_DENSE_W4_V14: return "w4_dense_v14";
+    case GQ_GEMV_ROW_V15: return "gqs_row_v15";
+    case GQ_GEMV_DENSE_W4_V15: return "w4_dense_v15";
     }
     return "?";
 }
@@ -181,6 +187,8 @@ gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind);
 /* v13's and v14's ring per warp (4096, 8192 or 16384 bytes; 0 = the default) and CTAs per SM (0 = as many
  * as fit): drops the built v13/v14 splits, so the next gq_gqs_gpu_prepare rebuilds them. For the benchmark's study. */
 gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm);
+/* v15's prefetch depth in rounds (1..8; 0 = the default, 1). For the benchmark's study. */
+void gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

@@ -16,11 +16,24 @@
 
 #include "gqs_stream.h"
 
-template <int G, int B, bool DENSE> static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
+template <int G, int B, bool DENSE, bool PF = false>
+static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
     const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_stream_kernel<G, B, DENSE>, dim3(grid), dim3(32 * GQ_ROW_WARPS), 0, st, a));
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_stream_kernel<G, B, DENSE, PF>, dim3(grid), dim3(32 * GQ_ROW_WARPS), 0, st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
+}
+
+/* v15: v11 at batch 1 with the next rounds prefetched into L2 (m->v15_depth rounds ahead, default 1). */
+gq_status gq_gemv_launch_v15(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
+    if (!m->stream[dense]) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v15: the row stream was not built");
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+    a.pf = m->v15_depth > 0 ? m->v15_depth : 1;
+#define V15_G(G_, X_) return dense ? launch11<G_, 1, true, true>(m, a, st) : launch11<G_, 1, false, true>(m, a, st);
+    GQ_SWITCH_G(m->G, V15_G, 0)
+#undef V15_G
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv v15: unsupported group size %d", m->G);
 }
 
 gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {

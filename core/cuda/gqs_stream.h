@@ -25,6 +25,7 @@
 #define GQ_CUDA_GQS_STREAM_H
 
 #include "gqs_ring.h" /* cp.async helpers */
+#include "prefetch.cuh"  /* gq_prefetch_l2 (v15) */
 #include "gqs_flat.h"    /* gq_flat_kc: x chunks in shared memory */
 #include "tma.cuh"       /* gq_smem_addr, the bulk copies and mbarriers */
 
@@ -112,8 +113,12 @@ template <int G, int B> struct gq_minb_stream {
     static constexpr int value = B == 1 ? (G == 8 ? 12 : 16) : B == 8 ? 4 : 1;
 };
 
-/* Warp i computes row row_order[i] (dense: row i), as v7. */
-template <int G, int B, bool DENSE>
+/* Warp i computes row row_order[i] (dense: row i), as v7.
+ * PF (v15): lane 0 also prefetches the row's next a.pf rounds into L2 (one bulk prefetch per round, the
+ * round a.pf ahead; at the first round all of them), so a warp has 1 + a.pf rounds in flight while its
+ * registers hold one — bytes in flight without registers or shared memory (PERF.md "v15"). A hint: the
+ * results are v11's, bit for bit. */
+template <int G, int B, bool DENSE, bool PF = false>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::value)) gq_gemv_stream_kernel(const gq_gemv_args a) {
     constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
     const int lane = threadIdx.x & 31;
@@ -123,6 +128,11 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
     const int2 sr = a.srow[r];
     const char *p = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
     const int nf = sr.y >> 2, ns = sr.y & 3;
+    const char *row_end = p + ((nf * FULL + ns * SHORT + 15) & ~15);
+    const auto prefetch = [&](const char *q0, int rounds) { /* [q0, q0 + rounds FULL) within the row */
+        const char *q1 = q0 + rounds * FULL < row_end ? q0 + rounds * FULL : row_end;
+        if (lane == 0 && q1 > q0) gq_prefetch_l2(q0, (uint32_t)(q1 - q0));
+    };
     const int kq = (lane % (G / 8)) * 8;
     const uint32_t n = (uint32_t)(a.K / 8); /* dense: quads per row; quad j is column 8 j */
     float acc[B];
@@ -132,6 +142,10 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
     for (int t = 0; t < nf; t++, p += FULL, j += 128) {
         uint32_t cw[4], sw[4], cl[4];
         gq_stream_full_load<G, DENSE>(p, lane, cw, sw, cl);
+        if constexpr (PF) {
+            if (t == 0) prefetch(p + FULL, a.pf);
+            else prefetch(p + a.pf * FULL, 1);
+        }
         if (t == 0) { /* the first round's weight loads are in flight before the wait */
             gq_pdl_wait();
             gq_pdl_trigger();
