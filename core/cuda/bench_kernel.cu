@@ -487,6 +487,27 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
  * (batch 1) at each (ring bytes per warp, CTAs per SM) on m, checked and timed as every row, named
  * task_v14_r<KB>k_c<CTAs> (task_v13_* in the run of 2026-12-04 that measured v13 this way); the kinds' own
  * rows (the defaults) are timed in the family sweep. */
+/* One study row: kind at batch 1 on m as configured now, checked against the CPU reference, then timed
+ * under the name given. */
+gq_status study_row(Bench &bn, Mat &m, gq_gemv_kind kind, const char *name, const char *pat, double sp, void *xd,
+                    const uint16_t *xh, void *yd) {
+    double rel = 0, us = 0;
+    GQ_TRY(check_kernel(bn, m, kind, 1, xd, xh, yd, &rel));
+    Row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", name);
+    snprintf(r.pattern, sizeof r.pattern, "%s", pat);
+    r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
+    if (!(rel <= GQ_BENCH_CHECK_REL)) {
+        fprintf(stderr, "gqsa bench: CHECK FAILED %s: rel err %.3g; not timed\n", r.kernel, rel);
+        bn.check_failures++;
+        return GQ_OK;
+    }
+    GQ_TRY(time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], kind, xd, 1, yd, 0, bn.st); }, &us));
+    add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
+    return GQ_OK;
+}
+
 gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
     const int cfg[][2] = {{4096, 0}, {4096, 6}, {8192, 0}, {8192, 4}, {16384, 0}, {16384, 2}};
     void *xd = NULL, *yd = NULL;
@@ -549,21 +570,9 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
     /* v15: prefetch depths (rounds ahead); the kind's own row (depth 1) is timed in the family sweep */
     for (int d = 2; d <= 4 && st == GQ_OK; d++) {
         for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], d);
-        double rel = 0, us = 0;
-        st = check_kernel(bn, m, GQ_GEMV_ROW_V15, 1, xd, xh, yd, &rel);
-        if (st != GQ_OK) break;
-        Row r;
-        memset(&r, 0, sizeof r);
-        snprintf(r.kernel, sizeof r.kernel, "row_v15_d%d", d);
-        snprintf(r.pattern, sizeof r.pattern, "%s", pat);
-        r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
-        if (!(rel <= GQ_BENCH_CHECK_REL)) {
-            fprintf(stderr, "gqsa bench: CHECK FAILED %s: rel err %.3g; not timed\n", r.kernel, rel);
-            bn.check_failures++;
-            continue;
-        }
-        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_ROW_V15, xd, 1, yd, 0, bn.st); }, &us);
-        if (st == GQ_OK) add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
+        char name[32];
+        snprintf(name, sizeof name, "row_v15_d%d", d);
+        st = study_row(bn, m, GQ_GEMV_ROW_V15, name, pat, sp, xd, xh, yd);
     }
     for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], 0);
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
@@ -571,21 +580,9 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
             st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);
             if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_TASK_V14, bn.st);
         }
-        double rel = 0, us = 0;
-        if (st == GQ_OK) st = check_kernel(bn, m, GQ_GEMV_TASK_V14, 1, xd, xh, yd, &rel);
-        if (st != GQ_OK) break;
-        Row r;
-        memset(&r, 0, sizeof r);
-        snprintf(r.kernel, sizeof r.kernel, "task_v14_r%dk_c%d", cfg[c][0] / 1024, m.cp[0]->v13[4].ctas);
-        snprintf(r.pattern, sizeof r.pattern, "%s", pat);
-        r.N = m.g.N, r.K = m.g.K, r.B = 1, r.G = m.g.G, r.bits = 4, r.sparsity = sp, r.copies = m.ncp;
-        if (!(rel <= GQ_BENCH_CHECK_REL)) {
-            fprintf(stderr, "gqsa bench: CHECK FAILED %s: rel err %.3g; not timed\n", r.kernel, rel);
-            bn.check_failures++;
-            continue;
-        }
-        st = time_graph(bn, [&](int i) { return gq_gqs_gpu_gemv(m.cp[i % m.ncp], GQ_GEMV_TASK_V14, xd, 1, yd, 0, bn.st); }, &us);
-        if (st == GQ_OK) add_timed_row(bn, r, m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N, us);
+        char name[32];
+        snprintf(name, sizeof name, "task_v14_r%dk_c%d", cfg[c][0] / 1024, m.cp[0]->v13[4].ctas);
+        if (st == GQ_OK) st = study_row(bn, m, GQ_GEMV_TASK_V14, name, pat, sp, xd, xh, yd);
     }
     for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v13(m.cp[i], 0, 0);
     free(xh);
