@@ -164,28 +164,32 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
             return gq_errf(GQ_ERR_ARG, "gqs stream: row %d starts past 32 GB (offsets are int32 16-byte units)", r);
         GQ_ASSERT(q0 % QPG == 0); /* rows own whole groups */
         srow[2 * r] = (int32_t)(off / 16), srow[2 * r + 1] = (int32_t)nblk;
-        if (out) {
+        if (out) { /* loops in the stream's own order: no division per quad (~4x faster than per-quad placement) */
             uint8_t *p = out + off;
             memset(p, 0, (size_t)rb); /* the padding quads: codes, scale|min and column 0 */
-            for (int64_t j = 0; j < n; j++) {
-                uint8_t *round;
-                int64_t cpos, spos, lpos;
-                if (j < 128 * nf) { /* full round j / 128: lane l, its quad i, slot s of the round */
-                    const int64_t pq = j % 128, l = pq % 32, i = pq / 32, s = pq / QPG;
-                    round = p + j / 128 * FULL;
-                    cpos = 16 * l + 4 * i;
-                    spos = 512 + 16 * (s % SPR) + 4 * (s / SPR);
-                    lpos = 512 + 16 * SPR + 8 * (s % SPR) + 2 * (s / SPR);
-                } else {
-                    const int64_t jj = j - 128 * nf, l = jj % 32, s = l / QPG;
-                    round = p + nf * FULL + jj / 32 * SHORT;
-                    cpos = 4 * l, spos = 128 + 4 * s, lpos = 128 + 4 * SPR + 2 * s;
+            const uint8_t *codes = d->codes + 4 * q0;
+            const int64_t slot0 = q0 / QPG, nslot = n / QPG;
+            for (int64_t t = 0; t < nf; t++) { /* full round t: quads 128 t + 32 i + l at 16 l + 4 i */
+                uint8_t *round = p + t * FULL;
+                for (int i = 0; i < 4; i++)
+                    for (int l = 0; l < 32; l++) {
+                        const int64_t j = 128 * t + 32 * i + l;
+                        if (j < n) memcpy(round + 16 * l + 4 * i, codes + 4 * j, 4);
+                    }
+                for (int64_t s = 0; s < 128 / QPG; s++) { /* the round's slots: entry s % SPR, word s / SPR */
+                    const int64_t g = 128 / QPG * t + s;
+                    if (g >= nslot) break;
+                    memcpy(round + 512 + 16 * (s % SPR) + 4 * (s / SPR), &d->sm[slot0 + g], 4);
+                    if (!dense) memcpy(round + 512 + 16 * SPR + 8 * (s % SPR) + 2 * (s / SPR), &d->col[slot0 + g], 2);
                 }
-                memcpy(round + cpos, d->codes + 4 * (q0 + j), 4);
-                if (j % QPG == 0) { /* the group's first quad carries its slot */
-                    const int64_t slot = (q0 + j) / QPG;
-                    memcpy(round + spos, &d->sm[slot], 4);
-                    if (!dense) memcpy(round + lpos, &d->col[slot], 2);
+            }
+            for (int64_t t = 0; t < nblk % 4; t++) { /* short round t: quads 128 nf + 32 t + l at 4 l */
+                uint8_t *round = p + nf * FULL + t * SHORT;
+                const int64_t j0 = 128 * nf + 32 * t;
+                for (int l = 0; l < 32 && j0 + l < n; l++) memcpy(round + 4 * l, codes + 4 * (j0 + l), 4);
+                for (int64_t s = 0; s < 32 / QPG && (j0 / QPG + s) < nslot; s++) {
+                    memcpy(round + 128 + 4 * s, &d->sm[slot0 + j0 / QPG + s], 4);
+                    if (!dense) memcpy(round + 128 + 4 * SPR + 2 * s, &d->col[slot0 + j0 / QPG + s], 2);
                 }
             }
         }
