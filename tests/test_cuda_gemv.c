@@ -264,7 +264,7 @@ static void test_v13_configs(void **st) {
             c.v13_ring = rings[ri], c.v13_ctas = i == 9 ? 1 : 0;
             fails += run_case(&c, 7000 + 31 * (uint64_t)ri + (uint64_t)i);
         }
-    printf("v13: %d configurations, %d failures\n", n, fails);
+    printf("v13-v15 (batch 1): %d configurations, %d failures\n", n, fails);
     assert_int_equal(fails, 0);
 }
 

@@ -482,11 +482,8 @@ gq_status run_ceilings(Bench &bn, Mat &m, const char *pat, double sp, bool strea
     return st;
 }
 
-/* ---- v13/v14 study: the ring's copy path, its size and CTAs per SM on one matrix -----------------------
- * The ceilings walk_ring_v13 / walk_bulk_* (v13's ranges copied without the arithmetic), then gqs_task_v14
- * (batch 1) at each (ring bytes per warp, CTAs per SM) on m, checked and timed as every row, named
- * task_v14_r<KB>k_c<CTAs> (task_v13_* in the run of 2026-12-04 that measured v13 this way); the kinds' own
- * rows (the defaults) are timed in the family sweep. */
+/* ---- the stream kernels' study (v13-v15) on one matrix ----------------------------------------------- */
+
 /* One study row: kind at batch 1 on m as configured now, checked against the CPU reference, then timed
  * under the name given. */
 gq_status study_row(Bench &bn, Mat &m, gq_gemv_kind kind, const char *name, const char *pat, double sp, void *xd,
@@ -508,7 +505,11 @@ gq_status study_row(Bench &bn, Mat &m, gq_gemv_kind kind, const char *name, cons
     return GQ_OK;
 }
 
-gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
+/* The ceilings walk_ring_v13 / walk_bulk_* (v13's ranges copied without the arithmetic), v15 at prefetch
+ * depths 2-4 (row_v15_d<D>), then gqs_task_v14 (batch 1) at each (ring bytes per warp, CTAs per SM), named
+ * task_v14_r<KB>k_c<CTAs> (task_v13_* in the run of 2026-12-04 that measured v13 this way); the kinds' own
+ * rows (the defaults) are timed in the family sweep. */
+gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
     const int cfg[][2] = {{4096, 0}, {4096, 6}, {8192, 0}, {8192, 4}, {16384, 0}, {16384, 2}};
     void *xd = NULL, *yd = NULL;
     uint16_t *xh = NULL;
@@ -527,9 +528,7 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
             CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
             st = time_graph(bn, [&](int i) -> gq_status {
                 const gq_gqs_gpu *mc = m.cp[i % m.ncp];
-                gq_gemv_args a = gq_gemv_args_of(mc, xd, 1, yd, 0);
-                a.stream = mc->stream[0], a.srow = mc->srow[0], a.wstart = mc->v13[1].wstart, a.sfix = mc->v13[1].sfix;
-                a.rec = mc->v13[1].rec, a.cnt = mc->v13[1].cnt, a.W = mc->v13[1].W;
+                const gq_gemv_args a = gq_v13_args(mc, 1, gq_gemv_args_of(mc, xd, 1, yd, 0));
                 gq_gemv_skring_kernel<16, false, gq_v13_ring<16, false, 8192>, true><<<(unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS),
                                                                32 * GQ_ROW_WARPS, smem, bn.st>>>(a);
                 CUDA_CHECK_LAUNCH();
@@ -552,8 +551,7 @@ gq_status run_v13_study(Bench &bn, Mat &m, const char *pat, double sp) {
             double us2 = 0;
             st = time_graph(bn, [&](int i) -> gq_status {
                 const gq_gqs_gpu *mc = m.cp[i % m.ncp];
-                gq_gemv_args a = gq_gemv_args_of(mc, xd, 1, yd, 0);
-                a.stream = mc->stream[0], a.wstart = mc->v13[1].wstart, a.W = mc->v13[1].W;
+                const gq_gemv_args a = gq_v13_args(mc, 1, gq_gemv_args_of(mc, xd, 1, yd, 0));
                 const unsigned grid = (unsigned)((a.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
                 if (k == 0) walk_bulk_kernel<8192, 4><<<grid, 32 * GQ_ROW_WARPS, sm2, bn.st>>>(a, out);
                 else if (k == 1) walk_bulk_kernel<8192, 8><<<grid, 32 * GQ_ROW_WARPS, sm2, bn.st>>>(a, out);
@@ -687,7 +685,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
             }
             if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_ceilings(bn, m, gq_density_name((gq_density)p), sp, p == GQ_DENSITY_LAYER));
             if (fabs(sp - 0.5) < 1e-9 && p != GQ_DENSITY_ROW && s.N == 8192)
-                GQ_TRY(run_v13_study(bn, m, gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_stream_study(bn, m, gq_density_name((gq_density)p), sp));
             mat_free(m);
         }
     }

@@ -29,6 +29,7 @@
 
 #define GQ_PIPE_MAXB 2 /* largest batch with a v9 kernel (gqs_pipe.h) */
 
+struct gq_gemv_args;
 struct gq_gqs_gpu {
     int N, K, G;
     int64_t U, S;          /* units, slots */
@@ -75,6 +76,8 @@ struct gq_gqs_gpu {
         int *cnt;          /* [N] arrival counters, zero between launches */
         int64_t W;
         int ring, ctas;    /* bytes of each warp's ring, CTAs per SM */
+        void (*kernel)(gq_gemv_args); /* the kernel the split was sized for, and its shared memory per CTA */
+        size_t smem;
     } v13[6];
     int v13_ring, v13_ctas; /* requested (gq_gqs_gpu_set_v13): 0 = the defaults */
     int v15_depth;          /* v15: rounds prefetched ahead into L2 (gq_gqs_gpu_set_v15_depth; 0 = 1) */
@@ -617,17 +620,24 @@ gq_status gq_gemv_launch_v10(gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t 
  * inside graph capture. None for dense matrices (equal rows) or > 32 rows per warp (pw = 0). */
 gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
 /* v11 (gqs_stream.h, gqs_gemv_v11.cu): the row-stream walk, GQS (dense = false) or dense W4; needs
- * m->stream[dense], built by gq_gemv_v11_setup (synchronous copies: never inside graph capture). */
-gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
+ * m->stream[dense], built by gq_gemv_v11_setup (synchronous copies: never inside graph capture). pf > 0
+ * (v15, batch 1): each warp also prefetches its row's next pf rounds into L2. */
+gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream, int pf = 0);
 /* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
 gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
-/* v15 (gqs_stream.h, PF): v11 with each warp's next rounds prefetched into L2, batch 1 (v11 above). */
-gq_status gq_gemv_launch_v15(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
 /* v13/v14 (gqs_stream.h): the split index of a kind (0 gqs_row_v13, 1 gqs_task_v13, 2 w4_dense_v13, 3..5 the
  * same for v14; -1 other kinds: idx % 3 == 2 dense, idx % 3 != 0 the task split, idx >= 3 bulk copies), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;
  * v11 above). */
 int gq_v13_split_index(int kind);
+/* a's fields for split idx of m (the row stream, the split, its records and counters), as its kernel reads them. */
+static inline gq_gemv_args gq_v13_args(const gq_gqs_gpu *m, int idx, gq_gemv_args a) {
+    const gq_gqs_gpu::gq_v13_split &s = m->v13[idx];
+    const int dense = idx % 3 == 2;
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+    a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
+    return a;
+}
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);
 void gq_gemv_v13_free(gq_gqs_gpu *m);
 gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);

@@ -49,8 +49,7 @@ extern "C" {
  * grid, each warp one contiguous range of the row stream through a byte ring (TASK: equal bytes, rows cut;
  * ROW: whole rows; batch 1, v11 above), _V14 the same with the ring filled by bulk copies, _V15 v11 with
  * each warp's next rounds prefetched into L2 (batch 1). v6 equals v1, and v7, v8, v9, v11, v12, gqs_row_v13,
- * gqs_row_v14 and v15 equal v3,
- * bit for bit (tests/test_cuda_gemv.c). */
+ * gqs_row_v14 and v15 equal v3, bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <type_traits>
-
 #include "gqs_stream.h"
 
 template <int G, int B, bool DENSE, bool PF = false>
@@ -24,21 +22,16 @@ static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream
     return GQ_OK;
 }
 
-/* v15: v11 at batch 1 with the next rounds prefetched into L2 (m->v15_depth rounds ahead, default 1). */
-gq_status gq_gemv_launch_v15(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
-    if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
-    if (!m->stream[dense]) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v15: the row stream was not built");
-    a.stream = m->stream[dense], a.srow = m->srow[dense];
-    a.pf = m->v15_depth > 0 ? m->v15_depth : 1;
-#define V15_G(G_, X_) return dense ? launch11<G_, 1, true, true>(m, a, st) : launch11<G_, 1, false, true>(m, a, st);
-    GQ_SWITCH_G(m->G, V15_G, 0)
-#undef V15_G
-    return gq_errf(GQ_ERR_ARG, "gqs_gemv v15: unsupported group size %d", m->G);
-}
-
-gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st, int pf) {
     if (!m->stream[dense]) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v11: the row stream was not built");
     a.stream = m->stream[dense], a.srow = m->srow[dense];
+    if (pf > 0 && a.nb == 1) { /* v15: the next pf rounds prefetched into L2 (batch 1 only) */
+        a.pf = pf;
+#define V15_G(G_, X_) return dense ? launch11<G_, 1, true, true>(m, a, st) : launch11<G_, 1, false, true>(m, a, st);
+        GQ_SWITCH_G(m->G, V15_G, 0)
+#undef V15_G
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v15: unsupported group size %d", m->G);
+    }
     const int bt = gq_batch_tmpl(a.nb);
 #define V11_B(B_, G_) return dense ? launch11<G_, B_, true>(m, a, st) : launch11<G_, B_, false>(m, a, st);
 #define V11_G(G_, X_) GQ_SWITCH_BATCH(bt, V11_B, G_)
@@ -132,14 +125,16 @@ int gq_v13_split_index(int kind) {
     return -1;
 }
 
-/* The kernel of (G, dense, ring, copy engine) as a plain function pointer, and its shared memory per CTA at K
- * (v14: x in shared memory too). */
-template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, int K, size_t *smem) {
+typedef void (*gq_v13_kernel_t)(gq_gemv_args);
+
+/* The kernel of (G, dense, ring, copy engine), and its shared memory per CTA at K (v14: x in shared memory
+ * too); NULL for a ring size there is no kernel for. */
+template <int G, bool DENSE> static gq_v13_kernel_t v13_fn(int ring, bool bulk, int K, size_t *smem) {
 #define V13_RB(RB_)                                                                                       \
     case RB_:                                                                                             \
         *smem = bulk ? gq_skring_smem<gq_v14_ring<G, DENSE, RB_>, true>(K) : gq_skring_smem<gq_v13_ring<G, DENSE, RB_>, false>(K); \
-        return bulk ? (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v14_ring<G, DENSE, RB_>, false, true> \
-                    : (const void *)gq_gemv_skring_kernel<G, DENSE, gq_v13_ring<G, DENSE, RB_>>;
+        return bulk ? gq_gemv_skring_kernel<G, DENSE, gq_v14_ring<G, DENSE, RB_>, false, true>          \
+                    : gq_gemv_skring_kernel<G, DENSE, gq_v13_ring<G, DENSE, RB_>>;
     switch (ring) {
         V13_RB(4096)
         V13_RB(8192)
@@ -148,7 +143,7 @@ template <int G, bool DENSE> static const void *v13_fn(int ring, bool bulk, int 
 #undef V13_RB
     return NULL;
 }
-static const void *v13_kernel(int G, bool dense, int ring, bool bulk, int K, size_t *smem) {
+static gq_v13_kernel_t v13_kernel(int G, bool dense, int ring, bool bulk, int K, size_t *smem) {
 #define V13_FN(G_, X_) return dense ? v13_fn<G_, true>(ring, bulk, K, smem) : v13_fn<G_, false>(ring, bulk, K, smem);
     GQ_SWITCH_G(G, V13_FN, 0)
 #undef V13_FN
@@ -168,7 +163,7 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
     const int ring = m->v13_ring ? m->v13_ring : GQ_V13_RING_DEFAULT;
     size_t smem = 0;
-    const void *fn = v13_kernel(m->G, dense, ring, bulk, m->K, &smem);
+    const gq_v13_kernel_t fn = v13_kernel(m->G, dense, ring, bulk, m->K, &smem);
     if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: no kernel for G %d, ring %d bytes", m->G, ring);
     CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int occ = 0;
@@ -215,39 +210,17 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     }
     gq_gqs_gpu::gq_v13_split &d = m->v13[idx];
     cudaFree(d.wstart), cudaFree(d.sfix), cudaFree(d.rec), cudaFree(d.cnt);
-    s.W = Wg, s.ring = ring, s.ctas = ctas;
+    s.W = Wg, s.ring = ring, s.ctas = ctas, s.kernel = fn, s.smem = smem;
     d = s;
     return GQ_OK;
 }
 
-template <int G, bool DENSE, int RB, bool BULK>
-static gq_status launch13_rb(const gq_gqs_gpu::gq_v13_split &s, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
-    using RING = typename std::conditional<BULK, gq_v14_ring<G, DENSE, RB>, gq_v13_ring<G, DENSE, RB>>::type;
-    const unsigned grid = (unsigned)((s.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    CUDA_CHECK(gq_launch(pdl, gq_gemv_skring_kernel<G, DENSE, RING, false, BULK>, dim3(grid), dim3(32 * GQ_ROW_WARPS),
-                         gq_skring_smem<RING, BULK>(a.K), st, a));
-    CUDA_CHECK_LAUNCH();
-    return GQ_OK;
-}
-template <int G, bool DENSE>
-static gq_status launch13(const gq_gqs_gpu::gq_v13_split &s, bool bulk, bool pdl, const gq_gemv_args &a, cudaStream_t st) {
-    switch (s.ring) {
-    case 4096: return bulk ? launch13_rb<G, DENSE, 4096, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 4096, false>(s, pdl, a, st);
-    case 8192: return bulk ? launch13_rb<G, DENSE, 8192, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 8192, false>(s, pdl, a, st);
-    case 16384: return bulk ? launch13_rb<G, DENSE, 16384, true>(s, pdl, a, st) : launch13_rb<G, DENSE, 16384, false>(s, pdl, a, st);
-    }
-    return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: ring %d", s.ring);
-}
-
 gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
-    const bool dense = idx % 3 == 2, bulk = idx >= 3;
-    if (a.nb != 1) return gq_gemv_launch_v11(dense, m, a, st);
+    if (a.nb != 1) return gq_gemv_launch_v11(idx % 3 == 2, m, a, st);
     const gq_gqs_gpu::gq_v13_split &s = m->v13[idx];
     if (!s.wstart) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v13: the split was not built");
-    a.stream = m->stream[dense], a.srow = m->srow[dense];
-    a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
-#define V13_G(G_, X_) return dense ? launch13<G_, true>(s, bulk, m->pdl != 0, a, st) : launch13<G_, false>(s, bulk, m->pdl != 0, a, st);
-    GQ_SWITCH_G(m->G, V13_G, 0)
-#undef V13_G
-    return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: unsupported group size %d", m->G);
+    const unsigned grid = (unsigned)((s.W + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
+    CUDA_CHECK(gq_launch(m->pdl != 0, s.kernel, dim3(grid), dim3(32 * GQ_ROW_WARPS), s.smem, st, gq_v13_args(m, idx, a)));
+    CUDA_CHECK_LAUNCH();
+    return GQ_OK;
 }

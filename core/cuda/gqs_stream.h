@@ -254,34 +254,30 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, 16) gq_gemv_sring_kernel(co
     gq_store_row<1>(a, r, lane, acc);
 }
 
-/* ---- v13 / v14: one contiguous range of the stream per warp, through a byte ring ------------------------
- * Measured slower than v11 (~2x at 8192^2 S50 G16: PERF.md "v13 measured", "v14 ... measured"): the rings
- * leave 16-28 warps per SM, too few to hide the arithmetic's per-warp chain. Kept as kinds for the record. */
-/* ---- v13: one contiguous range of the stream per warp, through a byte ring (cp.async) ------------------
+/* ---- v13 / v14: a persistent grid, one contiguous range of the stream per warp, through a byte ring -------
  * Why (PERF.md "v12 measured"): v12's ring held 3 rounds per warp and restarted at every row, so with ~4
- * rounds per row its prologue was most of the row, and one row per warp left no room to amortise it. Here
- * the grid is persistent (#SMs x the CTAs that fit) and warp w owns the tokens [wstart[w], wstart[w+1])
- * of the stream in order (gqs_pack.h "v13 split": every round of every row; mode 1 equal bytes with rows
- * cut between warps, mode 0 whole rows in equal counts), which is one contiguous byte range: the warp
- * copies it through a ring of RB bytes in 512-byte pieces (one 16-byte cp.async per lane, one commit
- * group each), L pieces ahead of the round it computes, across row boundaries — the ring never drains
- * between rows. At RB = 8 KB, G16: 13 pieces (6.5 KB) in flight per warp, 24 warps per SM: ~156 KB per
- * SM against v11's 57 KB. Rounds are read from the ring with v11's loads (gq_at_ring wraps the offsets)
- * and v11's lanes, quad order and arithmetic, so whole rows are bit-identical to v11 and v3. A cut row's
- * parts meet through records and an arrival counter (gq_fixup_arrive); the last to arrive sums them in
- * warp order (deterministic) and writes y: no warp ever waits for another. Batch 1 only.
- * Accounting: before reading a round that ends in piece q the warp has committed exactly q + L + 1
- * pieces (it tops up to that), so cp.async.wait_group L means pieces <= q have landed; the ring holds the
- * round's pieces (<= MAXP) and the L ahead: MAXP + L = NS. Must not: exit with copies in flight (the
- * shared memory may go to the next CTA), read x before gq_pdl_wait(). */
-/* The ring's copy engines. Each keeps one warp's range [lo, hi) of the stream flowing into RB bytes of
- * shared memory; byte o of the stream is read at ring + (o - base) mod RB. start: the first copies (weights
- * only: before the PDL wait); ready(o, sz): the round [o, o + sz) has landed for every lane (and copies
- * freed by earlier rounds are refilled); done_round: after the round's reads; finish: nothing in flight. */
+ * rounds per row its prologue was most of the row. Here the grid is persistent (#SMs x the CTAs that fit)
+ * and warp w owns the tokens [wstart[w], wstart[w+1]) of the stream in order (gqs_pack.h "v13 split": every
+ * round of every row; mode 1 equal bytes with rows cut between warps, mode 0 whole rows in equal counts),
+ * one contiguous byte range that the warp copies through a ring of RB bytes ahead of the round it computes,
+ * across row boundaries. Rounds are read from the ring with v11's loads (gq_at_ring wraps the offsets) and
+ * v11's lanes, quad order and arithmetic, so whole rows are bit-identical to v11 and v3. A cut row's parts
+ * meet through records and an arrival counter (gq_fixup_arrive); the last to arrive sums them in warp order
+ * (deterministic) and writes y: no warp ever waits for another. Batch 1 only.
+ * Measured slower than v11 (~2x at 8192^2 S50 G16: PERF.md "v13 measured", "v14 ... measured"): the rings
+ * leave 16-28 warps per SM, too few to hide the arithmetic's per-warp chain. Kept as kinds for the record.
+ *
+ * The ring's copy engines (RING): each keeps one warp's range [lo, hi) of the stream flowing into RB bytes
+ * of shared memory; byte o of the stream is read at ring + (o - base()) mod RB. start: the first copies
+ * (weights only: before the PDL wait); ready(o, sz): the round [o, o + sz) has landed for every lane (and
+ * copies freed by earlier rounds are refilled); done_round: after the round's reads; finish: nothing in
+ * flight. Must not: exit with copies in flight (the shared memory may go to the next CTA), read x before
+ * gq_pdl_wait(). */
 
 /* v13: per-lane cp.async (LDGSTS) of 512-byte pieces, one commit group each, L pieces ahead. Before reading
  * a round that ends in piece q the warp has committed exactly q + L + 1 pieces, so cp.async.wait_group L
- * means pieces <= q have landed; the ring holds the round's pieces (<= MAXP) and the L ahead. */
+ * means pieces <= q have landed; the ring holds the round's pieces (<= MAXP) and the L ahead: MAXP + L = NS.
+ * At RB = 8 KB, G16: 13 pieces (6.5 KB) in flight per warp. */
 template <int RB, int FULL> struct gq_ring_ldgsts {
     static constexpr int NS = RB / 512;                   /* pieces in the ring */
     static constexpr int MAXP = (FULL + 496 + 511) / 512; /* pieces a round (16-byte aligned) can touch */
