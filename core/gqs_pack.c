@@ -164,7 +164,7 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
             return gq_errf(GQ_ERR_ARG, "gqs stream: row %d starts past 32 GB (offsets are int32 16-byte units)", r);
         GQ_ASSERT(q0 % QPG == 0); /* rows own whole groups */
         srow[2 * r] = (int32_t)(off / 16), srow[2 * r + 1] = (int32_t)nblk;
-        if (out) { /* loops in the stream's own order: no division per quad (~4x faster than per-quad placement) */
+        if (out) { /* loops in the stream's own order, no division per quad: ~4.8x faster (tools/diag_stream_layout.c) */
             uint8_t *p = out + off;
             memset(p, 0, (size_t)rb); /* the padding quads: codes, scale|min and column 0 */
             const uint8_t *codes = d->codes + 4 * q0;

@@ -285,6 +285,9 @@ static void test_bad_args(void **st) {
     assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW, xd, 17, yd, 0, NULL), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW, (char *)xd + 2, 1, yd, 0, NULL), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_DENSE_W4, xd, 1, yd, 0, NULL), GQ_ERR_ARG); /* not dense */
+    assert_int_equal(gq_gqs_gpu_set_v13(m, 1000, 0), GQ_ERR_ARG); /* no kernel for that ring size */
+    assert_int_equal(gq_gqs_gpu_set_v15_depth(m, 9), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_set_v15_depth(m, -1), GQ_ERR_ARG);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
     gq_gqs_gpu_free(m);
     gq_gqs_dev_free(&d);

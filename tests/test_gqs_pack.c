@@ -708,6 +708,14 @@ static void split_case(int N, int K, int G, double sp, gq_density pat, int dense
 
 static void test_stream_split(void **state) {
     (void)state;
+    { /* a stream past 2 GB (its byte offsets are int32): an error naming the size, nothing written */
+        const int32_t srow[4] = {0, 4, 200000000, 4}; /* row 1 starts at 3.2 GB */
+        int32_t ws[12], fix[4];
+        int64_t Wg = -1;
+        assert_int_equal(gq_gqs_stream_split(srow, 2, 16, 0, 2, 1, ws, fix, &Wg), GQ_ERR_ARG);
+        assert_non_null(strstr(gq_errmsg(), "int32"));
+        assert_int_equal(Wg, -1);
+    }
     const int64_t Ws[] = {1, 2, 7, 33, 128, 1000, 100000};
     for (int wi = 0; wi < 7; wi++)
         for (int mode = 0; mode < 2; mode++) {

@@ -567,12 +567,12 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
     }
     /* v15: prefetch depths (rounds ahead); the kind's own row (depth 1) is timed in the family sweep */
     for (int d = 2; d <= 4 && st == GQ_OK; d++) {
-        for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], d);
+        for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v15_depth(m.cp[i], d);
         char name[32];
         snprintf(name, sizeof name, "row_v15_d%d", d);
-        st = study_row(bn, m, GQ_GEMV_ROW_V15, name, pat, sp, xd, xh, yd);
+        if (st == GQ_OK) st = study_row(bn, m, GQ_GEMV_ROW_V15, name, pat, sp, xd, xh, yd);
     }
-    for (int i = 0; i < m.ncp; i++) gq_gqs_gpu_set_v15_depth(m.cp[i], 0);
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v15_depth(m.cp[i], 0);
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
             st = gq_gqs_gpu_set_v13(m.cp[i], cfg[c][0], cfg[c][1]);

@@ -413,7 +413,11 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
-extern "C" void gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) { m->v15_depth = rounds < 0 ? 0 : rounds > 8 ? 8 : rounds; }
+extern "C" gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) {
+    if (rounds < 0 || rounds > 8) return gq_errf(GQ_ERR_ARG, "gqs_gemv v15: prefetch depth %d rounds (expected 0..8)", rounds);
+    m->v15_depth = rounds;
+    return GQ_OK;
+}
 extern "C" gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm) {
     if (ring_bytes != 0 && ring_bytes != 4096 && ring_bytes != 8192 && ring_bytes != 16384)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv v13: ring of %d bytes (expected 4096, 8192 or 16384)", ring_bytes);

@@ -186,8 +186,8 @@ gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind);
 /* v13's and v14's ring per warp (4096, 8192 or 16384 bytes; 0 = the default) and CTAs per SM (0 = as many
  * as fit): drops the built v13/v14 splits, so the next gq_gqs_gpu_prepare rebuilds them. For the benchmark's study. */
 gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm);
-/* v15's prefetch depth in rounds (1..8; 0 = the default, 1). For the benchmark's study. */
-void gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
+/* v15's prefetch depth in rounds (1..8; 0 = the default, 1); GQ_ERR_ARG outside 0..8. For the benchmark's study. */
+gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the
