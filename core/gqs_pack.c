@@ -209,7 +209,7 @@ gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int6
         total = 16 * (int64_t)srow[2 * r] + ((nb / 4 * FULL + nb % 4 * SHORT + 15) & ~(int64_t)15);
     }
     if (total > INT32_MAX) return gq_errf(GQ_ERR_ARG, "gqs stream split: %lld bytes, over the int32 offsets", (long long)total);
-    const int64_t cap = mode ? tokens : N;
+    const int64_t cap = mode == 1 ? tokens : N;
     if (W > cap) W = cap;
     if (W < 1) W = 1;
     *W_out = W;
@@ -218,7 +218,9 @@ gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int6
         const int64_t nb = srow[2 * r + 1], nf = nb / 4, nr = nf + nb % 4, base = 16 * (int64_t)srow[2 * r];
         for (int64_t t = 0; t < (nr ? nr : 1) && w < W; t++) {
             const int64_t o = base + (t < nf ? t * FULL : nf * FULL + (t - nf) * SHORT);
-            while (w < W && (mode ? o >= w * total / W : (t == 0 && r >= w * N / W))) {
+            while (w < W && (mode == 1   ? o >= w * total / W
+                             : mode == 2 ? t == 0 && o >= w * total / W
+                                         : t == 0 && r >= w * N / W)) {
                 int32_t *e = wstart + 4 * w++;
                 e[0] = r, e[1] = (int32_t)t, e[2] = (int32_t)o, e[3] = 0;
             }

@@ -137,12 +137,14 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
  * [start_w, start_{w+1}), and copies the stream bytes between their first bytes through its ring.
  *   mode 1 (task-centric): start_w is the first token whose first byte is >= floor(w * total / W): equal
  *          bytes per warp, rows cut between warps wherever a share ends;
- *   mode 0 (row split):    start_w is round 0 of row floor(w * N / W): whole rows, equal counts.
+ *   mode 0 (row split):    start_w is round 0 of row floor(w * N / W): whole rows, equal counts;
+ *   mode 2 (v16, per CTA): start_w is round 0 of the first row whose first byte is >= floor(w * total / W):
+ *          whole rows, equal bytes to within one row (no row is cut).
  * wstart [4 (W + 1)]: {row, round, first byte, 0} of start_w; entry W is {N, 0, total bytes, 0}.
  * A row cut between warps is finished by the last of its parts to arrive: its first part (from round 0)
  * publishes into record 2 w + 1 of its warp w, every later part (a warp whose start lies inside the row)
  * into record 2 w; the last arriver sums them in warp order. rfix [2 N]: {first warp, parts} of a cut
- * row, {-1, 1} of a whole one. W is clamped to the number of tokens (mode 1) or rows (mode 0), at least
+ * row, {-1, 1} of a whole one. W is clamped to the number of tokens (mode 1) or rows (modes 0, 2), at least
  * 1; *W_out gets it. GQ_ERR_ARG when the stream passes 2 GB (byte offsets are int32). */
 gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int64_t W, int mode, int32_t *wstart,
                               int32_t *rfix, int64_t *W_out);

@@ -57,6 +57,7 @@ typedef struct {
     int64_t max_workers; /* v2 worker cap (0 = none): long shares, rows cut many times, rpw > 1 */
     int64_t task_units;  /* v4 units per task (0 = default): 1 cuts every row into single units */
     int v13_ring, v13_ctas; /* v13 ring bytes per warp and CTAs per SM (0 = defaults) */
+    int v16[5];             /* v16 ring, slot, consumers, CTAs per SM, x mode (gq_gqs_gpu_set_v16; 0 = defaults) */
 } gcase;
 
 static int run_case(const gcase *c, uint64_t seed) {
@@ -73,6 +74,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     /* v10: the same caps as v2's workers (few warps: rows cut into long chains of parts) */
     if (c->max_workers && gq_gqs_gpu_set_v10_workers(m, c->max_workers) != GQ_OK) fail_msg("v10 workers: %s", gq_errmsg());
     if ((c->v13_ring || c->v13_ctas) && gq_gqs_gpu_set_v13(m, c->v13_ring, c->v13_ctas) != GQ_OK) fail_msg("v13: %s", gq_errmsg());
+    if (gq_gqs_gpu_set_v16(m, c->v16[0], c->v16[1], c->v16[2], c->v16[3], c->v16[4]) != GQ_OK) fail_msg("v16: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -120,6 +122,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     same_as[GQ_GEMV_DENSE_W4_V7] = same_as[GQ_GEMV_DENSE_W4_V8] = same_as[GQ_GEMV_DENSE_W4_V9] = GQ_GEMV_DENSE_W4_V3;
     same_as[GQ_GEMV_DENSE_W4_V11] = same_as[GQ_GEMV_DENSE_W4_V12] = GQ_GEMV_DENSE_W4_V3;
     same_as[GQ_GEMV_ROW_V15] = GQ_GEMV_ROW_V3, same_as[GQ_GEMV_DENSE_W4_V15] = GQ_GEMV_DENSE_W4_V3; /* a prefetch is a hint */
+    same_as[GQ_GEMV_ROW_V16] = GQ_GEMV_ROW_V3, same_as[GQ_GEMV_DENSE_W4_V16] = GQ_GEMV_DENSE_W4_V3; /* whole rows, v11's lanes */
     unsigned char *yk[GQ_GEMV_NKINDS] = {0}; /* each reference kind's output */
     int bad_total = 0, nkinds = 0;
     for (int kind = 0; kind < GQ_GEMV_NKINDS; kind++) {
@@ -268,6 +271,39 @@ static void test_v13_configs(void **st) {
     assert_int_equal(fails, 0);
 }
 
+/* v16 at batch 1: the default ring (192 KB per SM, 31 consumers) over every G, pattern and empty rows; small
+ * rings of few slots (the producer waits on every refill, the ring wraps hundreds of times, a row spans
+ * up to three slots), a ring of 3 slots (not a power of two), one consumer per CTA (it releases every slot
+ * alone), two CTAs per SM, and x in shared memory. */
+static void test_v16_configs(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    /* ring, slot, consumers, CTAs per SM, x mode */
+    const int cfgs[][5] = {{0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0}, {3072, 1024, 31, 0, 0}, {8192, 2048, 1, 0, 0},
+                           {0, 0, 15, 2, 0},       {0, 0, 0, 0, 2},       {4096, 1024, 7, 0, 2},  {65536, 16384, 31, 1, 1}};
+    const int Gs[] = {8, 16, 32, 64, 128};
+    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
+    int fails = 0, n = 0;
+    for (int ci = 0; ci < 8; ci++)
+        for (int i = 0; i < 6; i++, n++) {
+            gcase c;
+            memset(&c, 0, sizeof c);
+            c.G = Gs[(i + ci) % 5], c.B = 1, c.pat = pats[i % 3];
+            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5; /* 0.97: empty rows */
+            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW;            /* dense: the W4 kinds run */
+            c.N = i < 3 ? 1 + 211 * i : 3000;
+            /* rows within the ring less a slot: at most 2 KB for the 3- and 4-slot rings of 1 KB (G8 stores 10
+             * bytes per quad of 8 weights: K <= 1024 there) */
+            const int small = cfgs[ci][0] && cfgs[ci][0] <= 8192;
+            c.K = small ? (c.G == 8 ? 1024 : 2048) : i % 2 ? 4096 : 1024 + 128 * i;
+            c.exact = i % 2, c.y_fp32 = (i / 2) % 2;
+            memcpy(c.v16, cfgs[ci], sizeof c.v16);
+            fails += run_case(&c, 7700 + 31 * (uint64_t)ci + (uint64_t)i);
+        }
+    printf("v16 (batch 1): %d configurations, %d failures\n", n, fails);
+    assert_int_equal(fails, 0);
+}
+
 /* Argument errors come back as statuses (no launch). */
 static void test_bad_args(void **st) {
     (void)st;
@@ -288,6 +324,16 @@ static void test_bad_args(void **st) {
     assert_int_equal(gq_gqs_gpu_set_v13(m, 1000, 0), GQ_ERR_ARG); /* no kernel for that ring size */
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, 9), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, -1), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 1000, 0, 0, 0), GQ_ERR_ARG); /* not a power of two */
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 32, 0, 0), GQ_ERR_ARG);   /* 33 warps */
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 0, 0, 3), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 1536, 1024, 0, 0, 0), GQ_OK); /* accepted here, refused at prepare: */
+    assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V16, NULL), GQ_ERR_ARG); /* 1.5 slots */
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 15, 3, 0), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V16, NULL), GQ_ERR_ARG); /* 3 CTAs of 16 warps at 64 registers do not fit an SM */
+    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 0, 0, 0), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW_V16, xd, 1, yd, 0, NULL), GQ_OK); /* the defaults run */
+    assert_int_equal(gq_gemv_dev_sync(), GQ_OK);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
     gq_gqs_gpu_free(m);
     gq_gqs_dev_free(&d);
@@ -382,6 +428,8 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_DENSE_W4_V13, 0.0, GQ_DENSITY_ROW);
     capture_case(GQ_GEMV_TASK_V14, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_ROW_V15, 0.5, GQ_DENSITY_LAYER);
+    capture_case(GQ_GEMV_ROW_V16, 0.5, GQ_DENSITY_UNEVEN);
+    capture_case(GQ_GEMV_DENSE_W4_V16, 0.0, GQ_DENSITY_ROW);
     capture_case(GQ_GEMV_DENSE_W4_V14, 0.0, GQ_DENSITY_ROW);
 }
 
@@ -389,6 +437,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_configs),
         cmocka_unit_test(test_v13_configs),
+        cmocka_unit_test(test_v16_configs),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_prepare_capture),
     };

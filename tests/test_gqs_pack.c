@@ -653,8 +653,18 @@ static void split_case(int N, int K, int G, double sp, gq_density pat, int dense
     assert_int_equal(t0[0], 0);
     assert_int_equal(t0[Wg], nt);
     for (int64_t w = 0; w < Wg; w++) {
-        if (mode == 0) assert_int_equal(ws[4 * w + 1], 0); /* row split: whole rows */
-        else {
+        if (mode != 1) assert_int_equal(ws[4 * w + 1], 0); /* row splits: whole rows */
+        if (mode == 2) { /* equal bytes to within one row */
+            int64_t maxrow = 0;
+            for (int r = 0; r < N; r++) {
+                const int64_t end = r + 1 < N ? 16 * (int64_t)srow[2 * r + 2] : bytes, len = end - 16 * (int64_t)srow[2 * r];
+                if (len > maxrow) maxrow = len;
+            }
+            const int64_t share = ws[4 * (w + 1) + 2] - ws[4 * w + 2];
+            assert_true(share <= bytes / Wg + maxrow + 1);
+            /* the first row at or past the share's first byte, so less than a row past it */
+            assert_true(ws[4 * w + 2] >= w * bytes / Wg && ws[4 * w + 2] < w * bytes / Wg + maxrow + 1);
+        } else if (mode == 1) {
             const int64_t share = ws[4 * (w + 1) + 2] - ws[4 * w + 2];
             assert_true(share <= bytes / Wg + FULL + 16); /* within one round (and a row's padding) of equal */
         }
@@ -718,7 +728,7 @@ static void test_stream_split(void **state) {
     }
     const int64_t Ws[] = {1, 2, 7, 33, 128, 1000, 100000};
     for (int wi = 0; wi < 7; wi++)
-        for (int mode = 0; mode < 2; mode++) {
+        for (int mode = 0; mode < 3; mode++) {
             split_case(37, 1024, 16, 0.5, GQ_DENSITY_UNEVEN, 0, Ws[wi], mode, 50 + wi);
             split_case(64, 512, 16, 0.97, GQ_DENSITY_UNEVEN, 0, Ws[wi], mode, 60 + wi); /* empty rows */
             split_case(20, 4096, 8, 0.3, GQ_DENSITY_LAYER, 0, Ws[wi], mode, 70 + wi);

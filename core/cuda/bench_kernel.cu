@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "cuda_check.h"
-#include "gqs_stream.h"
+#include "gqs_ws.h"
 extern "C" {
 #include "../store.h"
 #include "gpu.h"
@@ -588,6 +588,46 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
     return st;
 }
 
+/* ---- the v16 study on one matrix ----------------------------------------------------------------------
+ * walk_ws: v16's ring, protocol and row walk at its default configuration with the arithmetic replaced by
+ * one shared-memory word per round (the copy engine's ceiling, G16 GQS), then gqs_row_v16 at other
+ * configurations, named row_v16_r<ring KB>_s<slot KB>_w<consumer warps>_c<CTAs per SM>[_xs]; the default's
+ * own row is timed in the family sweep. */
+gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
+    /* ring, slot, consumers, CTAs per SM, x mode (0: default) */
+    const int cfg[][5] = {{0, 4096, 0, 0, 0},  {0, 16384, 0, 0, 0}, {65536, 0, 0, 0, 0}, {131072, 0, 0, 0, 0},
+                          {0, 0, 15, 0, 0},    {0, 0, 15, 2, 0},    {0, 0, 7, 4, 0},     {0, 0, 0, 0, 2}};
+    void *xd = NULL, *yd = NULL;
+    uint16_t *xh = NULL;
+    gq_status st = upload_x(1, m.g.K, 19, &xd, &xh);
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m.g.N * 2, &yd);
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
+    if (st == GQ_OK && m.g.G == 16) {
+        double us = 0;
+        st = time_graph(bn, [&](int i) -> gq_status {
+            gq_gqs_gpu *mc = m.cp[i % m.ncp];
+            return gq_gemv_launch_v16(false, mc, gq_gemv_args_of(mc, xd, 1, yd, 0), bn.st, true);
+        }, &us);
+        if (st == GQ_OK) add_ceiling_row(bn, "walk_ws", m, pat, sp, m.ncp, us);
+    }
+    for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
+        for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
+            st = gq_gqs_gpu_set_v16(m.cp[i], cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], cfg[c][4]);
+            if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
+        }
+        if (st != GQ_OK) break;
+        const gq_gqs_gpu::gq_v16_split &v = m.cp[0]->v16[0];
+        char name[64];
+        snprintf(name, sizeof name, "row_v16_r%d_s%d_w%d_c%d%s", v.ring / 1024 % 1000, (1 << v.slot_log) / 1024 % 100,
+                 v.consumers % 100, v.ctas % 10, v.xs ? "_xs" : "");
+        st = study_row(bn, m, GQ_GEMV_ROW_V16, name, pat, sp, xd, xh, yd);
+    }
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v16(m.cp[i], 0, 0, 0, 0, 0);
+    free(xh);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    return st;
+}
+
 /* ---- cuBLAS FP16 -------------------------------------------------------------------------------------- */
 
 __global__ void fill_half_kernel(__half *p, size_t n, uint32_t seed) {
@@ -684,8 +724,12 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_family(bn, m, false, Bs[i], gq_density_name((gq_density)p), sp));
             }
             if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_ceilings(bn, m, gq_density_name((gq_density)p), sp, p == GQ_DENSITY_LAYER));
-            if (fabs(sp - 0.5) < 1e-9 && p != GQ_DENSITY_ROW && s.N == 8192)
-                GQ_TRY(run_stream_study(bn, m, gq_density_name((gq_density)p), sp));
+            if (fabs(sp - 0.5) < 1e-9 && p != GQ_DENSITY_ROW && s.N == 8192) {
+                /* the v13-v15 study was measured on 2026-12-04 (PERF.md); GQ_BENCH_STREAM_STUDY=1 runs it again */
+                const char *ss = getenv("GQ_BENCH_STREAM_STUDY");
+                if (ss && ss[0] == '1') GQ_TRY(run_stream_study(bn, m, gq_density_name((gq_density)p), sp));
+                GQ_TRY(run_v16_study(bn, m, gq_density_name((gq_density)p), sp));
+            }
             mat_free(m);
         }
     }
@@ -721,7 +765,8 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
     return best_of(bn, names, n, N, K, B, G, sp, pat);
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
-                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14", "gqs_row_v15"};
+                                "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14", "gqs_row_v15",
+                                "gqs_row_v16"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
                               "gqs_task_v10", "gqs_task_v13", "gqs_task_v14"};
@@ -795,10 +840,12 @@ void print_targets(const Bench &bn) {
         const Row *wl = find_row(bn, "walk_loads", 8192, 8192, 1, 16, 0.5, "layer");
         const Row *wx = find_row(bn, "walk_loads_x", 8192, 8192, 1, 16, 0.5, "layer");
         const Row *ws = find_row(bn, "walk_stream", 8192, 8192, 1, 16, 0.5, "layer");
+        const Row *ww = find_row(bn, "walk_ws", 8192, 8192, 1, 16, 0.5, "layer");
         if (rs) printf("  info  ceilings at its bytes: a contiguous read %.2f us (%.1f%% of copy), v7's loads alone %.2f us, "
-                       "with the x gather %.2f us, v11's loads alone %.2f us; the best GQS kernel takes %.2fx the contiguous read\n",
+                       "with the x gather %.2f us, v11's loads alone %.2f us, v16's ring alone %.2f us; the best GQS kernel "
+                       "takes %.2fx the contiguous read\n",
                        rs->time_us, 100 * rs->frac, wl ? wl->time_us : NAN, wx ? wx->time_us : NAN, ws ? ws->time_us : NAN,
-                       best->time_us / rs->time_us);
+                       ww ? ww->time_us : NAN, best->time_us / rs->time_us);
     }
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
@@ -823,12 +870,12 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14", "_v15"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14", "_v15", "_v16"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
            "kernel", "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13",
-           "v14", "v15", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14", "v15");
+           "v14", "v15", "v16", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14", "v15", "v16");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);

@@ -81,6 +81,16 @@ struct gq_gqs_gpu {
     } v13[6];
     int v13_ring, v13_ctas; /* requested (gq_gqs_gpu_set_v13): 0 = the defaults */
     int v15_depth;          /* v15: rounds prefetched ahead into L2 (gq_gqs_gpu_set_v15_depth; 0 = 1) */
+    /* v16 (gqs_ws.h) by [dense]: the per-CTA split of the row stream (mode 2) and the kernel it was sized
+     * for; built by gq_gqs_gpu_prepare with the configuration in v16_cfg (gq_gqs_gpu_set_v16; 0 = default) */
+    struct gq_v16_split {
+        int4 *wstart;      /* [W + 1], W = CTAs */
+        int64_t W;
+        int ring, slot_log, consumers, ctas, xs;
+        void (*kernel)(gq_gemv_args);
+        size_t smem;
+    } v16[2];
+    int v16_cfg[5];        /* ring bytes, slot bytes, consumer warps, CTAs per SM, x (1 global, 2 shared memory); 0 = default */
 };
 
 struct gq_gemv_args {
@@ -107,6 +117,7 @@ struct gq_gemv_args {
     const int2 *srow;
     const int4 *wstart;    /* v13: each warp's first token {row, round, byte, 0} ([W + 1]) and the cut rows' {first warp, parts} */
     const int2 *sfix;
+    int ws_ring, ws_slot_log; /* v16: the CTA's ring in bytes, log2 of its slot size (gqs_ws.h) */
 };
 
 /* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
@@ -636,6 +647,17 @@ static inline gq_gemv_args gq_v13_args(const gq_gqs_gpu *m, int idx, gq_gemv_arg
     const int dense = idx % 3 == 2;
     a.stream = m->stream[dense], a.srow = m->srow[dense];
     a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
+    return a;
+}
+/* v16 (gqs_ws.h, gqs_gemv_v16.cu): setup (the row stream if missing, then the per-CTA split; synchronous),
+ * launcher (batch 1; v11 above) and free. */
+gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense);
+gq_status gq_gemv_launch_v16(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream, bool copy_only = false);
+void gq_gemv_v16_free(gq_gqs_gpu *m);
+static inline gq_gemv_args gq_v16_args(const gq_gqs_gpu *m, bool dense, gq_gemv_args a) {
+    const gq_gqs_gpu::gq_v16_split &s = m->v16[dense];
+    a.stream = m->stream[dense], a.srow = m->srow[dense], a.wstart = s.wstart, a.W = s.W;
+    a.ws_ring = s.ring, a.ws_slot_log = s.slot_log;
     return a;
 }
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);

@@ -242,6 +242,12 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         if (!m->v13[idx].wstart) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
         return gq_gemv_launch_v13(idx, m, a, st);
     }
+    case GQ_GEMV_ROW_V16:
+    case GQ_GEMV_DENSE_W4_V16: {
+        const bool dense = kind == GQ_GEMV_DENSE_W4_V16;
+        if (!m->v16[dense].wstart) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
+        return gq_gemv_launch_v16(dense, m, a, st);
+    }
     case GQ_GEMV_ROW_V6:
     case GQ_GEMV_ROW_V8:
         return gq_gemv_launch_v6v8(kind == GQ_GEMV_ROW_V6 ? 6 : 8, false, m, a, m->G, st);
@@ -278,6 +284,7 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     cudaFree(m->ppart);
     for (int i = 0; i < 2; i++) cudaFree(m->stream[i]), cudaFree(m->srow[i]);
     gq_gemv_v13_free(m);
+    gq_gemv_v16_free(m);
     free(m);
 }
 
@@ -400,8 +407,9 @@ extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { retu
 extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
     const int v11 = gq_gemv_kind_stream(kind); /* m->stream[v11] */
     const int v13 = gq_v13_split_index(kind);   /* m->v13[v13] */
+    const bool v16 = kind == GQ_GEMV_ROW_V16 || kind == GQ_GEMV_DENSE_W4_V16;
     const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]) ||
-                        (v13 >= 0 && !m->v13[v13].wstart);
+                        (v13 >= 0 && !m->v13[v13].wstart) || (v16 && !m->v16[v11].wstart);
     if (!needed) return GQ_OK;
     if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -409,8 +417,9 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     if (cs != cudaStreamCaptureStatusNone)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the %s is built by synchronous copies, not inside graph capture "
                                    "(HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind),
-                       v13 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
+                       v13 >= 0 || v16 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
+    if (v16) return gq_gemv_v16_setup(m, v11 == 1);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
 extern "C" gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) {
@@ -426,10 +435,24 @@ extern "C" gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_
     m->v13_ring = ring_bytes, m->v13_ctas = ctas_per_sm < 0 ? 0 : ctas_per_sm;
     return GQ_OK;
 }
+extern "C" gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, int ring_bytes, int slot_bytes, int consumers, int ctas_per_sm,
+                                       int x_mode) {
+    if (ring_bytes < 0 || slot_bytes < 0 || (slot_bytes && (slot_bytes < 1024 || (slot_bytes & (slot_bytes - 1)))) ||
+        consumers < 0 || consumers > 31 || ctas_per_sm < 0 || ctas_per_sm > 8 || x_mode < 0 || x_mode > 2)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: configuration ring %d, slot %d, consumers %d, CTAs %d, x %d (expected ring >= 0, "
+                                   "slot 0 or a power of two >= 1024, consumers 0..31, CTAs 0..8, x 0..2)",
+                       ring_bytes, slot_bytes, consumers, ctas_per_sm, x_mode);
+    CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the splits */
+    gq_gemv_v16_free(m);
+    m->v16_cfg[0] = ring_bytes, m->v16_cfg[1] = slot_bytes, m->v16_cfg[2] = consumers, m->v16_cfg[3] = ctas_per_sm;
+    m->v16_cfg[4] = x_mode;
+    return GQ_OK;
+}
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 extern "C" gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) {
     const int v = gq_gemv_kind_stream(kind), v13 = gq_v13_split_index(kind);
-    if (v < 0 || !m->stream[v] || (v13 >= 0 && !m->v13[v13].wstart))
+    const bool v16 = kind == GQ_GEMV_ROW_V16 || kind == GQ_GEMV_DENSE_W4_V16;
+    if (v < 0 || !m->stream[v] || (v13 >= 0 && !m->v13[v13].wstart) || (v16 && !m->v16[v].wstart))
         return gq_errf(GQ_ERR_ARG, "gqs_gemv keep_only: %s is not a prepared row-stream kind", gq_gemv_kind_name(kind));
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the arrays */
     cudaFree(m->codes), cudaFree(m->col), cudaFree(m->sm);

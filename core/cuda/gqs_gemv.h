@@ -48,8 +48,10 @@ extern "C" {
  * gq_gqs_gpu_prepare), _V12 v11 through a per-warp cp.async ring (batch 1, v11 above), _V13 a persistent
  * grid, each warp one contiguous range of the row stream through a byte ring (TASK: equal bytes, rows cut;
  * ROW: whole rows; batch 1, v11 above), _V14 the same with the ring filled by bulk copies, _V15 v11 with
- * each warp's next rounds prefetched into L2 (batch 1). v6 equals v1, and v7, v8, v9, v11, v12, gqs_row_v13,
- * gqs_row_v14 and v15 equal v3, bit for bit (tests/test_cuda_gemv.c). */
+ * each warp's next rounds prefetched into L2 (batch 1), _V16 warp-specialised: per CTA one producer warp
+ * streaming a range of whole rows (equal bytes per CTA) through a CTA-wide bulk-copy ring, 31 consumer warps
+ * taking its rows one by one (gqs_ws.h; batch 1). v6 equals v1, and v7, v8, v9, v11, v12, gqs_row_v13,
+ * gqs_row_v14, v15 and v16 equal v3, bit for bit (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -84,23 +86,26 @@ typedef enum {
     GQ_GEMV_ROW_V14 = 30,
     GQ_GEMV_DENSE_W4_V14 = 31,
     GQ_GEMV_ROW_V15 = 32,   /* v11 with each warp's next rounds prefetched into L2 (batch 1; gqs_stream.h PF) */
-    GQ_GEMV_DENSE_W4_V15 = 33
+    GQ_GEMV_DENSE_W4_V15 = 33,
+    GQ_GEMV_ROW_V16 = 34,   /* warp-specialised: per CTA one producer warp streams whole rows through a bulk-copy ring (gqs_ws.h) */
+    GQ_GEMV_DENSE_W4_V16 = 35
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 34
+#define GQ_GEMV_NKINDS 36
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
            k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
-           k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 || k == GQ_GEMV_DENSE_W4_V15;
+           k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 || k == GQ_GEMV_DENSE_W4_V15 ||
+           k == GQ_GEMV_DENSE_W4_V16;
 }
 /* The row stream a kind reads (gq_gqs_gpu's stream[]: 0 with columns, 1 dense), -1 for the kinds that read
  * the device format. */
 static inline int gq_gemv_kind_stream(gq_gemv_kind k) {
     if (k == GQ_GEMV_ROW_V11 || k == GQ_GEMV_ROW_V12 || k == GQ_GEMV_TASK_V13 || k == GQ_GEMV_ROW_V13 ||
-        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14 || k == GQ_GEMV_ROW_V15)
+        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14 || k == GQ_GEMV_ROW_V15 || k == GQ_GEMV_ROW_V16)
         return 0;
     if (k == GQ_GEMV_DENSE_W4_V11 || k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 ||
-        k == GQ_GEMV_DENSE_W4_V15)
+        k == GQ_GEMV_DENSE_W4_V15 || k == GQ_GEMV_DENSE_W4_V16)
         return 1;
     return -1;
 }
@@ -147,6 +152,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V14: return "w4_dense_v14";
     case GQ_GEMV_ROW_V15: return "gqs_row_v15";
     case GQ_GEMV_DENSE_W4_V15: return "w4_dense_v15";
+    case GQ_GEMV_ROW_V16: return "gqs_row_v16";
+    case GQ_GEMV_DENSE_W4_V16: return "w4_dense_v16";
     }
     return "?";
 }
@@ -188,6 +195,12 @@ gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind);
 gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm);
 /* v15's prefetch depth in rounds (1..8; 0 = the default, 1); GQ_ERR_ARG outside 0..8. For the benchmark's study. */
 gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
+/* v16's configuration (0 = the default of each): ring bytes per CTA (a whole number of slots; default the
+ * largest that fits beside x, up to 192 KB), slot bytes (a power of two >= 1024; 8192), consumer warps per
+ * CTA (1..31; 31 at one CTA per SM), CTAs per SM (1), x (1: read from global memory, the default; 2: staged
+ * in shared memory). Drops the built v16 splits (the next gq_gqs_gpu_prepare rebuilds them with it; an
+ * impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */
+gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, int ring_bytes, int slot_bytes, int consumers, int ctas_per_sm, int x_mode);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

@@ -50,6 +50,15 @@ __device__ __forceinline__ void gq_mbar_expect_tx(uint64_t *bar, uint32_t bytes)
     (void)bar, (void)bytes, __trap();
 #endif
 }
+/* A plain arrival (a consumer's release of a buffer, v16); release semantics: this thread's reads of the
+ * buffer happen before the phase completes. */
+__device__ __forceinline__ void gq_mbar_arrive(uint64_t *bar) {
+#if GQ_HAVE_TMA
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(gq_smem_addr(bar)) : "memory");
+#else
+    (void)bar, __trap();
+#endif
+}
 /* Spin until the barrier's phase with parity `phase` has completed. */
 __device__ __forceinline__ void gq_mbar_wait(uint64_t *bar, uint32_t phase) {
 #if GQ_HAVE_TMA
