@@ -222,20 +222,20 @@ static void test_random_configs(void **st) {
     }
     /* edge cases: one row; all groups pruned; very uneven large; batch 16 at 4096 x 4096 */
     const gcase edge[] = {
-        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0, 0, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0, 0, 0},
-        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0, 0, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0, 0, 0},
-        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0, 0, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0, 0, 0},
+        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0, 0, 0, {0}},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0, 0, 0, {0}},
+        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0, 0, 0, {0}}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0, 0, 0, {0}},
+        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0, 0, 0, {0}}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0, 0, 0, {0}},
         /* v2: the benchmark's shapes at batch 1 (x in shared memory), and past the shared-memory limit
          * (B=4 at K=8192: x from global memory), and few workers over many rows */
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0, 0, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0, 0, 0},
-        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0, 0, 0}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0, 0, 0},
-        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0, 0, 0}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0, 0, 0, {0}}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0, 0, 0, {0}},
+        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0, 0, 0, {0}}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0, 0, 0, {0}},
+        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0, 0, 0, {0}}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
         /* v10 at batch 1: few warps over long uneven rows (chains of parts), one row over 7 warps */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0, 0, 0}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0, 0, 0},
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0, 0, 0, {0}}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0, 0, 0, {0}},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
         /* v4: uneven rows cut into single-unit tasks (thousands of arrivals per row), and batch 16 */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1, 0, 0}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3, 0, 0},
-        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1, 0, 0, {0}}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3, 0, 0, {0}},
+        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
     };
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
     printf("%d configurations, %d failures\n", n, fails);

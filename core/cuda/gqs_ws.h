@@ -19,7 +19,9 @@
  * has released slot k. The producer fills slot k >= NS after waiting for slot k - NS to be released. Every
  * consumer releases every slot exactly once and in order, and only after it has seen the slot's fill (so
  * its arrival counts toward that slot's phase, never an earlier one): it releases the slots before the
- * slot of the round it is about to read, and at the end all of them. A consumer's rows come in increasing
+ * slot of the round it is about to read, and at the end all of them, each as soon as its fill is seen
+ * (waiting for all the fills up to a row far ahead before releasing any deadlocked the first build: those
+ * fills wait for this warp's own releases). A consumer's rows come in increasing
  * order (the counter only grows), so its reads move forward through the range. No deadlock while a row's
  * stream fits in RB - SB bytes (the consumer holding the oldest slot can then always get the rest of its
  * row): the launcher checks it.
@@ -100,14 +102,15 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
             gq_mbar_wait(&full[ready % NS], (uint32_t)(ready / NS) & 1u);
         }
     };
+    /* one slot at a time: the fill of a slot far ahead may wait for this warp's release of an earlier one */
     const auto release_below = [&](int k) {
         if (rel >= k) return;
-        wait_to(k - 1);
-        gq_fence_proxy_async(); /* this lane's reads before the producer's async-proxy refill ... */
-        __syncwarp();           /* ... and every lane's */
-        if (lane == 0)
-            for (int q = rel; q < k; q++) gq_mbar_arrive(&empty[q % NS]);
-        rel = k;
+        gq_fence_proxy_async(); /* this lane's reads before the producer's async-proxy refills ... */
+        for (; rel < k; rel++) {
+            wait_to(rel);
+            __syncwarp(); /* ... and every lane's */
+            if (lane == 0) gq_mbar_arrive(&empty[rel % NS]);
+        }
     };
     const auto grab = [&]() {
         int r = 0;

@@ -29,13 +29,15 @@ case "$mode" in
   cp models/*.tokenizer.json .devcarry/ 2>/dev/null || true ;;
 3)
   mkdir -p .devcarry/bin .devcarry/lib
-  make -j2 >/dev/null
+  tests=${GQ_BUNDLE_TESTS:-test_gpu_forward test_golden_logits test_cuda_gemv test_gpu_backward}
+  # the test binaries too: plain `make` builds gqsa only, and a stale test binary travelled on 2026-12-04
+  make -j2 build/gqsa $(for t in $tests; do echo build/tests/$t; done) >/dev/null
   # the device copy has no usable .git: hand over the revision the binaries were built from; stage.sh
   # keeps it in /tmp/gq for the later calls and exports it (a 2026-11-22 run recorded a stale one)
   git describe --always --dirty > .devcarry/GIT_REVISION
   cp build/gqsa .devcarry/bin/
   # GQ_BUNDLE_TESTS: which GPU test binaries travel (a call carries at most 64 MiB)
-  for t in ${GQ_BUNDLE_TESTS:-test_gpu_forward test_golden_logits test_cuda_gemv test_gpu_backward}; do cp build/tests/$t .devcarry/bin/; done
+  for t in $tests; do cp build/tests/$t .devcarry/bin/; done
   strip -g .devcarry/bin/*
   for b in .devcarry/bin/*; do ldd "$b" 2>/dev/null; done | awk '/=> \//{print $3}' | sort -u | while read -r so; do
     case "$(basename "$so")" in libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libcublas*|libstdc++*|libgcc_s*) ;;
