@@ -18,10 +18,7 @@ int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m) { (void)m; return 0; }
 gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) { (void)m, (void)kind; return NO_CUDA; }
 gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm) { (void)m, (void)ring_bytes, (void)ctas_per_sm; return NO_CUDA; }
 gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) { (void)m, (void)rounds; return NO_CUDA; }
-gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, int ring_bytes, int slot_bytes, int consumers, int ctas_per_sm, int x_mode) {
-    (void)m, (void)ring_bytes, (void)slot_bytes, (void)consumers, (void)ctas_per_sm, (void)x_mode;
-    return NO_CUDA;
-}
+gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c) { (void)m, (void)c; return NO_CUDA; }
 void gq_gqs_gpu_set_pdl(gq_gqs_gpu *m, int on) { (void)m, (void)on; }
 gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev, int y_fp32,
                           void *stream) {

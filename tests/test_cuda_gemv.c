@@ -57,7 +57,7 @@ typedef struct {
     int64_t max_workers; /* v2 worker cap (0 = none): long shares, rows cut many times, rpw > 1 */
     int64_t task_units;  /* v4 units per task (0 = default): 1 cuts every row into single units */
     int v13_ring, v13_ctas; /* v13 ring bytes per warp and CTAs per SM (0 = defaults) */
-    int v16[5];             /* v16 ring, slot, consumers, CTAs per SM, x mode (gq_gqs_gpu_set_v16; 0 = defaults) */
+    gq_v16_config v16;      /* v16 ring, slot, consumers, CTAs per SM, x mode, pieces (0 = defaults) */
 } gcase;
 
 static int run_case(const gcase *c, uint64_t seed) {
@@ -74,7 +74,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     /* v10: the same caps as v2's workers (few warps: rows cut into long chains of parts) */
     if (c->max_workers && gq_gqs_gpu_set_v10_workers(m, c->max_workers) != GQ_OK) fail_msg("v10 workers: %s", gq_errmsg());
     if ((c->v13_ring || c->v13_ctas) && gq_gqs_gpu_set_v13(m, c->v13_ring, c->v13_ctas) != GQ_OK) fail_msg("v13: %s", gq_errmsg());
-    if (gq_gqs_gpu_set_v16(m, c->v16[0], c->v16[1], c->v16[2], c->v16[3], c->v16[4]) != GQ_OK) fail_msg("v16: %s", gq_errmsg());
+    if (gq_gqs_gpu_set_v16(m, &c->v16) != GQ_OK) fail_msg("v16: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -201,6 +201,7 @@ static void test_random_configs(void **st) {
     int fails = 0, n = 0;
     for (int i = 0; i < 64; i++, n++) {
         gcase c;
+        memset(&c, 0, sizeof c); /* fields not set below: defaults (an unset v13 ring failed on 2026-12-04) */
         c.G = Gs[i % 5];
         c.sp = sps[(i / 5) % 5];
         c.pat = (gq_density)(i % 3);
@@ -278,9 +279,10 @@ static void test_v13_configs(void **st) {
 static void test_v16_configs(void **st) {
     (void)st;
     if (!have_gpu()) return;
-    /* ring, slot, consumers, CTAs per SM, x mode */
-    const int cfgs[][5] = {{0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0}, {3072, 1024, 31, 0, 0}, {8192, 2048, 1, 0, 0},
-                           {0, 0, 15, 2, 0},       {0, 0, 0, 0, 2},       {4096, 1024, 7, 0, 2},  {65536, 16384, 31, 1, 1}};
+    /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (3: pieces of a third, the last one short) */
+    const gq_v16_config cfgs[] = {{0, 0, 0, 0, 0, 0},    {4096, 1024, 3, 0, 0, 1},    {3072, 1024, 31, 0, 0, 3},
+                                  {8192, 2048, 1, 0, 0, 32}, {0, 0, 15, 2, 0, 1},     {0, 0, 0, 0, 2, 0},
+                                  {4096, 1024, 7, 0, 2, 2},  {65536, 16384, 31, 1, 1, 32}};
     const int Gs[] = {8, 16, 32, 64, 128};
     const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;
@@ -294,10 +296,10 @@ static void test_v16_configs(void **st) {
             c.N = i < 3 ? 1 + 211 * i : 3000;
             /* rows within the ring less a slot: at most 2 KB for the 3- and 4-slot rings of 1 KB (G8 stores 10
              * bytes per quad of 8 weights: K <= 1024 there) */
-            const int small = cfgs[ci][0] && cfgs[ci][0] <= 8192;
+            const int small = cfgs[ci].ring && cfgs[ci].ring <= 8192;
             c.K = small ? (c.G == 8 ? 1024 : 2048) : i % 2 ? 4096 : 1024 + 128 * i;
             c.exact = i % 2, c.y_fp32 = (i / 2) % 2;
-            memcpy(c.v16, cfgs[ci], sizeof c.v16);
+            c.v16 = cfgs[ci];
             fails += run_case(&c, 7700 + 31 * (uint64_t)ci + (uint64_t)i);
         }
     printf("v16 (batch 1): %d configurations, %d failures\n", n, fails);
@@ -324,14 +326,16 @@ static void test_bad_args(void **st) {
     assert_int_equal(gq_gqs_gpu_set_v13(m, 1000, 0), GQ_ERR_ARG); /* no kernel for that ring size */
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, 9), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, -1), GQ_ERR_ARG);
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 1000, 0, 0, 0), GQ_ERR_ARG); /* not a power of two */
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 32, 0, 0), GQ_ERR_ARG);   /* 33 warps */
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 0, 0, 3), GQ_ERR_ARG);
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 1536, 1024, 0, 0, 0), GQ_OK); /* accepted here, refused at prepare: */
+    const gq_v16_config bad[] = {{0, 1000, 0, 0, 0, 0}, /* not a power of two */
+                                 {0, 0, 32, 0, 0, 0},   /* 33 warps */
+                                 {0, 0, 0, 0, 3, 0},    {0, 0, 0, 0, 0, 33}};
+    for (int i = 0; i < 4; i++) assert_int_equal(gq_gqs_gpu_set_v16(m, &bad[i]), GQ_ERR_ARG);
+    const gq_v16_config half = {1536, 1024, 0, 0, 0, 0}, three = {0, 0, 15, 3, 0, 0};
+    assert_int_equal(gq_gqs_gpu_set_v16(m, &half), GQ_OK); /* accepted here, refused at prepare: */
     assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V16, NULL), GQ_ERR_ARG); /* 1.5 slots */
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 15, 3, 0), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_set_v16(m, &three), GQ_OK);
     assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V16, NULL), GQ_ERR_ARG); /* 3 CTAs of 16 warps at 64 registers do not fit an SM */
-    assert_int_equal(gq_gqs_gpu_set_v16(m, 0, 0, 0, 0, 0), GQ_OK);
+    assert_int_equal(gq_gqs_gpu_set_v16(m, NULL), GQ_OK);
     assert_int_equal(gq_gqs_gpu_gemv(m, GQ_GEMV_ROW_V16, xd, 1, yd, 0, NULL), GQ_OK); /* the defaults run */
     assert_int_equal(gq_gemv_dev_sync(), GQ_OK);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);

@@ -591,12 +591,14 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
 /* ---- the v16 study on one matrix ----------------------------------------------------------------------
  * walk_ws: v16's ring, protocol and row walk at its default configuration with the arithmetic replaced by
  * one shared-memory word per round (the copy engine's ceiling, G16 GQS), then gqs_row_v16 at other
- * configurations, named row_v16_r<ring KB>_s<slot KB>_w<consumer warps>_c<CTAs per SM>[_xs]; the default's
- * own row is timed in the family sweep. */
+ * configurations, named v16_r<ring KB>_s<slot KB>_p<copies per slot>_w<consumer warps>_c<CTAs per SM>[_xs],
+ * each followed by its own copy engine alone (walk_v16_...); the default's own row is timed in the family
+ * sweep. */
 gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
-    /* ring, slot, consumers, CTAs per SM, x mode (0: default) */
-    const int cfg[][5] = {{0, 4096, 0, 0, 0},  {0, 16384, 0, 0, 0}, {65536, 0, 0, 0, 0}, {131072, 0, 0, 0, 0},
-                          {0, 0, 15, 0, 0},    {0, 0, 15, 2, 0},    {0, 0, 7, 4, 0},     {0, 0, 0, 0, 2}};
+    /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (0: default) */
+    const gq_v16_config cfg[] = {{0, 0, 0, 0, 0, 1},     {0, 0, 0, 0, 0, 2},     {0, 0, 0, 0, 0, 32},  {0, 4096, 0, 0, 0, 0},
+                                 {0, 16384, 0, 0, 0, 0}, {0, 16384, 0, 0, 0, 32}, {65536, 0, 0, 0, 0, 0}, {0, 0, 15, 2, 0, 0},
+                                 {0, 0, 7, 4, 0, 0},     {0, 0, 0, 0, 2, 0}};
     void *xd = NULL, *yd = NULL;
     uint16_t *xh = NULL;
     gq_status st = upload_x(1, m.g.K, 19, &xd, &xh);
@@ -612,17 +614,27 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
     }
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
-            st = gq_gqs_gpu_set_v16(m.cp[i], cfg[c][0], cfg[c][1], cfg[c][2], cfg[c][3], cfg[c][4]);
+            st = gq_gqs_gpu_set_v16(m.cp[i], &cfg[c]);
             if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
         }
         if (st != GQ_OK) break;
         const gq_gqs_gpu::gq_v16_split &v = m.cp[0]->v16[0];
         char name[64];
-        snprintf(name, sizeof name, "row_v16_r%d_s%d_w%d_c%d%s", v.ring / 1024 % 1000, (1 << v.slot_log) / 1024 % 100,
-                 v.consumers % 100, v.ctas % 10, v.xs ? "_xs" : "");
+        snprintf(name, sizeof name, "v16_r%d_s%d_p%d_w%d_c%d%s", v.ring / 1024 % 1000, (1 << v.slot_log) / 1024 % 100,
+                 v.pieces % 100, v.consumers % 100, v.ctas % 10, v.xs ? "_xs" : "");
         st = study_row(bn, m, GQ_GEMV_ROW_V16, name, pat, sp, xd, xh, yd);
+        if (st == GQ_OK && m.g.G == 16 && !v.xs) { /* the same configuration's copy engine alone */
+            double us = 0;
+            st = time_graph(bn, [&](int i) -> gq_status {
+                gq_gqs_gpu *mc = m.cp[i % m.ncp];
+                return gq_gemv_launch_v16(false, mc, gq_gemv_args_of(mc, xd, 1, yd, 0), bn.st, true);
+            }, &us);
+            char wname[72];
+            snprintf(wname, sizeof wname, "walk_%s", name);
+            if (st == GQ_OK) add_ceiling_row(bn, wname, m, pat, sp, m.ncp, us);
+        }
     }
-    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v16(m.cp[i], 0, 0, 0, 0, 0);
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v16(m.cp[i], NULL);
     free(xh);
     gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
     return st;

@@ -198,9 +198,13 @@ gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
 /* v16's configuration (0 = the default of each): ring bytes per CTA (a whole number of slots; default the
  * largest that fits beside x, up to 192 KB), slot bytes (a power of two >= 1024; 8192), consumer warps per
  * CTA (1..31; 31 at one CTA per SM), CTAs per SM (1), x (1: read from global memory, the default; 2: staged
- * in shared memory). Drops the built v16 splits (the next gq_gqs_gpu_prepare rebuilds them with it; an
- * impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */
-gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, int ring_bytes, int slot_bytes, int consumers, int ctas_per_sm, int x_mode);
+ * in shared memory), bulk copies per slot (1..32, one per producer lane; 8). */
+typedef struct {
+    int ring, slot, consumers, ctas, x, pieces;
+} gq_v16_config;
+/* Set it (NULL: all defaults). Drops the built v16 splits (the next gq_gqs_gpu_prepare rebuilds them with it;
+ * an impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */
+gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

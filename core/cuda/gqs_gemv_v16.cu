@@ -9,6 +9,7 @@
 
 #define GQ_V16_RING_MAX (192 * 1024) /* the default ring: as much of this as fits beside x */
 #define GQ_V16_SLOT_DEFAULT 8192
+#define GQ_V16_PIECES_DEFAULT 8 /* bulk copies per slot */
 
 typedef void (*gq_v16_kernel_t)(gq_gemv_args);
 
@@ -35,6 +36,7 @@ gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense) {
     const int slot = cfg[1] ? cfg[1] : GQ_V16_SLOT_DEFAULT, ctas = cfg[3] ? cfg[3] : 1;
     const int cons = cfg[2] ? cfg[2] : 1024 / (32 * ctas) - 1;
     const bool xs = cfg[4] == 2;
+    const int pieces = cfg[5] ? cfg[5] : GQ_V16_PIECES_DEFAULT;
     if (slot < 1024 || (slot & (slot - 1)) != 0)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: slot of %d bytes (expected a power of two >= 1024)", slot);
     if (cons < 1 || 32 * (cons + 1) > 1024)
@@ -101,7 +103,7 @@ gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense) {
     }
     gq_gqs_gpu::gq_v16_split &d = m->v16[dense];
     cudaFree(d.wstart);
-    d.wstart = dws, d.W = Wg, d.ring = ring, d.consumers = cons, d.ctas = ctas, d.xs = xs;
+    d.wstart = dws, d.W = Wg, d.ring = ring, d.consumers = cons, d.ctas = ctas, d.xs = xs, d.pieces = pieces;
     d.slot_log = 0;
     while ((1 << d.slot_log) < slot) d.slot_log++;
     d.kernel = fn, d.smem = smem;

@@ -73,12 +73,18 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
     }
     __syncthreads();
     const bool producer = wi == C;
-    const auto issue = [&](int k) { /* slot k: lane 0 of the producer */
+    /* slot k, by the producer warp: lane 0 sets the slot's byte count, lanes 0..P-1 each copy one piece
+     * (P = a.ws_pieces; 16-byte multiples, the last piece takes the rest) */
+    const int P = a.ws_pieces, piece = ((SB / P) + 15) & ~15;
+    const auto issue = [&](int k) {
         const int b = len - (k << SL) < SB ? len - (k << SL) : SB, i = k % NS;
-        gq_mbar_expect_tx(&full[i], (uint32_t)b);
-        gq_bulk_g2s(ring + (i << SL), g + ((size_t)k << SL), (uint32_t)b, &full[i]);
+        if (lane == 0) gq_mbar_expect_tx(&full[i], (uint32_t)b);
+        __syncwarp();
+        const int p0 = lane * piece, p1 = p0 + piece < b ? p0 + piece : b;
+        if (lane < P && p0 < b)
+            gq_bulk_g2s(ring + (i << SL) + p0, g + ((size_t)k << SL) + p0, (uint32_t)(p1 - p0), &full[i]);
     };
-    if (producer && lane == 0)
+    if (producer)
         for (int k = 0; k < nsl && k < NS; k++) issue(k); /* weights only: before the wait */
     gq_pdl_wait();
     gq_pdl_trigger();
@@ -88,11 +94,10 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
         __syncthreads();
     }
     if (producer) {
-        if (lane == 0)
-            for (int k = NS; k < nsl; k++) {
-                gq_mbar_wait(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u);
-                issue(k);
-            }
+        for (int k = NS; k < nsl; k++) {
+            gq_mbar_wait(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u);
+            issue(k);
+        }
         return; /* the consumers see every fill before the CTA ends */
     }
     int ready = -1, rel = 0; /* slots whose fill this warp has seen: [0, ready]; released: [0, rel) */
