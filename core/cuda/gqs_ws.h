@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
     }
     if (producer) {
         for (int k = NS; k < nsl; k++) {
-            gq_mbar_wait(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u);
+            gq_mbar_wait_ns(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u, a.ws_wait);
             issue(k);
         }
         return; /* the consumers see every fill before the CTA ends */
@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
     const auto wait_to = [&](int k) {
         for (; ready < k; ) {
             ready++;
-            gq_mbar_wait(&full[ready % NS], (uint32_t)(ready / NS) & 1u);
+            gq_mbar_wait_ns(&full[ready % NS], (uint32_t)(ready / NS) & 1u, a.ws_wait);
         }
     };
     /* one slot at a time: the fill of a slot far ahead may wait for this warp's release of an earlier one */
