@@ -280,10 +280,11 @@ static void test_v16_configs(void **st) {
     (void)st;
     if (!have_gpu()) return;
     /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (3: pieces of a third, the last one short), */
-    /* ... and how the barriers are waited on (-1: a test_wait spin; > 0: try_wait with that suspend-time hint) */
-    const gq_v16_config cfgs[] = {{0, 0, 0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0, 1, -1},   {3072, 1024, 31, 0, 0, 3, 20},
-                                  {8192, 2048, 1, 0, 0, 32, 0},  {0, 0, 15, 2, 0, 1, 200},       {0, 0, 0, 0, 2, 0, -1},
-                                  {4096, 1024, 7, 0, 2, 2, 0},   {65536, 16384, 31, 1, 1, 32, 20}};
+    /* ... how the barriers are waited on (-1: a test_wait spin; > 0: try_wait with that suspend-time hint) and by
+     * whom (1: every lane; 0: lane 0, the warp following through __syncwarp) */
+    const gq_v16_config cfgs[] = {{0, 0, 0, 0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0, 1, -1, 1},  {3072, 1024, 31, 0, 0, 3, 20, 0},
+                                  {8192, 2048, 1, 0, 0, 32, 0, 1},  {0, 0, 15, 2, 0, 1, 200, 0},       {0, 0, 0, 0, 2, 0, -1, 0},
+                                  {4096, 1024, 7, 0, 2, 2, 0, 1},   {65536, 16384, 31, 1, 1, 32, 20, 0}};
     const int Gs[] = {8, 16, 32, 64, 128};
     const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;
@@ -327,11 +328,11 @@ static void test_bad_args(void **st) {
     assert_int_equal(gq_gqs_gpu_set_v13(m, 1000, 0), GQ_ERR_ARG); /* no kernel for that ring size */
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, 9), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, -1), GQ_ERR_ARG);
-    const gq_v16_config bad[] = {{0, 1000, 0, 0, 0, 0, 0}, /* not a power of two */
-                                 {0, 0, 32, 0, 0, 0, 0},   /* 33 warps */
-                                 {0, 0, 0, 0, 3, 0, 0},    {0, 0, 0, 0, 0, 33, 0}, {0, 0, 0, 0, 0, 0, -2}};
+    const gq_v16_config bad[] = {{0, 1000, 0, 0, 0, 0, 0, 0}, /* not a power of two */
+                                 {0, 0, 32, 0, 0, 0, 0, 0},   /* 33 warps */
+                                 {0, 0, 0, 0, 3, 0, 0, 0},    {0, 0, 0, 0, 0, 33, 0, 0}, {0, 0, 0, 0, 0, 0, -2, 0}};
     for (int i = 0; i < 5; i++) assert_int_equal(gq_gqs_gpu_set_v16(m, &bad[i]), GQ_ERR_ARG);
-    const gq_v16_config half = {1536, 1024, 0, 0, 0, 0, 0}, three = {0, 0, 15, 3, 0, 0, 0};
+    const gq_v16_config half = {1536, 1024, 0, 0, 0, 0, 0, 0}, three = {0, 0, 15, 3, 0, 0, 0, 0};
     assert_int_equal(gq_gqs_gpu_set_v16(m, &half), GQ_OK); /* accepted here, refused at prepare: */
     assert_int_equal(gq_gqs_gpu_prepare(m, GQ_GEMV_ROW_V16, NULL), GQ_ERR_ARG); /* 1.5 slots */
     assert_int_equal(gq_gqs_gpu_set_v16(m, &three), GQ_OK);

@@ -596,10 +596,11 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
  * sweep. */
 gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
     /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (0: default) */
-    /* (run 3 of 2026-12-04 measured pieces 1/2/32, slots 4/16 KB, 64 KB, 2x15 and 4x7 warps, x in shared memory) */
-    const gq_v16_config cfg[] = {{0, 0, 0, 0, 0, 0, -1},     {0, 0, 0, 0, 0, 0, 20},    {0, 0, 0, 0, 0, 0, 200},
-                                 {0, 0, 0, 0, 0, 0, 2000},   {0, 16384, 0, 0, 0, 0, -1}, {0, 16384, 0, 0, 0, 0, 20},
-                                 {0, 0, 7, 4, 0, 0, -1},     {0, 0, 7, 4, 0, 0, 20},    {0, 4096, 0, 0, 0, 0, 20}};
+    /* (runs 3-4 of 2026-12-04 measured pieces 1/2/32, slots 4/16 KB, 64 KB, 2x15 and 4x7 warps, x in shared
+     * memory, and the barrier waits: spin, 20-2000 ns hints; all with every lane waiting) */
+    const gq_v16_config cfg[] = {{0, 0, 0, 0, 0, 0, 0, 1},     {0, 0, 0, 0, 0, 0, -1, 0},   {0, 16384, 0, 0, 0, 0, 0, 0},
+                                 {0, 4096, 0, 0, 0, 0, 0, 0},  {0, 0, 7, 4, 0, 0, 0, 0},    {0, 0, 15, 2, 0, 0, 0, 0},
+                                 {0, 0, 0, 0, 2, 0, 0, 0},     {0, 0, 0, 0, 0, 1, 0, 0}};
     void *xd = NULL, *yd = NULL;
     uint16_t *xh = NULL;
     gq_status st = upload_x(1, m.g.K, 19, &xd, &xh);
@@ -621,8 +622,8 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
         if (st != GQ_OK) break;
         const gq_gqs_gpu::gq_v16_split &v = m.cp[0]->v16[0];
         char name[64];
-        snprintf(name, sizeof name, "v16_s%d_w%d_c%d_t%d%s", (1 << v.slot_log) / 1024 % 100, v.consumers % 100, v.ctas % 10,
-                 v.wait_ns % 10000, v.xs ? "_xs" : "");
+        snprintf(name, sizeof name, "v16_s%d_p%d_w%d_c%d_t%d%s%s", (1 << v.slot_log) / 1024 % 100, v.pieces % 100,
+                 v.consumers % 100, v.ctas % 10, v.wait_ns % 10000, v.all_wait ? "_all" : "", v.xs ? "_xs" : "");
         st = study_row(bn, m, GQ_GEMV_ROW_V16, name, pat, sp, xd, xh, yd);
         if (st == GQ_OK && m.g.G == 16 && !v.xs) { /* the same configuration's copy engine alone */
             double us = 0;
