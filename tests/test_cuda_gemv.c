@@ -281,10 +281,10 @@ static void test_v16_configs(void **st) {
     if (!have_gpu()) return;
     /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (3: pieces of a third, the last one short), */
     /* ... how the barriers are waited on (-1: a test_wait spin; > 0: try_wait with that suspend-time hint) and by
-     * whom (1: every lane; 0: lane 0, the warp following through __syncwarp) */
-    const gq_v16_config cfgs[] = {{0, 0, 0, 0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0, 1, -1, 1},  {3072, 1024, 31, 0, 0, 3, 20, 0},
-                                  {8192, 2048, 1, 0, 0, 32, 0, 1},  {0, 0, 15, 2, 0, 1, 200, 0},       {0, 0, 0, 0, 2, 0, -1, 0},
-                                  {4096, 1024, 7, 0, 2, 2, 0, 1},   {65536, 16384, 31, 1, 1, 32, 20, 0}};
+     * whom (0: every lane; 1: lane 0, the warp following through __syncwarp) */
+    const gq_v16_config cfgs[] = {{0, 0, 0, 0, 0, 0, 0, 0},        {4096, 1024, 3, 0, 0, 1, -1, 0},  {3072, 1024, 31, 0, 0, 3, 20, 1},
+                                  {8192, 2048, 1, 0, 0, 32, 0, 0},  {0, 0, 15, 2, 0, 1, 200, 1},       {0, 0, 0, 0, 2, 0, -1, 1},
+                                  {4096, 1024, 7, 0, 2, 2, 0, 0},   {65536, 16384, 31, 1, 1, 32, 20, 1}};
     const int Gs[] = {8, 16, 32, 64, 128};
     const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;

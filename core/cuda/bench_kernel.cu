@@ -398,6 +398,31 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) walk_bulk_kernel(const gq_g
     if (acc == GQ_NEVER) out[w] = acc;
 }
 
+/* bulk_read: the copy engine alone, no consumers (v16 study). Each warp of each CTA streams one equal,
+ * contiguous share of `bytes` through D slots of S bytes of its own (lane 0 issues one bulk copy per slot
+ * and waits for it before reusing the slot), so the only variables are the copy size, the copies in flight
+ * per issuing thread, the issuing threads per CTA and the CTAs per SM. */
+__global__ void bulk_read_kernel(const char *src, int64_t bytes, int S, int D) {
+    extern __shared__ uint4 br_smem[];
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, nw = (int)(blockDim.x >> 5);
+    const int64_t W = (int64_t)gridDim.x * nw, w = (int64_t)blockIdx.x * nw + wi;
+    const int64_t lo = (w * bytes / W) & ~(int64_t)15, hi = w + 1 == W ? bytes : ((w + 1) * bytes / W) & ~(int64_t)15;
+    char *ring = reinterpret_cast<char *>(br_smem) + (size_t)wi * D * S;
+    uint64_t *bar = reinterpret_cast<uint64_t *>(reinterpret_cast<char *>(br_smem) + (size_t)nw * D * S) + wi * D;
+    if (lane != 0) return;
+    for (int c = 0; c < D; c++) gq_mbar_init(&bar[c], 1);
+    gq_mbar_init_fence();
+    const int64_t nch = (hi - lo + S - 1) / S;
+    for (int64_t c = 0; c < nch + D; c++) {
+        if (c >= D) gq_mbar_wait(&bar[c % D], (uint32_t)((c / D - 1) & 1)); /* chunk c - D has landed */
+        if (c < nch) {
+            const int b = (int)(hi - lo - c * S < S ? hi - lo - c * S : S);
+            gq_mbar_expect_tx(&bar[c % D], (uint32_t)b);
+            gq_bulk_g2s(ring + (c % D) * S, src + lo + c * S, (uint32_t)b, &bar[c % D]);
+        }
+    }
+}
+
 /* Bytes a batch-1 GQS GEMV on m must move: weights as stored, x and y. */
 double gqs_bytes_b1(const Mat &m) { return m.wbytes_gqs + 2.0 * m.g.K + 2.0 * m.g.N; }
 
@@ -596,11 +621,11 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
  * sweep. */
 gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
     /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (0: default) */
-    /* (runs 3-4 of 2026-12-04 measured pieces 1/2/32, slots 4/16 KB, 64 KB, 2x15 and 4x7 warps, x in shared
-     * memory, and the barrier waits: spin, 20-2000 ns hints; all with every lane waiting) */
-    const gq_v16_config cfg[] = {{0, 0, 0, 0, 0, 0, 0, 1},     {0, 0, 0, 0, 0, 0, -1, 0},   {0, 16384, 0, 0, 0, 0, 0, 0},
-                                 {0, 4096, 0, 0, 0, 0, 0, 0},  {0, 0, 7, 4, 0, 0, 0, 0},    {0, 0, 15, 2, 0, 0, 0, 0},
-                                 {0, 0, 0, 0, 2, 0, 0, 0},     {0, 0, 0, 0, 0, 1, 0, 0}};
+    /* (runs 10-12 of 2026-12-04, PERF.md "v16 measured", covered pieces 1/2/32, slots 4/16 KB, 64/128 KB rings,
+     * 2x15 and 4x7 warps, x in shared memory, and the barrier waits: spin, 20-2000 ns hints, every lane waiting;
+     * next: lane 0 waiting alone, with and without the spin, at 8 and 16 KB slots) */
+    const gq_v16_config cfg[] = {{0, 0, 0, 0, 0, 0, 0, 1},     {0, 0, 0, 0, 0, 0, -1, 1},   {0, 16384, 0, 0, 0, 0, 0, 1},
+                                 {0, 0, 7, 4, 0, 0, 0, 1},     {0, 16384, 0, 0, 0, 0, 0, 0}, {0, 0, 7, 4, 0, 0, 0, 0}};
     void *xd = NULL, *yd = NULL;
     uint16_t *xh = NULL;
     gq_status st = upload_x(1, m.g.K, 19, &xd, &xh);
@@ -614,6 +639,27 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
         }, &us);
         if (st == GQ_OK) add_ceiling_row(bn, "walk_ws", m, pat, sp, m.ncp, us);
     }
+    /* the copy engine with no consumers: bulk_s<slot KB>_d<slots per issuer>_i<issuing warps per CTA>_c<CTAs per SM>;
+     * the first is v16's default engine, the last walk_bulk_r8k_s4's (v14's per-warp rings; at most 228 KB per SM) */
+    const int bcfg[][4] = {{8192, 23, 1, 1}, {16384, 11, 1, 1}, {2048, 92, 1, 1}, {8192, 6, 4, 1}, {4096, 3, 16, 1},
+                           {2048, 4, 4, 6}};
+    for (int c = 0; c < GQ_NELEM(bcfg) && st == GQ_OK && m.g.G == 16; c++) {
+        const int S = bcfg[c][0], D = bcfg[c][1], I = bcfg[c][2], ctas = bcfg[c][3];
+        const size_t smem = (size_t)I * D * (S + 8);
+        CUDA_CHECK(cudaFuncSetAttribute(bulk_read_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        CUDA_CHECK(cudaFuncSetAttribute(bulk_read_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        double us = 0;
+        st = time_graph(bn, [&](int i) -> gq_status {
+            const gq_gqs_gpu *mc = m.cp[i % m.ncp];
+            bulk_read_kernel<<<(unsigned)(bn.dev.nsm * ctas), 32 * I, smem, bn.st>>>(
+                reinterpret_cast<const char *>(mc->stream[0]), mc->stream_bytes[0], S, D);
+            CUDA_CHECK_LAUNCH();
+            return GQ_OK;
+        }, &us);
+        char name[48];
+        snprintf(name, sizeof name, "bulk_s%d_d%d_i%d_c%d", S / 1024 % 100, D % 1000, I % 100, ctas % 10);
+        if (st == GQ_OK) add_ceiling_row(bn, name, m, pat, sp, m.ncp, us);
+    }
     for (int c = 0; c < GQ_NELEM(cfg) && st == GQ_OK; c++) {
         for (int i = 0; i < m.ncp && st == GQ_OK; i++) {
             st = gq_gqs_gpu_set_v16(m.cp[i], &cfg[c]);
@@ -623,7 +669,7 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
         const gq_gqs_gpu::gq_v16_split &v = m.cp[0]->v16[0];
         char name[64];
         snprintf(name, sizeof name, "v16_s%d_p%d_w%d_c%d_t%d%s%s", (1 << v.slot_log) / 1024 % 100, v.pieces % 100,
-                 v.consumers % 100, v.ctas % 10, v.wait_ns % 10000, v.all_wait ? "_all" : "", v.xs ? "_xs" : "");
+                 v.consumers % 100, v.ctas % 10, v.wait_ns % 10000, v.lane0_wait ? "_l0" : "", v.xs ? "_xs" : "");
         st = study_row(bn, m, GQ_GEMV_ROW_V16, name, pat, sp, xd, xh, yd);
         if (st == GQ_OK && m.g.G == 16 && !v.xs) { /* the same configuration's copy engine alone */
             double us = 0;

@@ -86,12 +86,12 @@ struct gq_gqs_gpu {
     struct gq_v16_split {
         int4 *wstart;      /* [W + 1], W = CTAs */
         int64_t W;
-        int ring, slot_log, consumers, ctas, xs, pieces, wait_ns, all_wait;
+        int ring, slot_log, consumers, ctas, xs, pieces, wait_ns, lane0_wait;
         void (*kernel)(gq_gemv_args);
         size_t smem;
     } v16[2];
     int v16_cfg[8];        /* ring bytes, slot bytes, consumer warps, CTAs per SM, x (1 global, 2 shared memory), copies per
-                              slot, wait (gq_mbar_wait_ns), all lanes wait; 0 = default */
+                              slot, wait (gq_mbar_wait_ns), lane 0 waits alone; 0 = default */
 };
 
 struct gq_gemv_args {
@@ -121,7 +121,7 @@ struct gq_gemv_args {
     int ws_ring, ws_slot_log; /* v16: the CTA's ring in bytes, log2 of its slot size (gqs_ws.h) */
     int ws_pieces;            /* v16: bulk copies per slot (1..32), one per producer lane */
     int ws_wait;              /* v16: how the mbarrier waits wait (tma.cuh gq_mbar_wait_ns) */
-    int ws_all_wait;          /* v16: every consumer lane waits on a slot (else lane 0, then __syncwarp) */
+    int ws_lane0_wait;        /* v16: lane 0 alone waits on a slot, the warp follows through __syncwarp (else every lane) */
 };
 
 /* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
@@ -661,7 +661,7 @@ void gq_gemv_v16_free(gq_gqs_gpu *m);
 static inline gq_gemv_args gq_v16_args(const gq_gqs_gpu *m, bool dense, gq_gemv_args a) {
     const gq_gqs_gpu::gq_v16_split &s = m->v16[dense];
     a.stream = m->stream[dense], a.srow = m->srow[dense], a.wstart = s.wstart, a.W = s.W;
-    a.ws_ring = s.ring, a.ws_slot_log = s.slot_log, a.ws_pieces = s.pieces, a.ws_wait = s.wait_ns, a.ws_all_wait = s.all_wait;
+    a.ws_ring = s.ring, a.ws_slot_log = s.slot_log, a.ws_pieces = s.pieces, a.ws_wait = s.wait_ns, a.ws_lane0_wait = s.lane0_wait;
     return a;
 }
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);

@@ -439,15 +439,15 @@ extern "C" gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c) {
     const gq_v16_config z = {0, 0, 0, 0, 0, 0, 0, 0}, &v = c ? *c : z;
     if (v.ring < 0 || v.slot < 0 || (v.slot && (v.slot < 1024 || (v.slot & (v.slot - 1)))) || v.consumers < 0 ||
         v.consumers > 31 || v.ctas < 0 || v.ctas > 8 || v.x < 0 || v.x > 2 || v.pieces < 0 || v.pieces > 32 || v.wait_ns < -1 ||
-        v.wait_ns > 1000000 || v.all_wait < 0 || v.all_wait > 1)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: configuration ring %d, slot %d, consumers %d, CTAs %d, x %d, pieces %d, wait %d, all_wait %d "
+        v.wait_ns > 1000000 || v.lane0_wait < 0 || v.lane0_wait > 1)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: configuration ring %d, slot %d, consumers %d, CTAs %d, x %d, pieces %d, wait %d, lane0_wait %d "
                                    "(expected ring >= 0, slot 0 or a power of two >= 1024, consumers 0..31, CTAs 0..8, x 0..2, "
-                                   "pieces 0..32, wait -1..1000000 ns, all_wait 0..1)",
-                       v.ring, v.slot, v.consumers, v.ctas, v.x, v.pieces, v.wait_ns, v.all_wait);
+                                   "pieces 0..32, wait -1..1000000 ns, lane0_wait 0..1)",
+                       v.ring, v.slot, v.consumers, v.ctas, v.x, v.pieces, v.wait_ns, v.lane0_wait);
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the splits */
     gq_gemv_v16_free(m);
     m->v16_cfg[0] = v.ring, m->v16_cfg[1] = v.slot, m->v16_cfg[2] = v.consumers, m->v16_cfg[3] = v.ctas;
-    m->v16_cfg[4] = v.x, m->v16_cfg[5] = v.pieces, m->v16_cfg[6] = v.wait_ns, m->v16_cfg[7] = v.all_wait;
+    m->v16_cfg[4] = v.x, m->v16_cfg[5] = v.pieces, m->v16_cfg[6] = v.wait_ns, m->v16_cfg[7] = v.lane0_wait;
     return GQ_OK;
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }

@@ -200,9 +200,9 @@ gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds);
  * CTA (1..31; 31 at one CTA per SM), CTAs per SM (1), x (1: read from global memory, the default; 2: staged
  * in shared memory), bulk copies per slot (1..32, one per producer lane; 8), how a thread waits on a slot's
  * barrier (wait_ns > 0: try_wait re-checking at least every wait_ns ns; -1: spin on test_wait; 0: try_wait),
- * and who waits (all_wait 1: every lane of a consumer warp; 0: lane 0, the others through __syncwarp). */
+ * and who waits (lane0_wait 0: every lane of a warp, as measured; 1: lane 0, the others through __syncwarp). */
 typedef struct {
-    int ring, slot, consumers, ctas, x, pieces, wait_ns, all_wait;
+    int ring, slot, consumers, ctas, x, pieces, wait_ns, lane0_wait;
 } gq_v16_config;
 /* Set it (NULL: all defaults). Drops the built v16 splits (the next gq_gqs_gpu_prepare rebuilds them with it;
  * an impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */

@@ -104,7 +104,7 @@ gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense) {
     gq_gqs_gpu::gq_v16_split &d = m->v16[dense];
     cudaFree(d.wstart);
     d.wstart = dws, d.W = Wg, d.ring = ring, d.consumers = cons, d.ctas = ctas, d.xs = xs, d.pieces = pieces;
-    d.wait_ns = cfg[6], d.all_wait = cfg[7];
+    d.wait_ns = cfg[6], d.lane0_wait = cfg[7];
     d.slot_log = 0;
     while ((1 << d.slot_log) < slot) d.slot_log++;
     d.kernel = fn, d.smem = smem;

@@ -95,19 +95,19 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
     }
     if (producer) {
         for (int k = NS; k < nsl; k++) {
-            if (a.ws_all_wait || lane == 0) gq_mbar_wait_ns(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u, a.ws_wait);
+            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u, a.ws_wait);
             __syncwarp();
             issue(k);
         }
         return; /* the consumers see every fill before the CTA ends */
     }
     int ready = -1, rel = 0; /* slots whose fill this warp has seen: [0, ready]; released: [0, rel) */
-    /* lane 0 waits and the warp follows it through __syncwarp (memory ordering among the warp's lanes), or
-     * (a.ws_all_wait, runs 1-4 of 2026-12-04) every lane waits: 31 x 32 threads then poll one barrier */
+    /* every lane waits (as measured: 31 x 32 threads poll one barrier), or (a.ws_lane0_wait; not yet run on the
+     * GPU) lane 0 waits and the warp follows it through __syncwarp (memory ordering among the warp's lanes) */
     const auto wait_to = [&](int k) {
         for (; ready < k; ) {
             ready++;
-            if (a.ws_all_wait || lane == 0) gq_mbar_wait_ns(&full[ready % NS], (uint32_t)(ready / NS) & 1u, a.ws_wait);
+            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&full[ready % NS], (uint32_t)(ready / NS) & 1u, a.ws_wait);
             __syncwarp();
         }
     };
