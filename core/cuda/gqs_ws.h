@@ -12,6 +12,9 @@
  * too few to hide the arithmetic. Here the ring belongs to the CTA: its size (~192 KB per SM) and the
  * number of consumer warps (31) are independent, the copies hold no registers, and a consumer's loads come
  * from shared memory (tens of cycles, not ~1 us).
+ * Measured 2.1x slower than v11 (8192^2 S50 G16: 25.7-27.8 us vs 12.5; PERF.md "v16 measured"): the ring alone
+ * moves 1.5 TB/s, ~0.45 us per slot per CTA, and the 31 consumers' issue does not hide under it. Kept as kinds
+ * for the record and the study (gq_gqs_gpu_set_v16).
  *
  * Protocol. The range's bytes [0, len) are cut into slots of SB bytes (a power of two); slot k goes to ring
  * buffer k mod NS (NS = RB / SB), whose `full` mbarrier completes its phase floor(k / NS) when the copy has
