@@ -106,6 +106,25 @@ __device__ __forceinline__ void gq_stream_short_use(const gq_gemv_args &a, uint3
     gq_quad<B, XS, true, !XS>(a, k0, cw, sw, acc, xs, kc);
 }
 
+/* Round t of a row (full for t < nf, else short round t - nf) read from shared memory through at (v13, v14,
+ * v16), into acc with v11's lanes and arithmetic; COPY_ONLY (the bench's ring ceilings): one word of it
+ * instead, enough to keep the wait for its bytes. */
+template <int G, bool DENSE, bool XS, bool COPY_ONLY, class AT>
+__device__ __forceinline__ void gq_stream_round_smem(const gq_gemv_args &a, AT at, int lane, int t, int nf, uint32_t n, int kq,
+                                                     float (&acc)[1], const uint4 *xs, int kc) {
+    if constexpr (COPY_ONLY) {
+        acc[0] += __int_as_float(*reinterpret_cast<const int *>(at(16 * lane)) & 0x00FFFFFF);
+    } else if (t < nf) {
+        uint32_t cw[4], sw[4], cl[4];
+        gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
+        gq_stream_full_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc, xs, kc);
+    } else {
+        uint32_t cw, sw, cl;
+        gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
+        gq_stream_short_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc, xs, kc);
+    }
+}
+
 /* CTAs per SM the register budget is set for (ptxas -v): at batch 1, 16 (32 registers, 64 warps per SM,
  * as v7) except at G8, whose four columns per lane spill 116 bytes there: 12 (40 registers). At batch 8,
  * 4 (128 registers: 4 CTAs instead of 3, no spill); other batches as the compiler likes (no spill). */
@@ -440,19 +459,7 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
             const bool full = t < nf;
             const int o = off + (full ? t * FULL : nf * FULL + (t - nf) * SHORT);
             cp.ready(o, full ? FULL : SHORT);
-            const gq_at_ring<RB> at{ring, o - cp.base()};
-            if constexpr (COPY_ONLY) {
-                acc[0] += __int_as_float(*reinterpret_cast<const int *>(at(16 * lane)) & 0x00FFFFFF); /* keeps the wait */
-            } else if (full) {
-                uint32_t cw[4], sw[4], cl[4];
-                gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_full_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc, gq_sks, kc);
-            } else {
-                uint32_t cw, sw, cl;
-                gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_short_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc,
-                                                     gq_sks, kc);
-            }
+            gq_stream_round_smem<G, DENSE, XS, COPY_ONLY>(a, gq_at_ring<RB>{ring, o - cp.base()}, lane, t, nf, n, kq, acc, gq_sks, kc);
             cp.done_round();
         }
         gq_warp_sum<1>(acc);

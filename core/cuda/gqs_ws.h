@@ -146,19 +146,7 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
             const int o = o0 + (fr ? t * FULL : nf * FULL + (t - nf) * SHORT), sz = fr ? FULL : SHORT;
             release_below(o >> SL);
             wait_to((o + sz - 1) >> SL);
-            const gq_at_wrap at{ring, ro, RB};
-            if constexpr (COPY_ONLY) {
-                acc[0] += __int_as_float(*reinterpret_cast<const int *>(at(16 * lane)) & 0x00FFFFFF); /* keeps the wait */
-            } else if (fr) {
-                uint32_t cw[4], sw[4], cl[4];
-                gq_stream_full_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_full_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * t), n, kq, acc, gq_wss, kc);
-            } else {
-                uint32_t cw, sw, cl;
-                gq_stream_short_load_at<G, DENSE, true>(at, lane, cw, sw, cl);
-                gq_stream_short_use<G, 1, DENSE, XS>(a, cw, sw, cl, (uint32_t)(lane + 128 * nf + 32 * (t - nf)), n, kq, acc,
-                                                     gq_wss, kc);
-            }
+            gq_stream_round_smem<G, DENSE, XS, COPY_ONLY>(a, gq_at_wrap{ring, ro, RB}, lane, t, nf, n, kq, acc, gq_wss, kc);
             ro += sz;
             if (ro >= RB) ro -= RB;
         }

@@ -59,42 +59,41 @@ __device__ __forceinline__ void gq_mbar_arrive(uint64_t *bar) {
     (void)bar, __trap();
 #endif
 }
-/* Spin until the barrier's phase with parity `phase` has completed. */
-__device__ __forceinline__ void gq_mbar_wait(uint64_t *bar, uint32_t phase) {
-#if GQ_HAVE_TMA
+/* One look at the barrier: 1 once its phase with parity `phase` has completed. ns > 0: try_wait with a
+ * suspend-time hint of ns nanoseconds (the thread re-checks at least that often); ns < 0: test_wait (never
+ * suspends); 0: try_wait (the system's own time limit). */
+__device__ __forceinline__ uint32_t gq_mbar_poll(uint64_t *bar, uint32_t phase, int ns) {
     uint32_t done = 0;
-    do {
+#if GQ_HAVE_TMA
+    if (ns > 0)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\n selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(gq_smem_addr(bar)), "r"(phase), "r"((uint32_t)ns)
+                     : "memory");
+    else if (ns < 0)
+        asm volatile("{\n .reg .pred p;\n mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(gq_smem_addr(bar)), "r"(phase)
+                     : "memory");
+    else
         asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
                      : "=r"(done)
                      : "r"(gq_smem_addr(bar)), "r"(phase)
                      : "memory");
-    } while (!done);
-#else
-    (void)bar, (void)phase, __trap();
-#endif
-}
-/* gq_mbar_wait with a choice of how to wait (v16's study): ns > 0: try_wait with a suspend-time hint of ns
- * nanoseconds (the thread re-checks at least that often); ns < 0: test_wait in a spin (never suspends);
- * 0: gq_mbar_wait (try_wait, the system's own time limit). */
-__device__ __forceinline__ void gq_mbar_wait_ns(uint64_t *bar, uint32_t phase, int ns) {
-#if GQ_HAVE_TMA
-    if (ns == 0) return gq_mbar_wait(bar, phase);
-    uint32_t done = 0;
-    do {
-        if (ns > 0)
-            asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\n selp.u32 %0, 1, 0, p;\n}"
-                         : "=r"(done)
-                         : "r"(gq_smem_addr(bar)), "r"(phase), "r"((uint32_t)ns)
-                         : "memory");
-        else
-            asm volatile("{\n .reg .pred p;\n mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
-                         : "=r"(done)
-                         : "r"(gq_smem_addr(bar)), "r"(phase)
-                         : "memory");
-    } while (!done);
 #else
     (void)bar, (void)phase, (void)ns, __trap();
 #endif
+    return done;
+}
+/* Wait until the barrier's phase with parity `phase` has completed (try_wait); gq_mbar_wait_ns: waiting as
+ * gq_mbar_poll's ns says (v16's study). */
+__device__ __forceinline__ void gq_mbar_wait(uint64_t *bar, uint32_t phase) {
+    while (!gq_mbar_poll(bar, phase, 0)) {
+    }
+}
+__device__ __forceinline__ void gq_mbar_wait_ns(uint64_t *bar, uint32_t phase, int ns) {
+    while (!gq_mbar_poll(bar, phase, ns)) {
+    }
 }
 /* bytes from global src to shared dst, counted on bar's transaction count. */
 __device__ __forceinline__ void gq_bulk_g2s(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
