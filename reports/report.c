@@ -125,11 +125,31 @@ typedef struct {
     int n_files;
 } outctx;
 
-static FILE *open_out(outctx *oc, const char *name, char *path, size_t cap) {
-    snprintf(path, cap, "%s/%s", oc->dir, name);
+static FILE *open_out(outctx *oc, const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", oc->dir, name);
     FILE *f = fopen(path, "w");
     if (f) oc->n_files++;
     return f;
+}
+
+/* A report's <base>.md and <base>.csv, and <base>.tex when tex is not NULL: all of them, or none and
+ * GQ_ERR_IO naming the report. */
+static gq_status open_report(outctx *oc, const char *base, FILE **md, FILE **csv, FILE **tex) {
+    FILE **f[3] = {md, csv, tex};
+    const char *ext[3] = {"md", "csv", "tex"};
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        if (!f[i]) continue;
+        char name[256];
+        snprintf(name, sizeof name, "%s.%s", base, ext[i]);
+        *f[i] = open_out(oc, name);
+        ok = ok && *f[i];
+    }
+    if (ok) return GQ_OK;
+    for (int i = 0; i < 3; i++)
+        if (f[i] && *f[i]) fclose(*f[i]), *f[i] = NULL, oc->n_files--; /* none of them is a report */
+    return gq_errf(GQ_ERR_IO, "%s: cannot write the %s report", oc->dir, base);
 }
 
 static void fmt_num(char *buf, size_t cap, double v, int prec) {
@@ -240,15 +260,8 @@ static int cmp_ablation(const void *a, const void *b) {
 }
 
 static gq_status report_ablation(outctx *oc, const rrow *rows, int n, const char *store) {
-    char p1[1200], p2[1200], p3[1200];
-    FILE *md = open_out(oc, "ablation.md", p1, sizeof p1), *csv = open_out(oc, "ablation.csv", p2, sizeof p2),
-         *tex = open_out(oc, "ablation.tex", p3, sizeof p3);
-    if (!md || !csv || !tex) {
-        if (md) fclose(md);
-        if (csv) fclose(csv);
-        if (tex) fclose(tex);
-        return gq_errf(GQ_ERR_IO, "%s: cannot write the ablation report", oc->dir);
-    }
+    FILE *md, *csv, *tex;
+    GQ_TRY(open_report(oc, "ablation", &md, &csv, &tex));
     fprintf(csv, "model,label,method,sparsity,bits,group,wikitext2_ppl,c4_ppl,achieved_sparsity,run_id,calibration,evaluation,git\n");
     const char *models[64];
     int nm = models_of(rows, n, models, 64);
@@ -307,15 +320,8 @@ static int cmp_methods(const void *a, const void *b) {
 }
 
 static gq_status report_methods(outctx *oc, const rrow *rows, int n, const char *store) {
-    char p1[1200], p2[1200], p3[1200];
-    FILE *md = open_out(oc, "methods.md", p1, sizeof p1), *csv = open_out(oc, "methods.csv", p2, sizeof p2),
-         *tex = open_out(oc, "methods.tex", p3, sizeof p3);
-    if (!md || !csv || !tex) {
-        if (md) fclose(md);
-        if (csv) fclose(csv);
-        if (tex) fclose(tex);
-        return gq_errf(GQ_ERR_IO, "%s: cannot write the methods report", oc->dir);
-    }
+    FILE *md, *csv, *tex;
+    GQ_TRY(open_report(oc, "methods", &md, &csv, &tex));
     fprintf(csv, "model,method,setting,sparsity,bits,group,pattern,wikitext2_ppl,c4_ppl");
     for (int t = 0; t < GQ_ZS_N_TASKS; t++) fprintf(csv, ",%s_acc,%s_acc_norm", gq_zs_task_name(t), gq_zs_task_name(t));
     fprintf(csv, ",avg,run_id,calibration,evaluation,git\n");
@@ -427,13 +433,8 @@ static void write_gp(FILE *gp, const char *base, const char *title, const char *
 }
 
 static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *store, int plots) {
-    char p[1200];
-    FILE *md = open_out(oc, "groups.md", p, sizeof p), *csv = open_out(oc, "groups.csv", p, sizeof p);
-    if (!md || !csv) {
-        if (md) fclose(md);
-        if (csv) fclose(csv);
-        return gq_errf(GQ_ERR_IO, "%s: cannot write the groups report", oc->dir);
-    }
+    FILE *md, *csv;
+    GQ_TRY(open_report(oc, "groups", &md, &csv, NULL));
     fprintf(csv, "model,curve,bits,sparsity,group,dataset,ppl,run_id,git\n");
     const char *models[64];
     int nm = models_of(rows, n, models, 64);
@@ -458,11 +459,10 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
         /* curve B: ppl vs sparsity, one curve per (bits, group), sparsity > 0 */
         for (int fig = 0; fig < 2; fig++) {
             const char *base = fig ? "fig_sparsity" : "fig_group";
-            char dpath[1200];
             FILE *dat = NULL, *gp = NULL;
             if (!fig_done) {
-                dat = open_out(oc, fig ? "fig_sparsity.dat" : "fig_group.dat", dpath, sizeof dpath);
-                gp = open_out(oc, fig ? "fig_sparsity.gp" : "fig_group.gp", dpath, sizeof dpath);
+                dat = open_out(oc, fig ? "fig_sparsity.dat" : "fig_group.dat");
+                gp = open_out(oc, fig ? "fig_sparsity.gp" : "fig_group.gp");
             }
             char titles[32][64];
             int nc = 0;
@@ -539,13 +539,8 @@ static gq_status report_groups(outctx *oc, const rrow *rows, int n, const char *
 }
 
 static gq_status report_training(outctx *oc, gq_store *s, int plots) {
-    char p[1200];
-    FILE *md = open_out(oc, "training.md", p, sizeof p), *csv = open_out(oc, "training.csv", p, sizeof p);
-    if (!md || !csv) {
-        if (md) fclose(md);
-        if (csv) fclose(csv);
-        return gq_errf(GQ_ERR_IO, "%s: cannot write the training report", oc->dir);
-    }
+    FILE *md, *csv;
+    GQ_TRY(open_report(oc, "training", &md, &csv, NULL));
     fprintf(csv, "run_id,stage,step,loss\n");
     fprintf(md, "## Training loss curves (BQPO, E2E-OQP)\n\n- source: `%s`, the latest finished run of each config\n"
                 "- one value per optimizer step: bqpo = the batch's block-output MSE against the full-precision block\n"
@@ -571,7 +566,7 @@ static gq_status report_training(outctx *oc, gq_store *s, int plots) {
             int64_t run = sqlite3_column_int64(q, 0);
             const char *stage = (const char *)sqlite3_column_text(q, 1);
             if (!stage) stage = "";
-            if (!dat) dat = open_out(oc, "fig_training.dat", p, sizeof p);
+            if (!dat) dat = open_out(oc, "fig_training.dat");
             if (run != last_run || strcmp(stage, last_stage)) {
                 if (dat) fprintf(dat, "%s# run %lld %s\n", ncurves ? "\n\n" : "", (long long)run, stage);
                 if (nc < 32) snprintf(titles[nc++], 64, "run %lld %s", (long long)run, stage);
@@ -602,7 +597,7 @@ static gq_status report_training(outctx *oc, gq_store *s, int plots) {
         for (int c = 0; c < nc; c++)
             fprintf(md, "| %s | %ld | %.6g | %.6g |\n", titles[c], npts[c], first[c], lastv[c]);
         if (ncurves > nc) fprintf(md, "\n(table and plot show the first %d curves; training.csv has all)\n", nc);
-        FILE *gp = open_out(oc, "fig_training.gp", p, sizeof p);
+        FILE *gp = open_out(oc, "fig_training.gp");
         if (gp) {
             write_gp(gp, "fig_training", "training loss", "optimizer step", "loss", 0, nc, titles);
             fclose(gp);

@@ -157,6 +157,19 @@ static void test_reports(void **st) {
     assert_non_null(strstr(csv, "1,bqpo,20,2.125"));
     free(csv);
     assert_true(nf >= 14);
+    /* a report file that cannot be opened (here a directory in its place): an error naming the report, no
+     * other file of that report left open or counted as written */
+    char out2[600], blocker[700];
+    snprintf(out2, sizeof out2, "%s/report2", g_dir);
+    snprintf(blocker, sizeof blocker, "%s/methods.csv", out2);
+    assert_int_equal(gq_mkdirs(blocker), GQ_OK);
+    assert_int_equal(gq_store_open(sp, &s), GQ_OK);
+    gq_report_opts o2 = {GQ_REPORT_METHODS, out2, NULL, 0};
+    nf = -1;
+    assert_int_equal(gq_report_write(s, &o2, &nf), GQ_ERR_IO);
+    assert_non_null(strstr(gq_errmsg(), "cannot write the methods report"));
+    assert_int_equal(nf, 0);
+    gq_store_close(s);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     assert_int_equal(system(cmd), 0);
