@@ -413,12 +413,13 @@ __global__ void bulk_read_kernel(const char *src, int64_t bytes, int S, int D) {
     for (int c = 0; c < D; c++) gq_mbar_init(&bar[c], 1);
     gq_mbar_init_fence();
     const int64_t nch = (hi - lo + S - 1) / S;
-    for (int64_t c = 0; c < nch + D; c++) {
-        if (c >= D) gq_mbar_wait(&bar[c % D], (uint32_t)((c / D - 1) & 1)); /* chunk c - D has landed */
+    gq_ws_cursor cur; /* chunk c's slot and fill parity */
+    for (int64_t c = 0; c < nch + D; c++, cur.next(D)) {
+        if (c >= D) gq_mbar_wait(&bar[cur.i], cur.ph ^ 1u); /* chunk c - D has landed */
         if (c < nch) {
             const int b = (int)(hi - lo - c * S < S ? hi - lo - c * S : S);
-            gq_mbar_expect_tx(&bar[c % D], (uint32_t)b);
-            gq_bulk_g2s(ring + (c % D) * S, src + lo + c * S, (uint32_t)b, &bar[c % D]);
+            gq_mbar_expect_tx(&bar[cur.i], (uint32_t)b);
+            gq_bulk_g2s(ring + (size_t)cur.i * S, src + lo + c * S, (uint32_t)b, &bar[cur.i]);
         }
     }
 }

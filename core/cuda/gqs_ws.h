@@ -13,8 +13,9 @@
  * number of consumer warps (31) are independent, the copies hold no registers, and a consumer's loads come
  * from shared memory (tens of cycles, not ~1 us).
  * Measured 2.1x slower than v11 (8192^2 S50 G16: 25.7-27.8 us vs 12.5; PERF.md "v16 measured"): the ring alone
- * moves 1.5 TB/s, ~0.45 us per slot per CTA, and the 31 consumers' issue does not hide under it. Kept as kinds
- * for the record and the study (gq_gqs_gpu_set_v16).
+ * moved 1.5 TB/s, ~0.45 us per slot per CTA, and the 31 consumers' issue did not hide under it. Since then (not
+ * yet run on the GPU): slot cursors instead of divisions by NS, no proxy fence per release. Kept as kinds for
+ * the record and the study (gq_gqs_gpu_set_v16).
  *
  * Protocol. The range's bytes [0, len) are cut into slots of SB bytes (a power of two); slot k goes to ring
  * buffer k mod NS (NS = RB / SB), whose `full` mbarrier completes its phase floor(k / NS) when the copy has
@@ -45,6 +46,17 @@ struct gq_at_wrap {
     __device__ __forceinline__ const char *operator()(int off) const {
         const int x = o + off;
         return ring + (x >= rb ? x - rb : x);
+    }
+};
+
+/* A position in the ring's sequence of slots: slot k's buffer k mod NS and the parity of its fill (k / NS) & 1,
+ * advanced one slot at a time, so no loop divides by NS (runs 9-12 divided three times per slot per warp, each
+ * a ~20-instruction sequence: most of the copy engine's 12.8 M instructions in Nsight Compute). */
+struct gq_ws_cursor {
+    int i = 0;
+    uint32_t ph = 0;
+    __device__ __forceinline__ void next(int ns) {
+        if (++i == ns) i = 0, ph ^= 1u;
     }
 };
 
@@ -79,16 +91,17 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
     /* slot k, by the producer warp: lane 0 sets the slot's byte count, lanes 0..P-1 each copy one piece
      * (P = a.ws_pieces; 16-byte multiples, the last piece takes the rest) */
     const int P = a.ws_pieces, piece = ((SB / P) + 15) & ~15;
-    const auto issue = [&](int k) {
-        const int b = len - (k << SL) < SB ? len - (k << SL) : SB, i = k % NS;
+    const auto issue = [&](int k, int i) { /* slot k into buffer i */
+        const int b = len - (k << SL) < SB ? len - (k << SL) : SB;
         if (lane == 0) gq_mbar_expect_tx(&full[i], (uint32_t)b);
         __syncwarp();
         const int p0 = lane * piece, p1 = p0 + piece < b ? p0 + piece : b;
         if (lane < P && p0 < b)
             gq_bulk_g2s(ring + (i << SL) + p0, g + ((size_t)k << SL) + p0, (uint32_t)(p1 - p0), &full[i]);
     };
+    gq_ws_cursor pc; /* the producer's next slot */
     if (producer)
-        for (int k = 0; k < nsl && k < NS; k++) issue(k); /* weights only: before the wait */
+        for (int k = 0; k < nsl && k < NS; k++) issue(k, pc.i), pc.next(NS); /* weights only: before the wait */
     gq_pdl_wait();
     gq_pdl_trigger();
     if constexpr (XS) { /* x after the wait, with coherent loads (never __ldg: PERF.md "v12 measured") */
@@ -97,31 +110,32 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
         __syncthreads();
     }
     if (producer) {
-        for (int k = NS; k < nsl; k++) {
-            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&empty[k % NS], (uint32_t)(k / NS - 1) & 1u, a.ws_wait);
+        for (int k = NS; k < nsl; k++, pc.next(NS)) { /* slot k - NS, in the same buffer, released one fill earlier */
+            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&empty[pc.i], pc.ph ^ 1u, a.ws_wait);
             __syncwarp();
-            issue(k);
+            issue(k, pc.i);
         }
         return; /* the consumers see every fill before the CTA ends */
     }
     int ready = -1, rel = 0; /* slots whose fill this warp has seen: [0, ready]; released: [0, rel) */
+    gq_ws_cursor rc, lc;     /* slots ready + 1 and rel */
     /* every lane waits (as measured: 31 x 32 threads poll one barrier), or (a.ws_lane0_wait; not yet run on the
      * GPU) lane 0 waits and the warp follows it through __syncwarp (memory ordering among the warp's lanes) */
     const auto wait_to = [&](int k) {
-        for (; ready < k; ) {
-            ready++;
-            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&full[ready % NS], (uint32_t)(ready / NS) & 1u, a.ws_wait);
+        for (; ready < k; ready++, rc.next(NS)) {
+            if (!a.ws_lane0_wait || lane == 0) gq_mbar_wait_ns(&full[rc.i], rc.ph, a.ws_wait);
             __syncwarp();
         }
     };
-    /* one slot at a time: the fill of a slot far ahead may wait for this warp's release of an earlier one */
+    /* One slot at a time: the fill of a slot far ahead may wait for this warp's release of an earlier one.
+     * No proxy fence before the arrival (as CUTLASS's consumer release): every read of a released slot has
+     * returned its value, used by arithmetic issued before this in the warp's in-order stream; runs 9-12 had
+     * gq_fence_proxy_async here, a MEMBAR.ALL.CTA in SASS that waits for the lane's x loads in flight. */
     const auto release_below = [&](int k) {
-        if (rel >= k) return;
-        gq_fence_proxy_async(); /* this lane's reads before the producer's async-proxy refills ... */
-        for (; rel < k; rel++) {
+        for (; rel < k; rel++, lc.next(NS)) {
             wait_to(rel);
-            __syncwarp(); /* ... and every lane's */
-            if (lane == 0) gq_mbar_arrive(&empty[rel % NS]);
+            __syncwarp(); /* every lane past its reads of the slot */
+            if (lane == 0) gq_mbar_arrive(&empty[lc.i]);
         }
     };
     const auto grab = [&]() {
