@@ -16,6 +16,8 @@
 #            time limit so the call stays under 10 minutes
 #   v5       batch-1 kernel table (quick) and decode with the L2 prefetch on and off
 #   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3 .. v11)
+#   v16      the GEMV tests, the batch-1 8192^2 table with the v16 study and bulk_read ceilings (GQ_V16_PROBE=1: and
+#            Nsight Compute of v16's engine and of bulk_read)
 #   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
@@ -123,18 +125,29 @@ v6)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
     echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
   done ;;
+v16)
+  # the next v16 call (PERF.md "Next GPU session"): the GEMV tests, the batch-1 8192^2 table with the v16 study and
+  # the bulk_read ceilings, then Nsight Compute of v16's engine alone and of the one-thread bulk_read
+  s0=$(date +%s); timeout 150 /tmp/gq/wrap/test_cuda_gemv > "$O/test_cuda_gemv.log" 2>&1; echo "test_cuda_gemv rc=$? ($(( $(date +%s) - s0 )) s)"
+  grep -E "PASSED|FAILED|configurations|FAIL " "$O/test_cuda_gemv.log" | tail -6
+  s0=$(date +%s); timeout 200 gqsa bench kernel --quick --only 8192 --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1
+  echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  grep -E "^(gqs_row_v1[16]|w4_dense_v1[16]|walk_|bulk_|v16_|read_stream|walk_stream) " "$O/kernel.log" | awk '{print $1, $7, $8}' | head -60
+  sed -n '/^targets/,$p' "$O/kernel.log" | head -12
+  [ -n "${GQ_V16_PROBE:-}" ] && bash "$0" probe _Z17gq_gemv_ws_kernelILi16ELb0ELb0ELb1EEv12gq_gemv_args regex:bulk_read_kernel
+  ;;
 probe)
   # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
   # in `gqsa bench kernel --quick --only 8192` (the correctness pass), then the summary sections
   shift
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   for k in "$@"; do
-    s0=$(date +%s)
+    s0=$(date +%s); kf=${k//[^A-Za-z0-9_]/_} # a file name without ncu's "regex:" colon
     timeout 120 "$ncu_bin" --clock-control none --kernel-name-base mangled --kernel-name "$k" --launch-count 1 --kill yes \
-      --set full env LD_LIBRARY_PATH=/tmp/gq/lib /tmp/gq/bin/gqsa bench kernel --quick --only 8192 --batches 1 --reps 20 > "$O/ncu_$k.txt" 2>&1
+      --set full env LD_LIBRARY_PATH=/tmp/gq/lib /tmp/gq/bin/gqsa bench kernel --quick --only 8192 --batches 1 --reps 20 > "$O/ncu_$kf.txt" 2>&1
     echo "ncu $k rc=$? ($(( $(date +%s) - s0 )) s)"
-    grep -E "^    (DRAM Throughput|Duration|Achieved Occupancy|Registers Per Thread|L1/TEX Cache Throughput|L2 Cache Throughput|Warp Cycles Per Issued Instruction|Issued Ipc Active|Executed Instructions  |Block Limit)" "$O/ncu_$k.txt" | head -16
-    grep -iE "stall|smsp__pcsamp" "$O/ncu_$k.txt" | head -8
+    grep -E "^    (DRAM Throughput|Duration|Achieved Occupancy|Registers Per Thread|L1/TEX Cache Throughput|L2 Cache Throughput|Warp Cycles Per Issued Instruction|Issued Ipc Active|Executed Instructions  |Block Limit)" "$O/ncu_$kf.txt" | head -16
+    grep -iE "stall|smsp__pcsamp" "$O/ncu_$kf.txt" | head -8
   done ;;
 collect) collect ;;
 esac
