@@ -1,7 +1,7 @@
 /* gqs_ws.h — v16: the batch-1 GEMV over the v11 row stream, warp-specialised. Each CTA owns one contiguous
  * range of whole rows (gqs_pack.h "v13 split", mode 2: equal bytes to within one row, so no row is cut and
  * there is no fix-up); one producer warp streams the range through a CTA-wide shared-memory ring with bulk
- * copies (cp.async.bulk, one instruction per slot), and the other warps (the consumers) take the range's rows
+ * copies (cp.async.bulk, gq_v16_config.pieces per slot, one per producer lane), and the other warps (the consumers) take the range's rows
  * one at a time from a shared counter and compute each with v11's loads (from the ring), lanes, quad order
  * and arithmetic, so every result is bit-identical to v11 and v3. CUDA C++ only; launched by
  * gq_gemv_launch_v16 (gqs_gemv_v16.cu).
@@ -51,7 +51,8 @@ struct gq_at_wrap {
 
 /* A position in the ring's sequence of slots: slot k's buffer k mod NS and the parity of its fill (k / NS) & 1,
  * advanced one slot at a time, so no loop divides by NS (runs 9-12 divided three times per slot per warp, each
- * a ~20-instruction sequence: most of the copy engine's 12.8 M instructions in Nsight Compute). */
+ * a ~20-instruction sequence: by the SASS, about two thirds of the 12.8 M instructions Nsight Compute counted
+ * for the copy engine; inferred, not profiled). */
 struct gq_ws_cursor {
     int i = 0;
     uint32_t ph = 0;
