@@ -51,7 +51,7 @@ struct gq_at_wrap {
 
 /* A position in the ring's sequence of slots: slot k's buffer k mod NS and the parity of its fill (k / NS) & 1,
  * advanced one slot at a time, so no loop divides by NS (runs 9-12 divided three times per slot per warp, each
- * a ~20-instruction sequence: by the SASS, about two thirds of the 12.8 M instructions Nsight Compute counted
+ * a ~20-instruction sequence: by the SASS, roughly a third of the 12.8 M instructions Nsight Compute counted
  * for the copy engine; inferred, not profiled). */
 struct gq_ws_cursor {
     int i = 0;
