@@ -616,12 +616,12 @@ gq_status run_stream_study(Bench &bn, Mat &m, const char *pat, double sp) {
 
 /* ---- the v16 study on one matrix ----------------------------------------------------------------------
  * walk_ws: v16's ring, protocol and row walk at its default configuration with the arithmetic replaced by
- * one shared-memory word per round (the copy engine's ceiling, G16 GQS), then gqs_row_v16 at other
- * configurations, named v16_r<ring KB>_s<slot KB>_p<copies per slot>_w<consumer warps>_c<CTAs per SM>[_xs],
- * each followed by its own copy engine alone (walk_v16_...); the default's own row is timed in the family
- * sweep. */
+ * one shared-memory word per round (the copy engine's ceiling, G16 GQS); the bulk_* rows (the engine with no
+ * consumers); then gqs_row_v16 at other configurations, named v16_s<slot KB>_p<copies per slot>_w<consumer
+ * warps>_c<CTAs per SM>_t<wait ns>[_l0: lane 0 waits][_xs: x in shared memory], each followed by its own copy
+ * engine alone (walk_v16_...); the default's own row is timed in the family sweep. */
 gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
-    /* ring, slot, consumers, CTAs per SM, x mode, copies per slot (0: default) */
+    /* ring, slot, consumers, CTAs per SM, x mode, copies per slot, wait ns, lane-0 waits (0: default) */
     /* (runs 10-12 of 2026-12-04, PERF.md "v16 measured", covered pieces 1/2/32, slots 4/16 KB, 64/128 KB rings,
      * 2x15 and 4x7 warps, x in shared memory, and the barrier waits: spin, 20-2000 ns hints, every lane waiting;
      * next: lane 0 waiting alone, with and without the spin, at 8 and 16 KB slots) */
@@ -631,15 +631,19 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
     uint16_t *xh = NULL;
     gq_status st = upload_x(1, m.g.K, 19, &xd, &xh);
     if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m.g.N * 2, &yd);
-    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
-    if (st == GQ_OK && m.g.G == 16) {
+    /* the current configuration's copy engine alone (G16 GQS, x from global memory: the copy-only kernel) */
+    const auto engine_row = [&](const char *name) -> gq_status {
+        if (m.g.G != 16 || m.cp[0]->v16[0].c.x == 2) return GQ_OK;
         double us = 0;
-        st = time_graph(bn, [&](int i) -> gq_status {
+        GQ_TRY(time_graph(bn, [&](int i) -> gq_status {
             gq_gqs_gpu *mc = m.cp[i % m.ncp];
             return gq_gemv_launch_v16(false, mc, gq_gemv_args_of(mc, xd, 1, yd, 0), bn.st, true);
-        }, &us);
-        if (st == GQ_OK) add_ceiling_row(bn, "walk_ws", m, pat, sp, m.ncp, us);
-    }
+        }, &us));
+        add_ceiling_row(bn, name, m, pat, sp, m.ncp, us);
+        return GQ_OK;
+    };
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
+    if (st == GQ_OK) st = engine_row("walk_ws");
     /* the copy engine with no consumers: bulk_s<slot KB>_d<slots per issuer>_i<issuing warps per CTA>_c<CTAs per SM>;
      * the first is v16's default engine, the last walk_bulk_r8k_s4's (v14's per-warp rings; at most 228 KB per SM) */
     const int bcfg[][4] = {{8192, 23, 1, 1}, {16384, 11, 1, 1}, {2048, 92, 1, 1}, {8192, 6, 4, 1}, {4096, 3, 16, 1},
@@ -667,21 +671,13 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
             if (st == GQ_OK) st = gq_gqs_gpu_prepare(m.cp[i], GQ_GEMV_ROW_V16, bn.st);
         }
         if (st != GQ_OK) break;
-        const gq_gqs_gpu::gq_v16_split &v = m.cp[0]->v16[0];
-        char name[64];
-        snprintf(name, sizeof name, "v16_s%d_p%d_w%d_c%d_t%d%s%s", (1 << v.slot_log) / 1024 % 100, v.pieces % 100,
-                 v.consumers % 100, v.ctas % 10, v.wait_ns % 10000, v.lane0_wait ? "_l0" : "", v.xs ? "_xs" : "");
+        const gq_v16_config &v = m.cp[0]->v16[0].c;
+        char name[64], wname[72];
+        snprintf(name, sizeof name, "v16_s%d_p%d_w%d_c%d_t%d%s%s", v.slot / 1024 % 100, v.pieces % 100, v.consumers % 100,
+                 v.ctas % 10, v.wait_ns % 10000, v.lane0_wait ? "_l0" : "", v.x == 2 ? "_xs" : "");
+        snprintf(wname, sizeof wname, "walk_%s", name);
         st = study_row(bn, m, GQ_GEMV_ROW_V16, name, pat, sp, xd, xh, yd);
-        if (st == GQ_OK && m.g.G == 16 && !v.xs) { /* the same configuration's copy engine alone */
-            double us = 0;
-            st = time_graph(bn, [&](int i) -> gq_status {
-                gq_gqs_gpu *mc = m.cp[i % m.ncp];
-                return gq_gemv_launch_v16(false, mc, gq_gemv_args_of(mc, xd, 1, yd, 0), bn.st, true);
-            }, &us);
-            char wname[72];
-            snprintf(wname, sizeof wname, "walk_%s", name);
-            if (st == GQ_OK) add_ceiling_row(bn, wname, m, pat, sp, m.ncp, us);
-        }
+        if (st == GQ_OK) st = engine_row(wname);
     }
     for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v16(m.cp[i], NULL);
     free(xh);

@@ -86,12 +86,12 @@ struct gq_gqs_gpu {
     struct gq_v16_split {
         int4 *wstart;      /* [W + 1], W = CTAs */
         int64_t W;
-        int ring, slot_log, consumers, ctas, xs, pieces, wait_ns, lane0_wait;
+        gq_v16_config c;   /* v16_cfg with every default resolved (c.x: 1 or 2) */
+        int slot_log;      /* log2 c.slot */
         void (*kernel)(gq_gemv_args);
         size_t smem;
     } v16[2];
-    int v16_cfg[8];        /* ring bytes, slot bytes, consumer warps, CTAs per SM, x (1 global, 2 shared memory), copies per
-                              slot, wait (gq_mbar_wait_ns), lane 0 waits alone; 0 = default */
+    gq_v16_config v16_cfg; /* as set (gq_gqs_gpu_set_v16), validated there */
 };
 
 struct gq_gemv_args {
@@ -645,6 +645,11 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);
  * same for v14; -1 other kinds: idx % 3 == 2 dense, idx % 3 != 0 the task split, idx >= 3 bulk copies), its setup (the row stream if missing, then the split, synchronous) and its launcher (batch 1;
  * v11 above). */
 int gq_v13_split_index(int kind);
+/* The host side of a split (v13, v16): m's row table copied back (srow [2N]) and gq_gqs_stream_split's
+ * wstart [4 (W + 1)] and rfix [2N] for W workers in `mode`; *Wg the workers it kept. The three arrays are
+ * malloc'd, and the caller frees them whatever the status. */
+gq_status gq_gemv_split_host(const gq_gqs_gpu *m, bool dense, int64_t W, int mode, int32_t **srow, int32_t **wstart,
+                             int32_t **rfix, int64_t *Wg);
 /* a's fields for split idx of m (the row stream, the split, its records and counters), as its kernel reads them. */
 static inline gq_gemv_args gq_v13_args(const gq_gqs_gpu *m, int idx, gq_gemv_args a) {
     const gq_gqs_gpu::gq_v13_split &s = m->v13[idx];
@@ -653,15 +658,19 @@ static inline gq_gemv_args gq_v13_args(const gq_gqs_gpu *m, int idx, gq_gemv_arg
     a.wstart = s.wstart, a.sfix = s.sfix, a.rec = s.rec, a.cnt = s.cnt, a.W = s.W;
     return a;
 }
-/* v16 (gqs_ws.h, gqs_gemv_v16.cu): setup (the row stream if missing, then the per-CTA split; synchronous),
- * launcher (batch 1; v11 above) and free. */
+/* v16 (gqs_ws.h, gqs_gemv_v16.cu): the kind's index into m->v16 (1 dense W4, 0 GQS; -1 other kinds), setup
+ * (the row stream if missing, then the per-CTA split; synchronous), launcher (batch 1; v11 above) and free. */
+static inline int gq_v16_index(int kind) {
+    return kind == GQ_GEMV_ROW_V16 ? 0 : kind == GQ_GEMV_DENSE_W4_V16 ? 1 : -1;
+}
 gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense);
 gq_status gq_gemv_launch_v16(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream, bool copy_only = false);
 void gq_gemv_v16_free(gq_gqs_gpu *m);
 static inline gq_gemv_args gq_v16_args(const gq_gqs_gpu *m, bool dense, gq_gemv_args a) {
     const gq_gqs_gpu::gq_v16_split &s = m->v16[dense];
     a.stream = m->stream[dense], a.srow = m->srow[dense], a.wstart = s.wstart, a.W = s.W;
-    a.ws_ring = s.ring, a.ws_slot_log = s.slot_log, a.ws_pieces = s.pieces, a.ws_wait = s.wait_ns, a.ws_lane0_wait = s.lane0_wait;
+    a.ws_ring = s.c.ring, a.ws_slot_log = s.slot_log, a.ws_pieces = s.c.pieces, a.ws_wait = s.c.wait_ns;
+    a.ws_lane0_wait = s.c.lane0_wait;
     return a;
 }
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);

@@ -244,7 +244,7 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     }
     case GQ_GEMV_ROW_V16:
     case GQ_GEMV_DENSE_W4_V16: {
-        const bool dense = kind == GQ_GEMV_DENSE_W4_V16;
+        const bool dense = gq_v16_index(kind) == 1;
         if (!m->v16[dense].wstart) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
         return gq_gemv_launch_v16(dense, m, a, st);
     }
@@ -407,9 +407,9 @@ extern "C" gq_status gq_gqs_gpu_set_v10_workers(gq_gqs_gpu *m, int64_t w) { retu
 extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *stream) {
     const int v11 = gq_gemv_kind_stream(kind); /* m->stream[v11] */
     const int v13 = gq_v13_split_index(kind);   /* m->v13[v13] */
-    const bool v16 = kind == GQ_GEMV_ROW_V16 || kind == GQ_GEMV_DENSE_W4_V16;
+    const int v16 = gq_v16_index(kind);         /* m->v16[v16] */
     const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]) ||
-                        (v13 >= 0 && !m->v13[v13].wstart) || (v16 && !m->v16[v11].wstart);
+                        (v13 >= 0 && !m->v13[v13].wstart) || (v16 >= 0 && !m->v16[v16].wstart);
     if (!needed) return GQ_OK;
     if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
@@ -417,9 +417,9 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     if (cs != cudaStreamCaptureStatusNone)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the %s is built by synchronous copies, not inside graph capture "
                                    "(HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind),
-                       v13 >= 0 || v16 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
+                       v13 >= 0 || v16 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
-    if (v16) return gq_gemv_v16_setup(m, v11 == 1);
+    if (v16 >= 0) return gq_gemv_v16_setup(m, v16 == 1);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
 extern "C" gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) {
@@ -446,15 +446,14 @@ extern "C" gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c) {
                        v.ring, v.slot, v.consumers, v.ctas, v.x, v.pieces, v.wait_ns, v.lane0_wait);
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the splits */
     gq_gemv_v16_free(m);
-    m->v16_cfg[0] = v.ring, m->v16_cfg[1] = v.slot, m->v16_cfg[2] = v.consumers, m->v16_cfg[3] = v.ctas;
-    m->v16_cfg[4] = v.x, m->v16_cfg[5] = v.pieces, m->v16_cfg[6] = v.wait_ns, m->v16_cfg[7] = v.lane0_wait;
+    m->v16_cfg = v;
     return GQ_OK;
 }
 extern "C" int64_t gq_gqs_gpu_sk_workers(const gq_gqs_gpu *m) { return m->last_workers; }
 extern "C" gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) {
     const int v = gq_gemv_kind_stream(kind), v13 = gq_v13_split_index(kind);
-    const bool v16 = kind == GQ_GEMV_ROW_V16 || kind == GQ_GEMV_DENSE_W4_V16;
-    if (v < 0 || !m->stream[v] || (v13 >= 0 && !m->v13[v13].wstart) || (v16 && !m->v16[v].wstart))
+    const int v16 = gq_v16_index(kind);
+    if (v < 0 || !m->stream[v] || (v13 >= 0 && !m->v13[v13].wstart) || (v16 >= 0 && !m->v16[v16].wstart))
         return gq_errf(GQ_ERR_ARG, "gqs_gemv keep_only: %s is not a prepared row-stream kind", gq_gemv_kind_name(kind));
     CUDA_CHECK(cudaDeviceSynchronize()); /* no launch may still read the arrays */
     cudaFree(m->codes), cudaFree(m->col), cudaFree(m->sm);

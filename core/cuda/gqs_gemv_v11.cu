@@ -158,6 +158,16 @@ void gq_gemv_v13_free(gq_gqs_gpu *m) {
     }
 }
 
+gq_status gq_gemv_split_host(const gq_gqs_gpu *m, bool dense, int64_t W, int mode, int32_t **srow, int32_t **wstart,
+                             int32_t **rfix, int64_t *Wg) {
+    const int N = m->N;
+    *srow = (int32_t *)malloc((size_t)(N ? N : 1) * 8), *wstart = (int32_t *)malloc((size_t)(W + 1) * 16);
+    *rfix = (int32_t *)malloc((size_t)(N ? N : 1) * 8);
+    if (!*srow || !*wstart || !*rfix) return gq_errf(GQ_ERR_NOMEM, "gqs_gemv stream split: out of host memory");
+    if (N) CUDA_CHECK(cudaMemcpy(*srow, m->srow[dense], (size_t)N * 8, cudaMemcpyDeviceToHost));
+    return gq_gqs_stream_split(*srow, N, m->G, dense, W, mode, *wstart, *rfix, Wg);
+}
+
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     const bool dense = idx % 3 == 2, bulk = idx >= 3;
     if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
@@ -180,13 +190,10 @@ gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx) {
     int64_t W = (int64_t)m->sm_count * ctas * GQ_ROW_WARPS;
     if (m->max_flat_workers > 0 && W > m->max_flat_workers) W = m->max_flat_workers; /* tests: long ranges */
     const int N = m->N;
-    int32_t *srow = (int32_t *)malloc((size_t)(N ? N : 1) * 8), *ws = (int32_t *)malloc((size_t)(W + 1) * 16);
-    int32_t *fix = (int32_t *)malloc((size_t)(N ? N : 1) * 8);
-    gq_status st = (!srow || !ws || !fix) ? gq_errf(GQ_ERR_NOMEM, "gqs_gemv v13: out of host memory") : GQ_OK;
-    cudaError_t ce = cudaSuccess;
-    if (st == GQ_OK && N) ce = cudaMemcpy(srow, m->srow[dense], (size_t)N * 8, cudaMemcpyDeviceToHost);
+    int32_t *srow = NULL, *ws = NULL, *fix = NULL;
     int64_t Wg = 0;
-    if (st == GQ_OK && ce == cudaSuccess) st = gq_gqs_stream_split(srow, N, m->G, dense, W, idx % 3 != 0, ws, fix, &Wg);
+    gq_status st = gq_gemv_split_host(m, dense, W, idx % 3 != 0, &srow, &ws, &fix, &Wg);
+    cudaError_t ce = cudaSuccess;
     gq_gqs_gpu::gq_v13_split s;
     memset(&s, 0, sizeof s);
     if (st == GQ_OK && ce == cudaSuccess) {

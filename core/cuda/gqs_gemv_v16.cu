@@ -32,69 +32,61 @@ void gq_gemv_v16_free(gq_gqs_gpu *m) {
 
 gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense) {
     if (!m->stream[dense]) GQ_TRY(gq_gemv_v11_setup(m, dense));
-    const int *cfg = m->v16_cfg;
-    const int slot = cfg[1] ? cfg[1] : GQ_V16_SLOT_DEFAULT, ctas = cfg[3] ? cfg[3] : 1;
-    const int cons = cfg[2] ? cfg[2] : 1024 / (32 * ctas) - 1;
-    const bool xs = cfg[4] == 2;
-    const int pieces = cfg[5] ? cfg[5] : GQ_V16_PIECES_DEFAULT;
-    if (slot < 1024 || (slot & (slot - 1)) != 0)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: slot of %d bytes (expected a power of two >= 1024)", slot);
-    if (cons < 1 || 32 * (cons + 1) > 1024)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: %d consumer warps (expected 1..31)", cons);
+    gq_v16_config c = m->v16_cfg; /* validated by gq_gqs_gpu_set_v16; resolve the defaults */
+    if (!c.slot) c.slot = GQ_V16_SLOT_DEFAULT;
+    if (!c.ctas) c.ctas = 1;
+    if (!c.consumers) c.consumers = 1024 / (32 * c.ctas) - 1;
+    if (!c.x) c.x = 1;
+    if (!c.pieces) c.pieces = GQ_V16_PIECES_DEFAULT;
+    const bool xs = c.x == 2;
     int dev = 0, smem_optin = 0, smem_sm = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    int ring = cfg[0];
-    if (!ring) { /* the largest whole number of slots that fits, up to GQ_V16_RING_MAX, with ctas CTAs per SM */
-        const int64_t per_cta = (int64_t)smem_sm / ctas - 1024 < smem_optin ? (int64_t)smem_sm / ctas - 1024 : smem_optin;
-        const int64_t room = per_cta - (int64_t)gq_ws_smem(m->K, 0, slot, xs) - 16;
-        ring = (int)((room < GQ_V16_RING_MAX ? room : GQ_V16_RING_MAX) / (slot + 16) * slot);
+    if (!c.ring) { /* the largest whole number of slots that fits, up to GQ_V16_RING_MAX, with c.ctas CTAs per SM */
+        const int64_t per_cta = (int64_t)smem_sm / c.ctas - 1024 < smem_optin ? (int64_t)smem_sm / c.ctas - 1024 : smem_optin;
+        const int64_t room = per_cta - (int64_t)gq_ws_smem(m->K, 0, c.slot, xs) - 16;
+        c.ring = (int)((room < GQ_V16_RING_MAX ? room : GQ_V16_RING_MAX) / (c.slot + 16) * c.slot);
     }
-    if (ring < 2 * slot || ring % slot)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: ring of %d bytes (expected >= 2 slots of %d, a whole number of them)", ring, slot);
-    const size_t smem = gq_ws_smem(m->K, ring, slot, xs);
+    if (c.ring < 2 * c.slot || c.ring % c.slot)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: ring of %d bytes (expected >= 2 slots of %d, a whole number of them)", c.ring,
+                       c.slot);
+    const size_t smem = gq_ws_smem(m->K, c.ring, c.slot, xs);
     const gq_v16_kernel_t fn = v16_kernel(m->G, dense, xs, false);
     if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: no kernel for G %d", m->G);
     if (smem > (size_t)smem_optin)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: %zu bytes of shared memory per CTA (the device allows %d)", smem, smem_optin);
-    for (int c = 0; c < 2; c++) { /* the kernel and its copy-only twin (bench) run with the same split */
-        const gq_v16_kernel_t f = c ? v16_kernel(m->G, dense, xs, true) : fn;
+    for (int k = 0; k < 2; k++) { /* the kernel and its copy-only twin (bench) run with the same split */
+        const gq_v16_kernel_t f = k ? v16_kernel(m->G, dense, xs, true) : fn;
         if (!f) continue;
         CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         CUDA_CHECK(cudaFuncSetAttribute(f, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     }
     int occ = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * (cons + 1), smem));
-    if (occ < ctas)
-        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: %d CTAs of %d warps and %zu bytes per SM asked, %d fit", ctas, cons + 1,
-                       smem, occ);
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, fn, 32 * (c.consumers + 1), smem));
+    if (occ < c.ctas)
+        return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: %d CTAs of %d warps and %zu bytes per SM asked, %d fit", c.ctas,
+                       c.consumers + 1, smem, occ);
     const int N = m->N;
-    const int64_t W = (int64_t)m->sm_count * ctas;
-    int32_t *srow = (int32_t *)malloc((size_t)(N ? N : 1) * 8), *ws = (int32_t *)malloc((size_t)(W + 1) * 16);
-    int32_t *fix = (int32_t *)malloc((size_t)(N ? N : 1) * 8);
-    gq_status st = (!srow || !ws || !fix) ? gq_errf(GQ_ERR_NOMEM, "gqs_gemv v16: out of host memory") : GQ_OK;
-    cudaError_t ce = cudaSuccess;
-    if (st == GQ_OK && N) ce = cudaMemcpy(srow, m->srow[dense], (size_t)N * 8, cudaMemcpyDeviceToHost);
+    int32_t *srow = NULL, *ws = NULL, *fix = NULL;
     int64_t Wg = 0;
-    if (st == GQ_OK && ce == cudaSuccess) st = gq_gqs_stream_split(srow, N, m->G, dense, W, 2, ws, fix, &Wg);
-    if (st == GQ_OK && ce == cudaSuccess) { /* a row must fit the ring less a slot (gqs_ws.h: no deadlock) */
-        for (int r = 0; r < N && st == GQ_OK; r++) {
-            const int64_t end = r + 1 < N ? 16 * (int64_t)srow[2 * r + 2] : m->stream_bytes[dense];
-            if (end - 16 * (int64_t)srow[2 * r] > ring - slot)
-                st = gq_errf(GQ_ERR_ARG, "gqs_gemv v16: row %d's stream of %lld bytes does not fit a %d-byte ring less a slot",
-                             r, (long long)(end - 16 * (int64_t)srow[2 * r]), ring);
-        }
+    gq_status st = gq_gemv_split_host(m, dense, (int64_t)m->sm_count * c.ctas, 2, &srow, &ws, &fix, &Wg);
+    for (int r = 0; r < N && st == GQ_OK; r++) { /* a row must fit the ring less a slot (gqs_ws.h: no deadlock) */
+        const int64_t len = (r + 1 < N ? 16 * (int64_t)srow[2 * r + 2] : m->stream_bytes[dense]) - 16 * (int64_t)srow[2 * r];
+        if (len > c.ring - c.slot)
+            st = gq_errf(GQ_ERR_ARG, "gqs_gemv v16: row %d's stream of %lld bytes does not fit a %d-byte ring less a slot", r,
+                         (long long)len, c.ring);
     }
     int4 *dws = NULL;
-    if (st == GQ_OK && ce == cudaSuccess) {
+    cudaError_t ce = cudaSuccess;
+    if (st == GQ_OK) {
         ce = cudaMalloc(&dws, (size_t)(Wg + 1) * 16);
         if (ce == cudaSuccess) ce = cudaMemcpy(dws, ws, (size_t)(Wg + 1) * 16, cudaMemcpyHostToDevice);
         if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
-    }
-    if (st == GQ_OK && ce != cudaSuccess) {
-        cudaGetLastError();
-        st = gq_errf(GQ_ERR_NOMEM, "gqs_gemv v16 split: %s", cudaGetErrorString(ce));
+        if (ce != cudaSuccess) {
+            cudaGetLastError();
+            st = gq_errf(GQ_ERR_NOMEM, "gqs_gemv v16 split: %s", cudaGetErrorString(ce));
+        }
     }
     free(srow), free(ws), free(fix);
     if (st != GQ_OK) {
@@ -103,11 +95,7 @@ gq_status gq_gemv_v16_setup(gq_gqs_gpu *m, bool dense) {
     }
     gq_gqs_gpu::gq_v16_split &d = m->v16[dense];
     cudaFree(d.wstart);
-    d.wstart = dws, d.W = Wg, d.ring = ring, d.consumers = cons, d.ctas = ctas, d.xs = xs, d.pieces = pieces;
-    d.wait_ns = cfg[6], d.lane0_wait = cfg[7];
-    d.slot_log = 0;
-    while ((1 << d.slot_log) < slot) d.slot_log++;
-    d.kernel = fn, d.smem = smem;
+    d.wstart = dws, d.W = Wg, d.c = c, d.slot_log = __builtin_ctz((unsigned)c.slot), d.kernel = fn, d.smem = smem;
     return GQ_OK;
 }
 
@@ -115,9 +103,9 @@ gq_status gq_gemv_launch_v16(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
     if (a.nb != 1 && !copy_only) return gq_gemv_launch_v11(dense, m, a, st);
     const gq_gqs_gpu::gq_v16_split &s = m->v16[dense];
     if (!s.wstart) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v16: the split was not built");
-    const gq_v16_kernel_t fn = copy_only ? v16_kernel(m->G, dense, s.xs != 0, true) : s.kernel;
+    const gq_v16_kernel_t fn = copy_only ? v16_kernel(m->G, dense, s.c.x == 2, true) : s.kernel;
     if (!fn) return gq_errf(GQ_ERR_ARG, "gqs_gemv v16: no copy-only kernel for this matrix (G16 GQS, x from global only)");
-    CUDA_CHECK(gq_launch(m->pdl != 0, fn, dim3((unsigned)s.W), dim3(32 * (s.consumers + 1)), s.smem, st, gq_v16_args(m, dense, a)));
+    CUDA_CHECK(gq_launch(m->pdl != 0, fn, dim3((unsigned)s.W), dim3(32 * (s.c.consumers + 1)), s.smem, st, gq_v16_args(m, dense, a)));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
