@@ -19,6 +19,8 @@ gq_status gq_gqs_gpu_keep_only(gq_gqs_gpu *m, gq_gemv_kind kind) { (void)m, (voi
 gq_status gq_gqs_gpu_set_v13(gq_gqs_gpu *m, int ring_bytes, int ctas_per_sm) { (void)m, (void)ring_bytes, (void)ctas_per_sm; return NO_CUDA; }
 gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) { (void)m, (void)rounds; return NO_CUDA; }
 gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c) { (void)m, (void)c; return NO_CUDA; }
+gq_status gq_gqs_gpu_set_v17_split(gq_gqs_gpu *m, int R) { (void)m, (void)R; return NO_CUDA; }
+int gq_gqs_gpu_v17_split(gq_gqs_gpu *m, int dense) { (void)m, (void)dense; return 0; }
 void gq_gqs_gpu_set_pdl(gq_gqs_gpu *m, int on) { (void)m, (void)on; }
 gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const void *x_dev, int B, void *y_dev, int y_fp32,
                           void *stream) {

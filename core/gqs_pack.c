@@ -199,6 +199,25 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
     return GQ_OK;
 }
 
+int64_t gq_gqs_stream_rounds(const int32_t *srow, int N) {
+    int64_t t = 0;
+    for (int r = 0; r < N; r++) t += (srow[2 * r + 1] >> 2) + (srow[2 * r + 1] & 3);
+    return t;
+}
+
+int gq_gqs_rows_split(int64_t N, int64_t rounds, int64_t slots) {
+    GQ_ASSERT(slots >= 1);
+    if (N <= 0) return 1;
+    int best = 1;
+    double best_eff = 0;
+    for (int R = 1; R <= 4; R *= 2) {
+        if (R > 1 && (int64_t)R * N > rounds) break; /* fewer rounds than parts, on the mean */
+        const double w = (double)N * R / (double)slots, eff = w / ceil(w);
+        if (R == 1 || eff > 1.1 * best_eff) best = R, best_eff = eff;
+    }
+    return best;
+}
+
 gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int64_t W, int mode, int32_t *wstart,
                               int32_t *rfix, int64_t *W_out) {
     const int64_t FULL = GQ_STREAM_FULL(G, dense), SHORT = GQ_STREAM_SHORT(G, dense);

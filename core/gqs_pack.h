@@ -149,6 +149,18 @@ gq_status gq_gqs_stream_layout(const gq_gqs_dev *d, int dense, int32_t *srow, ui
 gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int64_t W, int mode, int32_t *wstart,
                               int32_t *rfix, int64_t *W_out);
 
+/* ---- v17: warps per row of the row-stream kernel (core/cuda/gqs_stream.h, R) -----------------------
+ * v11 gives each row one warp, and a warp keeps one round of loads in flight, so a matrix with fewer rows
+ * than warp slots keeps fewer bytes in flight than the GPU can (PERF.md "v17"). R warps per row multiply
+ * the warps by R. The rule, in waves of `slots` resident warps: the wave efficiency of R is
+ * w / ceil(w) with w = N R / slots (the last wave's idle slots); R in {1, 2, 4} with at most the mean
+ * rounds per row (rounds: the matrix's total, full and short; a part with no round is a wasted warp),
+ * taken when its efficiency beats the best smaller R's by more than 10% (a split costs a barrier and
+ * one row-table read per part). A model to be measured (the bench's v17_r* rows), not a derivation. */
+int gq_gqs_rows_split(int64_t N, int64_t rounds, int64_t slots);
+/* The rounds (full + short) of a row stream's srow [2N]. */
+int64_t gq_gqs_stream_rounds(const int32_t *srow, int N);
+
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */
 size_t gq_gqs_dev_bytes(const gq_gqs_dev *d, int dense);

@@ -58,7 +58,10 @@ typedef struct {
     int64_t task_units;  /* v4 units per task (0 = default): 1 cuts every row into single units */
     int v13_ring, v13_ctas; /* v13 ring bytes per warp and CTAs per SM (0 = defaults) */
     gq_v16_config v16;      /* v16 ring, slot, consumers, CTAs per SM, x mode, pieces (0 = defaults) */
+    int v17_split;          /* v17 warps per row (0 = the rule's choice) */
 } gcase;
+
+static int n_v17_split; /* cases in which gqs_row_v17 ran with R > 1 (the tests check there were some) */
 
 static int run_case(const gcase *c, uint64_t seed) {
     gq_gqs g;
@@ -75,6 +78,7 @@ static int run_case(const gcase *c, uint64_t seed) {
     if (c->max_workers && gq_gqs_gpu_set_v10_workers(m, c->max_workers) != GQ_OK) fail_msg("v10 workers: %s", gq_errmsg());
     if ((c->v13_ring || c->v13_ctas) && gq_gqs_gpu_set_v13(m, c->v13_ring, c->v13_ctas) != GQ_OK) fail_msg("v13: %s", gq_errmsg());
     if (gq_gqs_gpu_set_v16(m, &c->v16) != GQ_OK) fail_msg("v16: %s", gq_errmsg());
+    if (gq_gqs_gpu_set_v17_split(m, c->v17_split) != GQ_OK) fail_msg("v17: %s", gq_errmsg());
     const int N = c->N, K = c->K, B = c->B, G = c->G;
     gq_rng rng;
     gq_rng_seed(&rng, seed * 31 + 7);
@@ -145,6 +149,11 @@ static int run_case(const gcase *c, uint64_t seed) {
                 yk[kind] = malloc(ybytes);
                 memcpy(yk[kind], y1, ybytes);
             }
+        /* v17 with one warp per row, or at batch > 1, is v11 (the rule's choice is known once the kind has run) */
+        if ((kind == GQ_GEMV_ROW_V17 || kind == GQ_GEMV_DENSE_W4_V17) &&
+            (B > 1 || gq_gqs_gpu_v17_split(m, kind == GQ_GEMV_DENSE_W4_V17) == 1))
+            same_as[kind] = kind == GQ_GEMV_ROW_V17 ? GQ_GEMV_ROW_V3 : GQ_GEMV_DENSE_W4_V3;
+        if (kind == GQ_GEMV_ROW_V17 && B == 1) n_v17_split += gq_gqs_gpu_v17_split(m, 0) > 1;
         const int ref_kind = same_as[kind];
         if (ref_kind >= 0 && (!yk[ref_kind] || memcmp(y1, yk[ref_kind], ybytes))) {
             printf("FAIL %s: differs from %s N=%d K=%d G=%d B=%d\n", gq_gemv_kind_name((gq_gemv_kind)kind),
@@ -223,20 +232,20 @@ static void test_random_configs(void **st) {
     }
     /* edge cases: one row; all groups pruned; very uneven large; batch 16 at 4096 x 4096 */
     const gcase edge[] = {
-        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0, 0, 0, {0}},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0, 0, 0, {0}},
-        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0, 0, 0, {0}}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0, 0, 0, {0}},
-        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0, 0, 0, {0}}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0, 0, 0, {0}},
+        {1, 4096, 16, 1, 0.5, GQ_DENSITY_ROW, 0, 0, 0, 0, 0, 0, 0, {0}, 0},   {64, 512, 16, 3, 1.0, GQ_DENSITY_ROW, 1, 0, 0, 0, 0, 0, 0, {0}, 0},
+        {2048, 4096, 16, 1, 0.7, GQ_DENSITY_UNEVEN, 0, 0, 0, 0, 0, 0, 0, {0}, 0}, {2048, 4096, 8, 2, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 1, 0, 0, 0, 0, {0}, 0},
+        {4096, 4096, 16, 16, 0.5, GQ_DENSITY_LAYER, 1, 0, 0, 0, 0, 0, 0, {0}, 0}, {300, 11008, 64, 5, 0.0, GQ_DENSITY_ROW, 0, 1, 2, 0, 0, 0, 0, {0}, 0},
         /* v2: the benchmark's shapes at batch 1 (x in shared memory), and past the shared-memory limit
          * (B=4 at K=8192: x from global memory), and few workers over many rows */
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0, 0, 0, {0}}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0, 0, 0, {0}},
-        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0, 0, 0, {0}}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0, 0, 0, {0}},
-        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0, 0, 0, {0}}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 0, 0, 0, {0}, 0}, {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 1, 1, 0, 0, 0, 0, 0, {0}, 0},
+        {1024, 8192, 16, 4, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 7, 0, 0, 0, {0}, 0}, {3000, 1024, 8, 1, 0.95, GQ_DENSITY_UNEVEN, 1, 0, 0, 3, 0, 0, 0, {0}, 0},
+        {500, 4096, 128, 1, 0.0, GQ_DENSITY_ROW, 1, 0, 0, 11, 0, 0, 0, {0}, 0}, {700, 13 * 16, 16, 2, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}, 0},
         /* v10 at batch 1: few warps over long uneven rows (chains of parts), one row over 7 warps */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0, 0, 0, {0}}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0, 0, 0, {0}},
-        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 0, 0, 0, 200, 0, 0, 0, {0}, 0}, {1, 16384, 16, 1, 0.3, GQ_DENSITY_ROW, 1, 1, 0, 7, 0, 0, 0, {0}, 0},
+        {8192, 8192, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}, 0},
         /* v4: uneven rows cut into single-unit tasks (thousands of arrivals per row), and batch 16 */
-        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1, 0, 0, {0}}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3, 0, 0, {0}},
-        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}},
+        {2048, 4096, 16, 1, 0.5, GQ_DENSITY_UNEVEN, 1, 0, 0, 0, 1, 0, 0, {0}, 0}, {512, 8192, 16, 16, 0.5, GQ_DENSITY_UNEVEN, 0, 1, 0, 0, 3, 0, 0, {0}, 0},
+        {4096, 11008, 16, 1, 0.5, GQ_DENSITY_LAYER, 0, 0, 0, 0, 0, 0, 0, {0}, 0},
     };
     for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++, n++) fails += run_case(&edge[i], 9000 + i);
     printf("%d configurations, %d failures\n", n, fails);
@@ -308,6 +317,36 @@ static void test_v16_configs(void **st) {
     assert_int_equal(fails, 0);
 }
 
+/* v17 at batch 1 with 1, 2 and 4 warps per row forced, and the rule's choice: every G, pattern, empty rows
+ * (S97), rows with fewer rounds than parts (K 256-1024: 1-4 rounds), a last CTA with rows missing (N not a
+ * multiple of its rows), dense W4; exact data (every partial sum exact: the split must give the reference's
+ * bits) and random data (the tolerance of every kind). R = 1 is checked against v3 bit for bit. */
+static void test_v17_splits(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int Gs[] = {8, 16, 32, 64, 128}, Rs[] = {1, 2, 4, 0};
+    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
+    int fails = 0, n = 0;
+    n_v17_split = 0;
+    for (int ri = 0; ri < 4; ri++)
+        for (int i = 0; i < 8; i++, n++) {
+            gcase c;
+            memset(&c, 0, sizeof c);
+            c.G = Gs[(i + ri) % 5], c.B = 1, c.pat = pats[i % 3];
+            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5;
+            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW; /* dense: the W4 kinds run */
+            const int Ns[] = {1, 2, 3, 97, 1001, 2048, 4095, 300};
+            c.N = Ns[i];
+            c.K = i < 4 ? 256 * (1 + i) : i % 2 ? 4096 : 11008 / c.G * c.G;
+            c.exact = (i + ri) % 2, c.y_fp32 = (i / 2) % 2;
+            c.v17_split = Rs[ri];
+            fails += run_case(&c, 7900 + 31 * (uint64_t)ri + (uint64_t)i);
+        }
+    printf("v17 (batch 1): %d configurations, %d failures, %d of them split\n", n, fails, n_v17_split);
+    assert_true(n_v17_split >= 16); /* R = 2 and 4 forced ran split (a case with no row has none to split) */
+    assert_int_equal(fails, 0);
+}
+
 /* Argument errors come back as statuses (no launch). */
 static void test_bad_args(void **st) {
     (void)st;
@@ -328,6 +367,9 @@ static void test_bad_args(void **st) {
     assert_int_equal(gq_gqs_gpu_set_v13(m, 1000, 0), GQ_ERR_ARG); /* no kernel for that ring size */
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, 9), GQ_ERR_ARG);
     assert_int_equal(gq_gqs_gpu_set_v15_depth(m, -1), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_set_v17_split(m, 3), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_set_v17_split(m, -1), GQ_ERR_ARG);
+    assert_int_equal(gq_gqs_gpu_v17_split(m, 0), 0); /* no row stream yet */
     const gq_v16_config bad[] = {{0, 1000, 0, 0, 0, 0, 0, 0}, /* not a power of two */
                                  {0, 0, 32, 0, 0, 0, 0, 0},   /* 33 warps */
                                  {0, 0, 0, 0, 3, 0, 0, 0},    {0, 0, 0, 0, 0, 33, 0, 0}, {0, 0, 0, 0, 0, 0, -2, 0}};
@@ -437,6 +479,8 @@ static void test_prepare_capture(void **st) {
     capture_case(GQ_GEMV_ROW_V16, 0.5, GQ_DENSITY_UNEVEN);
     capture_case(GQ_GEMV_DENSE_W4_V16, 0.0, GQ_DENSITY_ROW);
     capture_case(GQ_GEMV_DENSE_W4_V14, 0.0, GQ_DENSITY_ROW);
+    capture_case(GQ_GEMV_ROW_V17, 0.5, GQ_DENSITY_UNEVEN); /* 300 rows: split by the rule */
+    capture_case(GQ_GEMV_DENSE_W4_V17, 0.0, GQ_DENSITY_ROW);
 }
 
 int main(void) {
@@ -444,6 +488,7 @@ int main(void) {
         cmocka_unit_test(test_random_configs),
         cmocka_unit_test(test_v13_configs),
         cmocka_unit_test(test_v16_configs),
+        cmocka_unit_test(test_v17_splits),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_prepare_capture),
     };

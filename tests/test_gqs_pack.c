@@ -468,6 +468,49 @@ static void test_task_list(void **st) {
     assert_int_equal(gq_gqs_task_chunk(0, 8448, 32), 32);
 }
 
+/* v17's warps per row (gq_gqs_rows_split) against a brute-force schedule: N R equal parts of 1 / R of a row
+ * each, dealt to `slots` warp slots as they free up (each slot takes the next part when its last ends);
+ * the makespan's efficiency N / (slots * makespan) must be the rule's w / ceil(w), and the chosen R the one
+ * the documented rule picks from those makespans. Then the decode shapes on an H200 (132 SMs x 64 warps). */
+static double brute_eff(int64_t N, int R, int64_t slots) {
+    double *free_at = calloc((size_t)slots, sizeof(double)), makespan = 0;
+    for (int64_t p = 0; p < N * R; p++) {
+        int64_t best = 0;
+        for (int64_t s = 1; s < slots; s++)
+            if (free_at[s] < free_at[best]) best = s;
+        free_at[best] += 1.0 / R;
+        if (free_at[best] > makespan) makespan = free_at[best];
+    }
+    free(free_at);
+    return (double)N / ((double)slots * makespan);
+}
+static void test_rows_split(void **st) {
+    (void)st;
+    const int64_t Ns[] = {1, 7, 100, 383, 576, 1000, 1536, 2000, 3001};
+    const int64_t slots[] = {64, 256, 1000};
+    for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+        for (size_t b = 0; b < sizeof slots / sizeof slots[0]; b++)
+            for (int64_t rpr = 1; rpr <= 5; rpr += 2) { /* mean rounds per row 1, 3, 5: R <= 1, 2, 4 */
+                const int64_t N = Ns[a], S = slots[b], rounds = N * rpr;
+                int want = 1;
+                double best = brute_eff(N, 1, S);
+                for (int R = 2; R <= 4 && R <= rpr; R *= 2) {
+                    const double e = brute_eff(N, R, S);
+                    if (e > 1.1 * best) want = R, best = e;
+                }
+                const int got = gq_gqs_rows_split(N, rounds, S);
+                if (got != want) fail_msg("N %lld slots %lld rounds %lld: R %d, brute force %d", (long long)N, (long long)S,
+                                          (long long)rounds, got, want);
+            }
+    /* the llama2-7b decode shapes at S50 G16 (>= 2 rounds per row) on 8448 warp slots */
+    assert_int_equal(gq_gqs_rows_split(4096, 2 * 4096, 8448), 2);   /* o, down: 0.48 of a wave */
+    assert_int_equal(gq_gqs_rows_split(8192, 4 * 8192, 8448), 1);   /* 0.97 of a wave */
+    assert_int_equal(gq_gqs_rows_split(12288, 2 * 12288, 8448), 2); /* qkv: 1.45 waves */
+    assert_int_equal(gq_gqs_rows_split(22016, 2 * 22016, 8448), 1); /* gate-up: 2.61 waves, 4 would gain 9% */
+    assert_int_equal(gq_gqs_rows_split(4096, 4096, 8448), 1);       /* one round per row: nothing to split */
+    assert_int_equal(gq_gqs_rows_split(0, 0, 8448), 1);
+}
+
 /* The density patterns do what they say: totals match the sparsity; "uneven" concentrates groups. */
 /* gq_rows_by_length against a brute-force stable selection: a permutation, lengths non-increasing,
  * equal lengths in row order; includes empty rows and N = 0/1. */
@@ -752,6 +795,7 @@ int main(void) {
         cmocka_unit_test(test_round_split),
         cmocka_unit_test(test_stream_layout),
         cmocka_unit_test(test_stream_split),
+        cmocka_unit_test(test_rows_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

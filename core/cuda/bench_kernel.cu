@@ -685,6 +685,30 @@ gq_status run_v16_study(Bench &bn, Mat &m, const char *pat, double sp) {
     return st;
 }
 
+/* ---- the v17 study on one matrix ----------------------------------------------------------------------
+ * gqs_row_v17 with 1, 2 and 4 warps per row forced (v17_r<R>; R = 1 is v11), against which the rule's choice
+ * (gq_gqs_rows_split, timed as gqs_row_v17 in the family sweep) is judged: it should pick the fastest. */
+gq_status run_v17_study(Bench &bn, Mat &m, const char *pat, double sp) {
+    void *xd = NULL, *yd = NULL;
+    uint16_t *xh = NULL;
+    gq_status st = upload_x(1, m.g.K, 23, &xd, &xh);
+    if (st == GQ_OK) st = gq_gemv_dev_alloc((size_t)m.g.N * 2, &yd);
+    const int Rs[] = {1, 2, 4};
+    for (int c = 0; c < 3 && st == GQ_OK; c++) {
+        for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v17_split(m.cp[i], Rs[c]);
+        char name[16];
+        snprintf(name, sizeof name, "v17_r%d", Rs[c]);
+        if (st == GQ_OK) st = study_row(bn, m, GQ_GEMV_ROW_V17, name, pat, sp, xd, xh, yd);
+    }
+    for (int i = 0; i < m.ncp && st == GQ_OK; i++) st = gq_gqs_gpu_set_v17_split(m.cp[i], 0);
+    if (st == GQ_OK && m.ncp > 0)
+        fprintf(stderr, "gqsa bench: v17 rule at %d x %d %s: %d warps per row\n", m.g.N, m.g.K, pat,
+                gq_gqs_gpu_v17_split(m.cp[0], 0));
+    free(xh);
+    gq_gemv_dev_free(xd), gq_gemv_dev_free(yd);
+    return st;
+}
+
 /* ---- cuBLAS FP16 -------------------------------------------------------------------------------------- */
 
 __global__ void fill_half_kernel(__half *p, size_t n, uint32_t seed) {
@@ -781,6 +805,7 @@ gq_status sweep_shape(Bench &bn, const Shape &s, int quick, const int *Bs_user, 
                 GQ_TRY(run_family(bn, m, false, Bs[i], gq_density_name((gq_density)p), sp));
             }
             if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_ceilings(bn, m, gq_density_name((gq_density)p), sp, p == GQ_DENSITY_LAYER));
+            if (fabs(sp - 0.5) < 1e-9) GQ_TRY(run_v17_study(bn, m, gq_density_name((gq_density)p), sp));
             if (fabs(sp - 0.5) < 1e-9 && p != GQ_DENSITY_ROW && s.N == 8192) {
                 /* the v13-v15 study was measured on 2026-12-04 (PERF.md); GQ_BENCH_STREAM_STUDY=1 runs it again */
                 const char *ss = getenv("GQ_BENCH_STREAM_STUDY");
@@ -823,7 +848,7 @@ const Row *best_family(const Bench &bn, bool dense, int N, int K, int B, int G, 
 }
 const char *const GQS_ROWS[] = {"gqs_row", "gqs_row_v1", "gqs_row_v3", "gqs_row_v5", "gqs_row_v6", "gqs_row_v7", "gqs_row_v8",
                                 "gqs_row_v9", "gqs_row_v11", "gqs_row_v12", "gqs_row_v13", "gqs_row_v14", "gqs_row_v15",
-                                "gqs_row_v16"};
+                                "gqs_row_v16", "gqs_row_v17"};
 /* the task-centric family: equal shares of the kept groups (Stream-K) or rows cut into equal tasks (v4) */
 const char *const GQS_SK[] = {"gqs_streamk", "gqs_streamk_v1", "gqs_streamk_v3", "gqs_task_v4", "gqs_task_v5",
                               "gqs_task_v10", "gqs_task_v13", "gqs_task_v14"};

@@ -92,6 +92,11 @@ struct gq_gqs_gpu {
         size_t smem;
     } v16[2];
     gq_v16_config v16_cfg; /* as set (gq_gqs_gpu_set_v16), validated there */
+    /* v17 (gqs_stream.h R): warps per row as set (gq_gqs_gpu_set_v17_split; 0 = gq_gqs_rows_split's choice),
+     * and as resolved by [dense] at the first launch (0 = not yet); the streams' rounds (for the rule) */
+    int v17_split;
+    int v17_r[2];
+    int64_t stream_rounds[2];
 };
 
 struct gq_gemv_args {
@@ -638,6 +643,8 @@ gq_status gq_gemv_v10_setup(gq_gqs_gpu *m, int64_t cap);
  * m->stream[dense], built by gq_gemv_v11_setup (synchronous copies: never inside graph capture). pf > 0
  * (v15, batch 1): each warp also prefetches its row's next pf rounds into L2. */
 gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream, int pf = 0);
+/* v17 (gqs_gemv_v11.cu): v11 with gq_gqs_gpu_v17_split(m, dense) warps per row at batch 1, v11 otherwise */
+gq_status gq_gemv_launch_v17(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 /* v12 (gqs_stream.h): v11 through a per-warp cp.async ring, batch 1 (v11 above); the same stream. */
 gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense);

@@ -223,12 +223,15 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     case GQ_GEMV_ROW_V11: /* the row-stream kinds, GQS and dense W4 */
     case GQ_GEMV_ROW_V12:
     case GQ_GEMV_ROW_V15:
+    case GQ_GEMV_ROW_V17:
     case GQ_GEMV_DENSE_W4_V11:
     case GQ_GEMV_DENSE_W4_V12:
-    case GQ_GEMV_DENSE_W4_V15: {
+    case GQ_GEMV_DENSE_W4_V15:
+    case GQ_GEMV_DENSE_W4_V17: {
         const bool dense = gq_gemv_kind_stream(kind) == 1;
         if (!m->stream[dense]) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream)); /* checks dense */
         if (kind == GQ_GEMV_ROW_V12 || kind == GQ_GEMV_DENSE_W4_V12) return gq_gemv_launch_v12(dense, m, a, st);
+        if (kind == GQ_GEMV_ROW_V17 || kind == GQ_GEMV_DENSE_W4_V17) return gq_gemv_launch_v17(dense, m, a, st);
         const bool v15 = kind == GQ_GEMV_ROW_V15 || kind == GQ_GEMV_DENSE_W4_V15; /* v11 + L2 prefetch */
         return gq_gemv_launch_v11(dense, m, a, st, v15 ? (m->v15_depth > 0 ? m->v15_depth : 1) : 0);
     }

@@ -50,8 +50,10 @@ extern "C" {
  * ROW: whole rows; batch 1, v11 above), _V14 the same with the ring filled by bulk copies, _V15 v11 with
  * each warp's next rounds prefetched into L2 (batch 1), _V16 warp-specialised: per CTA one producer warp
  * streaming a range of whole rows (equal bytes per CTA) through a CTA-wide bulk-copy ring, 31 consumer warps
- * taking its rows one by one (gqs_ws.h; batch 1). v6 equals v1, and v7, v8, v9, v11, v12, gqs_row_v13,
- * gqs_row_v14, v15 and v16 equal v3, bit for bit (tests/test_cuda_gemv.c). */
+ * taking its rows one by one (gqs_ws.h; batch 1), _V17 v11 with R warps per row (R = 2 or 4 where the matrix
+ * has too few rows to fill the GPU, gq_gqs_rows_split; batch 1; R = 1 and other batches: v11). v6 equals v1,
+ * and v7, v8, v9, v11, v12, gqs_row_v13, gqs_row_v14, v15, v16 and v17 at R = 1 equal v3, bit for bit
+ * (tests/test_cuda_gemv.c). */
 typedef enum {
     GQ_GEMV_ROW = 0,
     GQ_GEMV_STREAMK = 1,
@@ -88,24 +90,26 @@ typedef enum {
     GQ_GEMV_ROW_V15 = 32,   /* v11 with each warp's next rounds prefetched into L2 (batch 1; gqs_stream.h PF) */
     GQ_GEMV_DENSE_W4_V15 = 33,
     GQ_GEMV_ROW_V16 = 34,   /* warp-specialised: per CTA one producer warp streams whole rows through a bulk-copy ring (gqs_ws.h) */
-    GQ_GEMV_DENSE_W4_V16 = 35
+    GQ_GEMV_DENSE_W4_V16 = 35,
+    GQ_GEMV_ROW_V17 = 36,   /* v11 with R warps per row where the matrix has too few rows to fill the GPU (gqs_stream.h R) */
+    GQ_GEMV_DENSE_W4_V17 = 37
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 36
+#define GQ_GEMV_NKINDS 38
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
            k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
            k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 || k == GQ_GEMV_DENSE_W4_V15 ||
-           k == GQ_GEMV_DENSE_W4_V16;
+           k == GQ_GEMV_DENSE_W4_V16 || k == GQ_GEMV_DENSE_W4_V17;
 }
 /* The row stream a kind reads (gq_gqs_gpu's stream[]: 0 with columns, 1 dense), -1 for the kinds that read
  * the device format. */
 static inline int gq_gemv_kind_stream(gq_gemv_kind k) {
     if (k == GQ_GEMV_ROW_V11 || k == GQ_GEMV_ROW_V12 || k == GQ_GEMV_TASK_V13 || k == GQ_GEMV_ROW_V13 ||
-        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14 || k == GQ_GEMV_ROW_V15 || k == GQ_GEMV_ROW_V16)
+        k == GQ_GEMV_TASK_V14 || k == GQ_GEMV_ROW_V14 || k == GQ_GEMV_ROW_V15 || k == GQ_GEMV_ROW_V16 || k == GQ_GEMV_ROW_V17)
         return 0;
     if (k == GQ_GEMV_DENSE_W4_V11 || k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 ||
-        k == GQ_GEMV_DENSE_W4_V15 || k == GQ_GEMV_DENSE_W4_V16)
+        k == GQ_GEMV_DENSE_W4_V15 || k == GQ_GEMV_DENSE_W4_V16 || k == GQ_GEMV_DENSE_W4_V17)
         return 1;
     return -1;
 }
@@ -154,6 +158,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V15: return "w4_dense_v15";
     case GQ_GEMV_ROW_V16: return "gqs_row_v16";
     case GQ_GEMV_DENSE_W4_V16: return "w4_dense_v16";
+    case GQ_GEMV_ROW_V17: return "gqs_row_v17";
+    case GQ_GEMV_DENSE_W4_V17: return "w4_dense_v17";
     }
     return "?";
 }
@@ -207,6 +213,11 @@ typedef struct {
 /* Set it (NULL: all defaults). Drops the built v16 splits (the next gq_gqs_gpu_prepare rebuilds them with it;
  * an impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */
 gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c);
+/* v17's warps per row: 1, 2 or 4, or 0 (the default) for gq_gqs_rows_split's choice at this GPU's warp
+ * slots; GQ_ERR_ARG otherwise. gq_gqs_gpu_v17_split: the R that v17 runs with on stream [dense], resolved
+ * on first use (0 while that row stream is not built). For the benchmark's study and the tests. */
+gq_status gq_gqs_gpu_set_v17_split(gq_gqs_gpu *m, int R);
+int gq_gqs_gpu_v17_split(gq_gqs_gpu *m, int dense);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);
 /* Launch the v3 row-split, v3 dense W4 and v4 task kernels of this matrix with programmatic dependent
  * launch (core/cuda/pdl.cuh): their first weight loads may then start before the previous kernel in the

@@ -14,10 +14,11 @@
 
 #include "gqs_stream.h"
 
-template <int G, int B, bool DENSE, bool PF = false>
+template <int G, int B, bool DENSE, bool PF = false, int R = 1>
 static gq_status launch11(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
-    const unsigned grid = (unsigned)((a.N + GQ_ROW_WARPS - 1) / GQ_ROW_WARPS);
-    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_stream_kernel<G, B, DENSE, PF>, dim3(grid), dim3(32 * GQ_ROW_WARPS), 0, st, a));
+    constexpr int ROWS = GQ_ROW_WARPS / R; /* rows per CTA */
+    const unsigned grid = (unsigned)((a.N + ROWS - 1) / ROWS);
+    CUDA_CHECK(gq_launch(m->pdl != 0, gq_gemv_stream_kernel<G, B, DENSE, PF, R>, dim3(grid), dim3(32 * GQ_ROW_WARPS), 0, st, a));
     CUDA_CHECK_LAUNCH();
     return GQ_OK;
 }
@@ -39,6 +40,50 @@ gq_status gq_gemv_launch_v11(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
 #undef V11_G
 #undef V11_B
     return gq_errf(GQ_ERR_ARG, "gqs_gemv v11: unsupported group size %d", m->G);
+}
+
+/* ---- v17: v11 with R warps per row (gqs_stream.h) ------------------------------------------------------ */
+
+template <int G, bool DENSE> static int v11_slots(const gq_gqs_gpu *m) { /* v11's resident warps at batch 1 */
+    int occ = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gq_gemv_stream_kernel<G, 1, DENSE>, 32 * GQ_ROW_WARPS, 0) != cudaSuccess)
+        cudaGetLastError(), occ = 0;
+    return m->sm_count * (occ < 1 ? 1 : occ) * GQ_ROW_WARPS;
+}
+
+extern "C" int gq_gqs_gpu_v17_split(gq_gqs_gpu *m, int dense) {
+    dense = dense != 0;
+    if (!m->stream[dense]) return 0;
+    if (m->v17_split) return m->v17_split;
+    if (!m->v17_r[dense]) {
+        int slots = 0;
+#define V17_SLOTS(G_, X_) slots = dense ? v11_slots<G_, true>(m) : v11_slots<G_, false>(m); break;
+        GQ_SWITCH_G(m->G, V17_SLOTS, 0)
+#undef V17_SLOTS
+        m->v17_r[dense] = gq_gqs_rows_split(m->N, m->stream_rounds[dense], slots > 0 ? slots : 1);
+    }
+    return m->v17_r[dense];
+}
+
+extern "C" gq_status gq_gqs_gpu_set_v17_split(gq_gqs_gpu *m, int R) {
+    if (R != 0 && R != 1 && R != 2 && R != 4) return gq_errf(GQ_ERR_ARG, "gqs_gemv v17: %d warps per row (expected 0, 1, 2 or 4)", R);
+    m->v17_split = R;
+    return GQ_OK;
+}
+
+gq_status gq_gemv_launch_v17(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
+    const int R = gq_gqs_gpu_v17_split(m, dense);
+    if (R == 0) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v17: the row stream was not built");
+    if (a.nb != 1 || R == 1) return gq_gemv_launch_v11(dense, m, a, st, 0);
+    a.stream = m->stream[dense], a.srow = m->srow[dense];
+#define V17_R(R_, G_) return dense ? launch11<G_, 1, true, false, R_>(m, a, st) : launch11<G_, 1, false, false, R_>(m, a, st);
+#define V17_G(G_, X_)                                                                                      \
+    if (R == 2) V17_R(2, G_)                                                                               \
+    V17_R(4, G_)
+    GQ_SWITCH_G(m->G, V17_G, 0)
+#undef V17_G
+#undef V17_R
+    return gq_errf(GQ_ERR_ARG, "gqs_gemv v17: unsupported group size %d", m->G);
 }
 
 template <int G, bool DENSE> static gq_status launch12(const gq_gqs_gpu *m, const gq_gemv_args &a, cudaStream_t st) {
@@ -102,7 +147,10 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
         cudaGetLastError();
         s = gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: %s", cudaGetErrorString(ce));
     }
-    if (s == GQ_OK) m->stream[dense] = ds, m->srow[dense] = dr, m->stream_bytes[dense] = bytes;
+    if (s == GQ_OK) {
+        m->stream[dense] = ds, m->srow[dense] = dr, m->stream_bytes[dense] = bytes;
+        m->stream_rounds[dense] = gq_gqs_stream_rounds(srow, m->N), m->v17_r[dense] = 0;
+    }
     else cudaFree(ds), cudaFree(dr);
     free(d.row_unit), free(d.codes), free(d.col), free(d.sm), free(srow), free(host);
     return s;

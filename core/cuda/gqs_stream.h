@@ -136,55 +136,87 @@ template <int G, int B> struct gq_minb_stream {
  * PF (v15): lane 0 also prefetches the row's next a.pf rounds into L2 (one bulk prefetch per round, the
  * round a.pf ahead; at the first round all of them), so a warp has 1 + a.pf rounds in flight while its
  * registers hold one — bytes in flight without registers or shared memory (PERF.md "v15"). A hint: the
- * results are v11's, bit for bit. */
-template <int G, int B, bool DENSE, bool PF = false>
+ * results are v11's, bit for bit.
+ * R (v17, batch 1, R = 2 or 4): R warps of the CTA share each row: warp k of a row takes its full rounds
+ * k, k + R, ... and the short ones whose round index (nf + s) is k mod R, with v11's lanes and arithmetic;
+ * the R partial sums meet in shared memory and the row's warp 0 adds them in warp order (deterministic;
+ * not v3's bits: the lane sums are split R ways). Why (PERF.md "v17"): v11 gives a matrix of N rows N warps,
+ * and a warp has one round of loads in flight, so a matrix with fewer rows than the GPU has warp slots
+ * (4096 rows against 8448 on an H200) keeps as few bytes in flight as it has rows: the o and down
+ * projections of a 7B decode step ran at 26-39% of copy, 8192^2 at 55%. R = 1 is v11 itself. */
+template <int G, int B, bool DENSE, bool PF = false, int R = 1>
 __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::value)) gq_gemv_stream_kernel(const gq_gemv_args a) {
+    static_assert(R == 1 || (B == 1 && !PF && GQ_ROW_WARPS % R == 0), "v17 splits rows at batch 1, without prefetch");
     constexpr int FULL = GQ_STREAM_FULL(G, DENSE), SHORT = GQ_STREAM_SHORT(G, DENSE);
     const int lane = threadIdx.x & 31;
-    const int i = blockIdx.x * GQ_ROW_WARPS + (threadIdx.x >> 5);
-    if (i >= a.N) return;
-    const int r = (!DENSE && a.row_order) ? a.row_order[i] : i;
-    const int2 sr = a.srow[r];
-    const char *p = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
-    const int nf = sr.y >> 2, ns = sr.y & 3;
-    const char *row_end = p + ((nf * FULL + ns * SHORT + 15) & ~15);
-    const auto prefetch = [&](const char *q0, int rounds) { /* [q0, q0 + rounds FULL) within the row */
-        const char *q1 = q0 + rounds * FULL < row_end ? q0 + rounds * FULL : row_end;
-        if (lane == 0 && q1 > q0) gq_prefetch_l2(q0, (uint32_t)(q1 - q0));
-    };
-    const int kq = (lane % (G / 8)) * 8;
-    const uint32_t n = (uint32_t)(a.K / 8); /* dense: quads per row; quad j is column 8 j */
+    const int k = R == 1 ? 0 : (threadIdx.x >> 5) % R; /* this warp's part of its row */
+    const int i = blockIdx.x * (GQ_ROW_WARPS / R) + (threadIdx.x >> 5) / R;
+    if (R == 1 && i >= a.N) return;
+    __shared__ float part[R == 1 ? 1 : GQ_ROW_WARPS]; /* v17: the partial sums of parts 1..R-1 */
     float acc[B];
 #pragma unroll
     for (int b = 0; b < B; b++) acc[b] = 0.f;
-    uint32_t j = (uint32_t)lane;
-    for (int t = 0; t < nf; t++, p += FULL, j += 128) {
-        uint32_t cw[4], sw[4], cl[4];
-        gq_stream_full_load<G, DENSE>(p, lane, cw, sw, cl);
-        if constexpr (PF) {
-            if (t == 0) prefetch(p + FULL, a.pf);
-            else prefetch(p + a.pf * FULL, 1);
+    int r = 0;
+    if (R == 1 || i < a.N) { /* R > 1: a warp past the last row still meets the CTA's barrier */
+        r = (!DENSE && a.row_order) ? a.row_order[i] : i;
+        const int2 sr = a.srow[r];
+        const char *p = reinterpret_cast<const char *>(a.stream) + (size_t)sr.x * 16;
+        const int nf = sr.y >> 2, ns = sr.y & 3;
+        const char *row_end = p + ((nf * FULL + ns * SHORT + 15) & ~15);
+        const auto prefetch = [&](const char *q0, int rounds) { /* [q0, q0 + rounds FULL) within the row */
+            const char *q1 = q0 + rounds * FULL < row_end ? q0 + rounds * FULL : row_end;
+            if (lane == 0 && q1 > q0) gq_prefetch_l2(q0, (uint32_t)(q1 - q0));
+        };
+        const int kq = (lane % (G / 8)) * 8;
+        const uint32_t n = (uint32_t)(a.K / 8); /* dense: quads per row; quad j is column 8 j */
+        uint32_t j = (uint32_t)(lane + 128 * k);
+        /* R > 1: the loop runs on j alone (jend: j past the last full round), t is dead: one register less */
+        const uint32_t jend = (uint32_t)(lane + 128 * nf);
+        int t = k;
+        p += (size_t)k * FULL;
+        for (; R == 1 ? t < nf : j < jend; t += R, p += R * FULL, j += 128 * R) {
+            uint32_t cw[4], sw[4], cl[4];
+            gq_stream_full_load<G, DENSE>(p, lane, cw, sw, cl);
+            if constexpr (PF) {
+                if (t == 0) prefetch(p + FULL, a.pf);
+                else prefetch(p + a.pf * FULL, 1);
+            }
+            if (R == 1 ? t == 0 : j < 128u * R) { /* the first round's weight loads are in flight before the wait */
+                gq_pdl_wait();
+                gq_pdl_trigger();
+            }
+            gq_stream_full_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
         }
-        if (t == 0) { /* the first round's weight loads are in flight before the wait */
+        /* the part's first short round: the first s with (nf + s) % R == k (R = 1: 0); k from the thread index
+         * again: kept across the full rounds it costs v17 a spill at 32 registers */
+        const int s0 = R == 1 ? 0 : ((int)(threadIdx.x >> 5) % R - nf % R + R) % R;
+        if constexpr (R > 1) { /* R = 1: p and j are there already */
+            p += (ptrdiff_t)s0 * SHORT - (ptrdiff_t)((j - jend) >> 7) * FULL; /* j: the part's first full round past nf */
+            j = (uint32_t)(lane + 128 * nf + 32 * s0);
+        }
+        for (t = s0; t < ns; t += R, p += R * SHORT, j += 32 * R) {
+            uint32_t cw, sw, cl;
+            gq_stream_short_load<G, DENSE>(p, lane, cw, sw, cl);
+            if (R == 1 ? t == 0 && nf == 0 : t < R) { /* R > 1: a second wait returns at once */
+                gq_pdl_wait();
+                gq_pdl_trigger();
+            }
+            gq_stream_short_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
+        }
+        if (R > 1 || sr.y == 0) { /* an empty row, or a part with no round: y is written after the wait too */
             gq_pdl_wait();
             gq_pdl_trigger();
         }
-        gq_stream_full_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
+        gq_warp_sum<B>(acc);
     }
-    for (int t = 0; t < ns; t++, p += SHORT, j += 32) {
-        uint32_t cw, sw, cl;
-        gq_stream_short_load<G, DENSE>(p, lane, cw, sw, cl);
-        if (t == 0 && nf == 0) {
-            gq_pdl_wait();
-            gq_pdl_trigger();
-        }
-        gq_stream_short_use<G, B, DENSE>(a, cw, sw, cl, j, n, kq, acc);
+    if constexpr (R > 1) { /* k and i again, for the same reason */
+        const int w = threadIdx.x >> 5, kk = w % R;
+        if (kk > 0 && lane == 0) part[w] = acc[0];
+        __syncthreads();
+        if (kk > 0 || blockIdx.x * (GQ_ROW_WARPS / R) + w / R >= a.N) return;
+#pragma unroll
+        for (int q = 1; q < R; q++) acc[0] += part[w + q];
     }
-    if (sr.y == 0) { /* an empty row: y is written after the wait too */
-        gq_pdl_wait();
-        gq_pdl_trigger();
-    }
-    gq_warp_sum<B>(acc);
     gq_store_row<B>(a, r, lane, acc);
 }
 

@@ -18,6 +18,8 @@
 #   v6       batch-1 kernel table (quick) and decode with the kernels of GQ_DECODE_VERSIONS (v3 .. v11)
 #   v16      the GEMV tests, the batch-1 8192^2 table with the v16 study and bulk_read ceilings (GQ_V16_PROBE=1: and
 #            Nsight Compute of v16's engine and of bulk_read)
+#   v17      the GEMV tests, the batch-1 kernel table of all four shapes with the v17 study (v17_r1/2/4), and
+#            decode with v11 (the defaults) beside v17 (GQS and dense W4)
 #   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
@@ -136,6 +138,22 @@ v16)
   sed -n '/^targets/,$p' "$O/kernel.log" | head -12
   [ -n "${GQ_V16_PROBE:-}" ] && bash "$0" probe _Z17gq_gemv_ws_kernelILi16ELb0ELb0ELb1EEv12gq_gemv_args regex:bulk_read_kernel
   ;;
+v17)
+  # the v17 call (PERF.md "v17"): the GEMV tests, the batch-1 table of every shape (full: S30-S70, G8-G64) with the
+  # v17 study, then the decode table with the defaults (v11 / w4 v8) and with v17 for both formats
+  s0=$(date +%s); timeout 170 /tmp/gq/wrap/test_cuda_gemv > "$O/test_cuda_gemv.log" 2>&1; echo "test_cuda_gemv rc=$? ($(( $(date +%s) - s0 )) s)"
+  grep -E "PASSED|FAILED|configurations|FAIL " "$O/test_cuda_gemv.log" | tail -7
+  s0=$(date +%s); timeout 240 gqsa bench kernel --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1
+  echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  grep -E "^(gqs_row_v1[17]|w4_dense_v(8|11|17)|v17_r[124]|read_stream|walk_stream|cublas_fp16) " "$O/kernel.log" | awk '$4 == 1 {print $1, $2, $3, $5, $7, $8, $11}' | head -90
+  grep -E "v17 rule" "$O/kernel.log" | head -20
+  sed -n '/^targets/,$p' "$O/kernel.log" | head -12
+  for v in v11 v17; do
+    case $v in v11) f="--gemv gqs_row_v11 --w4-gemv w4_dense_v8";; v17) f="--gemv gqs_row_v17 --w4-gemv w4_dense_v17";; esac
+    s0=$(date +%s)
+    timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
+    echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
+  done ;;
 probe)
   # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
   # in `gqsa bench kernel --quick --only 8192` (the correctness pass), then the summary sections
