@@ -209,13 +209,15 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
         }
         gq_warp_sum<B>(acc);
     }
-    if constexpr (R > 1) { /* k and i again, for the same reason */
+    if constexpr (R > 1) { /* k, i and r again, for the same reason (r: no spill at G8-G32, 16 bytes at G64/G128) */
         const int w = threadIdx.x >> 5, kk = w % R;
         if (kk > 0 && lane == 0) part[w] = acc[0];
         __syncthreads();
         if (kk > 0 || blockIdx.x * (GQ_ROW_WARPS / R) + w / R >= a.N) return;
 #pragma unroll
         for (int q = 1; q < R; q++) acc[0] += part[w + q];
+        const int i2 = blockIdx.x * (GQ_ROW_WARPS / R) + w / R;
+        r = (!DENSE && a.row_order) ? a.row_order[i2] : i2;
     }
     gq_store_row<B>(a, r, lane, acc);
 }
