@@ -253,6 +253,19 @@ static void test_random_configs(void **st) {
     assert_int_equal(fails, 0);
 }
 
+/* A batch-1 case of the per-version tests below: case i's sparsity cycles 0.5, 0.5, 0.97 (empty rows) and 0
+ * (dense: the W4 kinds run; rows uniform), its pattern uneven / layer / row, its output fp16 or fp32 by i / 2. */
+static gcase b1_case(int G, int i, int N, int K, int exact) {
+    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
+    gcase c;
+    memset(&c, 0, sizeof c);
+    c.G = G, c.B = 1, c.pat = pats[i % 3];
+    c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5;
+    if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW;
+    c.N = N, c.K = K, c.exact = exact, c.y_fp32 = (i / 2) % 2;
+    return c;
+}
+
 /* v13 and v14 at batch 1 (their only batch): every ring size, few and many warps (a cap of 1 warp walks the whole
  * stream through one ring, wrapping it thousands of times; the full grid cuts small rows into many parts),
  * every G, empty rows, dense W4. */
@@ -261,18 +274,10 @@ static void test_v13_configs(void **st) {
     if (!have_gpu()) return;
     const int rings[] = {4096, 8192, 16384}, Gs[] = {8, 16, 32, 64, 128};
     const int64_t caps[] = {0, 1, 5, 37, 0};
-    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;
     for (int ri = 0; ri < 3; ri++)
         for (int i = 0; i < 10; i++, n++) {
-            gcase c;
-            memset(&c, 0, sizeof c);
-            c.G = Gs[i % 5], c.B = 1, c.pat = pats[i % 3];
-            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5; /* 0.97: empty rows */
-            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW;            /* dense: the W4 kinds run */
-            c.N = i < 5 ? 1 + 97 * i : 2048;
-            c.K = i % 2 ? 4096 : 1024 + 128 * i;
-            c.exact = i % 2, c.y_fp32 = (i / 2) % 2;
+            gcase c = b1_case(Gs[i % 5], i, i < 5 ? 1 + 97 * i : 2048, i % 2 ? 4096 : 1024 + 128 * i, i % 2);
             c.max_workers = caps[i % 5];
             c.v13_ring = rings[ri], c.v13_ctas = i == 9 ? 1 : 0;
             fails += run_case(&c, 7000 + 31 * (uint64_t)ri + (uint64_t)i);
@@ -295,21 +300,15 @@ static void test_v16_configs(void **st) {
                                   {8192, 2048, 1, 0, 0, 32, 0, 0},  {0, 0, 15, 2, 0, 1, 200, 1},       {0, 0, 0, 0, 2, 0, -1, 1},
                                   {4096, 1024, 7, 0, 2, 2, 0, 0},   {65536, 16384, 31, 1, 1, 32, 20, 1}};
     const int Gs[] = {8, 16, 32, 64, 128};
-    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;
     for (int ci = 0; ci < 8; ci++)
         for (int i = 0; i < 6; i++, n++) {
-            gcase c;
-            memset(&c, 0, sizeof c);
-            c.G = Gs[(i + ci) % 5], c.B = 1, c.pat = pats[i % 3];
-            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5; /* 0.97: empty rows */
-            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW;            /* dense: the W4 kinds run */
-            c.N = i < 3 ? 1 + 211 * i : 3000;
+            const int G = Gs[(i + ci) % 5];
             /* rows within the ring less a slot: at most 2 KB for the 3- and 4-slot rings of 1 KB (G8 stores 10
              * bytes per quad of 8 weights: K <= 1024 there) */
             const int small = cfgs[ci].ring && cfgs[ci].ring <= 8192;
-            c.K = small ? (c.G == 8 ? 1024 : 2048) : i % 2 ? 4096 : 1024 + 128 * i;
-            c.exact = i % 2, c.y_fp32 = (i / 2) % 2;
+            const int K = small ? (G == 8 ? 1024 : 2048) : i % 2 ? 4096 : 1024 + 128 * i;
+            gcase c = b1_case(G, i, i < 3 ? 1 + 211 * i : 3000, K, i % 2);
             c.v16 = cfgs[ci];
             fails += run_case(&c, 7700 + 31 * (uint64_t)ci + (uint64_t)i);
         }
@@ -325,20 +324,12 @@ static void test_v17_splits(void **st) {
     (void)st;
     if (!have_gpu()) return;
     const int Gs[] = {8, 16, 32, 64, 128}, Rs[] = {1, 2, 4, 0};
-    const gq_density pats[] = {GQ_DENSITY_UNEVEN, GQ_DENSITY_LAYER, GQ_DENSITY_ROW};
     int fails = 0, n = 0;
     n_v17_split = 0;
     for (int ri = 0; ri < 4; ri++)
         for (int i = 0; i < 8; i++, n++) {
-            gcase c;
-            memset(&c, 0, sizeof c);
-            c.G = Gs[(i + ri) % 5], c.B = 1, c.pat = pats[i % 3];
-            c.sp = i % 4 == 3 ? 0.0 : i % 4 == 2 ? 0.97 : 0.5;
-            if (c.sp == 0.0) c.pat = GQ_DENSITY_ROW; /* dense: the W4 kinds run */
-            const int Ns[] = {1, 2, 3, 97, 1001, 2048, 4095, 300};
-            c.N = Ns[i];
-            c.K = i < 4 ? 256 * (1 + i) : i % 2 ? 4096 : 11008 / c.G * c.G;
-            c.exact = (i + ri) % 2, c.y_fp32 = (i / 2) % 2;
+            const int G = Gs[(i + ri) % 5], Ns[] = {1, 2, 3, 97, 1001, 2048, 4095, 300};
+            gcase c = b1_case(G, i, Ns[i], i < 4 ? 256 * (1 + i) : i % 2 ? 4096 : 11008 / G * G, (i + ri) % 2);
             c.v17_split = Rs[ri];
             fails += run_case(&c, 7900 + 31 * (uint64_t)ri + (uint64_t)i);
         }

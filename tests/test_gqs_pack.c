@@ -509,6 +509,9 @@ static void test_rows_split(void **st) {
     assert_int_equal(gq_gqs_rows_split(22016, 2 * 22016, 8448), 1); /* gate-up: 2.61 waves, 4 would gain 9% */
     assert_int_equal(gq_gqs_rows_split(4096, 4096, 8448), 1);       /* one round per row: nothing to split */
     assert_int_equal(gq_gqs_rows_split(0, 0, 8448), 1);
+    /* the rule's rounds: full + short of every row ({offset, blocks}: blocks / 4 full, blocks % 4 short) */
+    const int32_t srow[6] = {0, 2 * 4 + 1, 5, 3, 9, 0};
+    assert_int_equal(gq_gqs_stream_rounds(srow, 3), 3 + 3 + 0);
 }
 
 /* The density patterns do what they say: totals match the sparsity; "uneven" concentrates groups. */

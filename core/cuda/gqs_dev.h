@@ -93,10 +93,9 @@ struct gq_gqs_gpu {
     } v16[2];
     gq_v16_config v16_cfg; /* as set (gq_gqs_gpu_set_v16), validated there */
     /* v17 (gqs_stream.h R): warps per row as set (gq_gqs_gpu_set_v17_split; 0 = gq_gqs_rows_split's choice),
-     * and as resolved by [dense] at the first launch (0 = not yet); the streams' rounds (for the rule) */
+     * and the rule's choice for stream [dense], made when the stream is built (gq_gemv_v11_setup) */
     int v17_split;
     int v17_r[2];
-    int64_t stream_rounds[2];
 };
 
 struct gq_gemv_args {

@@ -413,11 +413,7 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     const int v16 = gq_v16_index(kind);         /* m->v16[v16] */
     const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]) ||
                         (v13 >= 0 && !m->v13[v13].wstart) || (v16 >= 0 && !m->v16[v16].wstart);
-    const bool v17 = kind == GQ_GEMV_ROW_V17 || kind == GQ_GEMV_DENSE_W4_V17;
-    if (!needed) {
-        if (v17) (void)gq_gqs_gpu_v17_split(m, v11); /* its R now, not at a first launch inside a capture */
-        return GQ_OK;
-    }
+    if (!needed) return GQ_OK;
     if (v11 == 1 && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &cs));
@@ -427,10 +423,7 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
                        v13 >= 0 || v16 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
     if (v16 >= 0) return gq_gemv_v16_setup(m, v16 == 1);
-    if (v11 < 0) return gq_gemv_v10_setup(m, 0);
-    GQ_TRY(gq_gemv_v11_setup(m, v11 == 1));
-    if (v17) (void)gq_gqs_gpu_v17_split(m, v11);
-    return GQ_OK;
+    return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);
 }
 extern "C" gq_status gq_gqs_gpu_set_v15_depth(gq_gqs_gpu *m, int rounds) {
     if (rounds < 0 || rounds > 8) return gq_errf(GQ_ERR_ARG, "gqs_gemv v15: prefetch depth %d rounds (expected 0..8)", rounds);

@@ -214,8 +214,8 @@ typedef struct {
  * an impossible combination is reported there). GQ_ERR_ARG for values out of range. For the benchmark's study. */
 gq_status gq_gqs_gpu_set_v16(gq_gqs_gpu *m, const gq_v16_config *c);
 /* v17's warps per row: 1, 2 or 4, or 0 (the default) for gq_gqs_rows_split's choice at this GPU's warp
- * slots; GQ_ERR_ARG otherwise. gq_gqs_gpu_v17_split: the R that v17 runs with on stream [dense], resolved
- * on first use (0 while that row stream is not built). For the benchmark's study and the tests. */
+ * slots; GQ_ERR_ARG otherwise. gq_gqs_gpu_v17_split: the R that v17 runs with on stream [dense] (the rule's
+ * is chosen when the stream is built; 0 while it is not). For the benchmark's study and the tests. */
 gq_status gq_gqs_gpu_set_v17_split(gq_gqs_gpu *m, int R);
 int gq_gqs_gpu_v17_split(gq_gqs_gpu *m, int dense);
 int64_t gq_gqs_gpu_task_units(const gq_gqs_gpu *m);

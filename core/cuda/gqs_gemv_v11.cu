@@ -51,18 +51,20 @@ template <int G, bool DENSE> static int v11_slots(const gq_gqs_gpu *m) { /* v11'
     return m->sm_count * (occ < 1 ? 1 : occ) * GQ_ROW_WARPS;
 }
 
+/* The rule's warps per row for stream [dense] of m, from its row table (gq_gemv_v11_setup, which has it on
+ * the host): resolved once, with the stream, so no launch (nor a graph capture) ever queries occupancy. */
+static int v17_rule(const gq_gqs_gpu *m, bool dense, const int32_t *srow) {
+    int slots = 0;
+#define V17_SLOTS(G_, X_) slots = dense ? v11_slots<G_, true>(m) : v11_slots<G_, false>(m); break;
+    GQ_SWITCH_G(m->G, V17_SLOTS, 0)
+#undef V17_SLOTS
+    return gq_gqs_rows_split(m->N, gq_gqs_stream_rounds(srow, m->N), slots > 0 ? slots : 1);
+}
+
 extern "C" int gq_gqs_gpu_v17_split(gq_gqs_gpu *m, int dense) {
     dense = dense != 0;
     if (!m->stream[dense]) return 0;
-    if (m->v17_split) return m->v17_split;
-    if (!m->v17_r[dense]) {
-        int slots = 0;
-#define V17_SLOTS(G_, X_) slots = dense ? v11_slots<G_, true>(m) : v11_slots<G_, false>(m); break;
-        GQ_SWITCH_G(m->G, V17_SLOTS, 0)
-#undef V17_SLOTS
-        m->v17_r[dense] = gq_gqs_rows_split(m->N, m->stream_rounds[dense], slots > 0 ? slots : 1);
-    }
-    return m->v17_r[dense];
+    return m->v17_split ? m->v17_split : m->v17_r[dense];
 }
 
 extern "C" gq_status gq_gqs_gpu_set_v17_split(gq_gqs_gpu *m, int R) {
@@ -149,7 +151,7 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
     }
     if (s == GQ_OK) {
         m->stream[dense] = ds, m->srow[dense] = dr, m->stream_bytes[dense] = bytes;
-        m->stream_rounds[dense] = gq_gqs_stream_rounds(srow, m->N), m->v17_r[dense] = 0;
+        m->v17_r[dense] = v17_rule(m, dense, srow);
     }
     else cudaFree(ds), cudaFree(dr);
     free(d.row_unit), free(d.codes), free(d.col), free(d.sm), free(srow), free(host);

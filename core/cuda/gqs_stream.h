@@ -125,6 +125,12 @@ __device__ __forceinline__ void gq_stream_round_smem(const gq_gemv_args &a, AT a
     }
 }
 
+/* x [K] (batch 1) into xs, swizzled (gq_xswz), by the CTA's threads (v14, v16); after the PDL wait and with
+ * coherent loads (never __ldg: PERF.md "v12 measured"). The caller synchronises the CTA. */
+__device__ __forceinline__ void gq_stage_x_b1(uint4 *xs, const gq_gemv_args &a) {
+    for (int i = threadIdx.x; i < a.K / 8; i += blockDim.x) xs[gq_xswz(i)] = gq_ld_coherent_v4(reinterpret_cast<const uint4 *>(a.x) + i);
+}
+
 /* CTAs per SM the register budget is set for (ptxas -v): at batch 1, 16 (32 registers, 64 warps per SM,
  * as v7) except at G8, whose four columns per lane spill 116 bytes there: 12 (40 registers). At batch 8,
  * 4 (128 registers: 4 CTAs instead of 3, no spill); other batches as the compiler likes (no spill). */
@@ -213,10 +219,10 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS, (gq_minb_stream<G, B>::valu
         const int w = threadIdx.x >> 5, kk = w % R;
         if (kk > 0 && lane == 0) part[w] = acc[0];
         __syncthreads();
-        if (kk > 0 || blockIdx.x * (GQ_ROW_WARPS / R) + w / R >= a.N) return;
+        const int i2 = blockIdx.x * (GQ_ROW_WARPS / R) + w / R;
+        if (kk > 0 || i2 >= a.N) return;
 #pragma unroll
         for (int q = 1; q < R; q++) acc[0] += part[w + q];
-        const int i2 = blockIdx.x * (GQ_ROW_WARPS / R) + w / R;
         r = (!DENSE && a.row_order) ? a.row_order[i2] : i2;
     }
     gq_store_row<B>(a, r, lane, acc);
@@ -469,9 +475,8 @@ __global__ void __launch_bounds__(32 * GQ_ROW_WARPS) gq_gemv_skring_kernel(const
     int2 win = active && r + lane < a.N ? a.srow[r + lane] : make_int2(0, 0); /* rows wbase.. of the range, one per lane */
     gq_pdl_wait();
     gq_pdl_trigger();
-    if constexpr (XS) { /* x after the wait, with coherent loads (never __ldg: PERF.md "v12 measured") */
-        for (int i = threadIdx.x; i < a.K / 8; i += blockDim.x)
-            gq_sks[gq_xswz(i)] = gq_ld_coherent_v4(reinterpret_cast<const uint4 *>(a.x) + i);
+    if constexpr (XS) {
+        gq_stage_x_b1(gq_sks, a);
         __syncthreads();
         if (!active) return;
     }

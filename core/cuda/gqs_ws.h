@@ -105,9 +105,8 @@ __global__ void __launch_bounds__(1024, 1) gq_gemv_ws_kernel(const gq_gemv_args 
         for (int k = 0; k < nsl && k < NS; k++) issue(k, pc.i), pc.next(NS); /* weights only: before the wait */
     gq_pdl_wait();
     gq_pdl_trigger();
-    if constexpr (XS) { /* x after the wait, with coherent loads (never __ldg: PERF.md "v12 measured") */
-        for (int i = threadIdx.x; i < a.K / 8; i += blockDim.x)
-            gq_wss[gq_xswz(i)] = gq_ld_coherent_v4(reinterpret_cast<const uint4 *>(a.x) + i);
+    if constexpr (XS) {
+        gq_stage_x_b1(gq_wss, a);
         __syncthreads();
     }
     if (producer) {
