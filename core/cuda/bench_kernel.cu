@@ -952,12 +952,14 @@ void print_targets(const Bench &bn) {
 /* Every version of each kernel measured in this run on the same matrices (same data, same copies):
  * times, then speed-ups (old time / new time, > 1: the later version is faster). */
 void print_versions(const Bench &bn) {
-    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14", "_v15", "_v16"}; /* v2 is the unsuffixed name; v1 anchors the row */
+    const char *const vs[] = {"", "_v3", "_v5", "_v6", "_v7", "_v8", "_v9", "_v11", "_v12", "_v13", "_v14", "_v15", "_v16", "_v17"}; /* v2 is the unsuffixed name; v1 anchors the row */
     const int nv = (int)GQ_NELEM(vs);
     printf("\nversions (same matrices, this run; time in us; speed-ups over v3):\n");
-    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s\n",
-           "kernel", "N", "K", "B", "spars", "G", "pattern", "v1", "v2", "v3", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13",
-           "v14", "v15", "v16", "v3/v1", "v5", "v6", "v7", "v8", "v9", "v11", "v12", "v13", "v14", "v15", "v16");
+    printf("%-12s %6s %6s %3s %5s %4s %-7s %8s", "kernel", "N", "K", "B", "spars", "G", "pattern", "v1");
+    for (int v = 0; v < nv; v++) printf(" %8s", v ? vs[v] + 1 : "v2");
+    printf(" %7s", "v3/v1");
+    for (int v = 2; v < nv; v++) printf(" %7s", vs[v] + 1);
+    printf("\n");
     for (int i = 0; i < bn.nrows; i++) {
         const Row &r = bn.rows[i];
         const size_t L = strlen(r.kernel);
