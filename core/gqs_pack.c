@@ -22,13 +22,11 @@ int gq_gqs_dev_supported(int G, int bits, const char **why) {
     return w == NULL;
 }
 
-/* Nibble position of code c (0..7) inside its quad word: see gqs_pack.h. */
-static inline int quad_nibble(int c) { return (c >> 1) + 4 * (c & 1); }
 
 static inline int dev_code_at(const gq_gqs_dev *d, int64_t p) {
     /* p: index into the weight stream (unit p/32) */
     const int64_t u = p / 32;
-    const int pos = (int)(p % 32), q = pos / 8, nib = quad_nibble(pos % 8);
+    const int pos = (int)(p % 32), q = pos / 8, nib = gq_quad_nibble(pos % 8);
     const uint8_t byte = d->codes[u * 16 + q * 4 + nib / 2];
     return (nib & 1) ? byte >> 4 : byte & 15;
 }
@@ -77,7 +75,7 @@ gq_status gq_gqs_pack(const gq_gqs *g, const char *what, gq_gqs_dev *out) {
             out->sm[slot0 + t] = (uint32_t)gq_fp32_to_fp16(sc) | ((uint32_t)gq_fp32_to_fp16(mn) << 16);
             for (int j = 0; j < G; j++) {
                 const int64_t p = u * 32 + (int64_t)t * G + j;
-                const int pos = (int)(p % 32), nib = quad_nibble(pos % 8);
+                const int pos = (int)(p % 32), nib = gq_quad_nibble(pos % 8);
                 uint8_t *b = &out->codes[(p / 32) * 16 + (pos / 8) * 4 + nib / 2];
                 const int c = gq_gqs_get_code(g, i, j);
                 *b |= (uint8_t)((nib & 1) ? c << 4 : c);
@@ -101,7 +99,7 @@ void gq_gqs_dev_free(gq_gqs_dev *d) {
 
 /* Number of real (non-padding) slots of row r: real groups come first with strictly ascending columns;
  * padding slots (column 0, scale 0, min 0) follow, so the first column that does not ascend ends them. */
-static int64_t row_real_slots(const gq_gqs_dev *d, int r) {
+int64_t gq_gqs_dev_row_groups(const gq_gqs_dev *d, int r) {
     const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, b = (int64_t)d->row_unit[r + 1] * 32 / d->G;
     int64_t s = a;
     for (; s < b; s++)
@@ -111,7 +109,7 @@ static int64_t row_real_slots(const gq_gqs_dev *d, int r) {
 
 int gq_gqs_dev_get_code(const gq_gqs_dev *d, int r, int k) {
     GQ_ASSERT(r >= 0 && r < d->N && k >= 0 && k < d->K);
-    const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = row_real_slots(d, r);
+    const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = gq_gqs_dev_row_groups(d, r);
     for (int64_t s = a; s < a + n; s++)
         if (d->col[s] == k / d->G) return dev_code_at(d, s * d->G + k % d->G);
     return -1;
@@ -125,7 +123,7 @@ static inline void sm_unpack(uint32_t sm, float *scale, float *mn) {
 void gq_gqs_dev_expand(const gq_gqs_dev *d, float *w) {
     memset(w, 0, (size_t)d->N * d->K * sizeof(float));
     for (int r = 0; r < d->N; r++) {
-        const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = row_real_slots(d, r);
+        const int64_t a = (int64_t)d->row_unit[r] * 32 / d->G, n = gq_gqs_dev_row_groups(d, r);
         for (int64_t s = a; s < a + n; s++) {
             float sc, mn;
             sm_unpack(d->sm[s], &sc, &mn);

@@ -53,6 +53,11 @@ int gq_gqs_dev_supported(int G, int bits, const char **why);
 gq_status gq_gqs_pack(const gq_gqs *g, const char *what, gq_gqs_dev *out);
 void gq_gqs_dev_free(gq_gqs_dev *d);
 
+/* Nibble position (0..7) of code c (0..7) inside its quad word (see above). */
+static inline int gq_quad_nibble(int c) { return (c >> 1) + 4 * (c & 1); }
+/* Real (non-padding) groups of row r: its slots row_unit[r] * 32 / G .. + this - 1, ascending columns. */
+int64_t gq_gqs_dev_row_groups(const gq_gqs_dev *d, int r);
+
 /* Code of weight (row r, column k) from the device format (-1 if its group is not kept), and the dense
  * W_hat [N, K] the GPU computes with: w = q*fp16(scale) + fp16(min) in float (pruned weights 0). */
 int gq_gqs_dev_get_code(const gq_gqs_dev *d, int r, int k);
@@ -160,6 +165,59 @@ gq_status gq_gqs_stream_split(const int32_t *srow, int N, int G, int dense, int6
 int gq_gqs_rows_split(int64_t N, int64_t rounds, int64_t slots);
 /* The rounds (full + short) of a row stream's srow [2N]. */
 int64_t gq_gqs_stream_rounds(const int32_t *srow, int N);
+
+/* ---- v18 tile stream: the tensor-core small-batch layout of core/cuda/gqs_mma.h (core/gqs_tiles.c) -----
+ * Tensor cores multiply a 16 x 16 weight tile by x only when the tile's 16 rows share its 16 columns; GQS
+ * rows keep different groups. So rows are taken 16 at a time (tile T = rows 16 T .. 16 T + 15, the last
+ * one partial) and each column group that any of them keeps becomes one entry, computed as a dense
+ * 16-row tile (mma.sync m16n8k16, rows on M, the batch on N) in which the rows that pruned the group are
+ * zeros — while only the kept rows' bytes are stored and read. An entry's kept rows are found from its
+ * mask by popcount, so no byte of a pruned group is stored.
+ *   meta  [E]   uint32  bits 0-15: mask (bit i: row 16 T + i keeps the group), bits 16-31: column group.
+ *                       A tile's entries ascend by column group and are padded with empty entries (mask 0)
+ *                       to a multiple of GQ_TILE_BLK.
+ *   data        entry e at 4 doff(e) bytes, doff the running sum of the entries' sizes in 4-byte units
+ *               (gq_tile_entry_bytes: kept rows x (G/2 + 4) bytes, rounded up to max(4, G/8)):
+ *                 codes  kept row i (the i-th set bit of mask) at i G/2; in it, the G/8 bytes of thread
+ *                        quarter q (= lane % 4) at q G/8: for each 16-column step s < G/16 a 16-bit chunk
+ *                        at 2 s, bits 0-3 / 4-7 / 8-11 / 12-15 = the codes of columns 16 s + 2q, 16 s + 2q + 8,
+ *                        16 s + 2q + 1, 16 s + 2q + 9 (the A fragment's columns of that lane: gqs_mma.h)
+ *                 sm     kept row i's scale|min word (as the device format's) at kept G/2 + 4 i
+ *   tblk  [T+1] int32   tile T's entries are blocks tblk[T] .. tblk[T+1] - 1 (block b: entries GQ_TILE_BLK b ..)
+ *   boff  [nblk] uint32 doff of block b's first entry (the unit by which a tile's entries are split
+ *                       between the warps of its CTA).
+ * A dense matrix (the W4 baseline) is the same with every mask full. G = 8 is not laid out (an mma step
+ * covers 16 columns, two G8 groups: GQ_ERR_UNSUPPORTED). */
+#define GQ_TILE_ROWS 16
+#define GQ_TILE_BLK 8
+typedef struct {
+    int N, K, G, ntiles;
+    int64_t nent, nblk, data_bytes; /* entries (padding included), blocks, data bytes */
+    int64_t kept;                   /* kept (row, group) pairs: the GQS groups */
+    int32_t *tblk;                  /* [ntiles + 1] */
+    uint32_t *meta;                 /* [nent] */
+    uint32_t *boff;                 /* [nblk] */
+    uint8_t *data;                  /* [data_bytes] */
+} gq_gqs_tiles;
+/* Bytes of an entry with `kept` rows at group size G. */
+static inline int64_t gq_tile_entry_bytes(int G, int kept) {
+    const int64_t a = G / 8 > 4 ? G / 8 : 4, b = (int64_t)kept * (G / 2 + 4);
+    return (b + a - 1) / a * a;
+}
+/* Lay d out as a tile stream (arrays owned by *t, free with gq_gqs_tiles_free). GQ_ERR_UNSUPPORTED for
+ * G < 16, GQ_ERR_ARG when a count overflows the format's fields (16 GB of data, 65536 column groups). */
+gq_status gq_gqs_tiles_build(const gq_gqs_dev *d, gq_gqs_tiles *t);
+void gq_gqs_tiles_free(gq_gqs_tiles *t);
+/* y [B, N] (float64) = W_hat x [B, K] read from the tile stream as the kernel reads it: for every entry
+ * and lane, the lane's A fragment decoded from its code chunks and scale|min words as gqs_mma.h does,
+ * placed where mma.m16n8k16 puts that lane's registers, and the tile product summed in float64; the
+ * tile's blocks split between S warps as the launcher splits them, their partial tiles added in warp order.
+ * Weights in float (q scale + min, as gq_gqs_dev_expand), so y equals the dense product up to summation
+ * order: a test of the layout and of the kernel's fragment arithmetic, not of its rounding. */
+gq_status gq_gqs_tiles_emulate(const gq_gqs_tiles *t, int S, const float *x, int B, double *y);
+/* Warps per tile of the v18 kernel for `slots` resident warps: the power of two in 1..16 that brings
+ * ntiles x S to at least `slots`, no more than the mean blocks per tile (a warp with no block idles). */
+int gq_gqs_tiles_warps(const gq_gqs_tiles *t, int64_t slots);
 
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no
  * row_unit, as the dense W4 kernel reads them). */

@@ -62,6 +62,7 @@ typedef struct {
 } gcase;
 
 static int n_v17_split; /* cases in which gqs_row_v17 ran with R > 1 (the tests check there were some) */
+static int n_v18_mma;   /* cases in which gqs_mma_v18 ran its own kernel (batch > 1, G >= 16) */
 
 static int run_case(const gcase *c, uint64_t seed) {
     gq_gqs g;
@@ -154,6 +155,10 @@ static int run_case(const gcase *c, uint64_t seed) {
             (B > 1 || gq_gqs_gpu_v17_split(m, kind == GQ_GEMV_DENSE_W4_V17) == 1))
             same_as[kind] = kind == GQ_GEMV_ROW_V17 ? GQ_GEMV_ROW_V3 : GQ_GEMV_DENSE_W4_V3;
         if (kind == GQ_GEMV_ROW_V17 && B == 1) n_v17_split += gq_gqs_gpu_v17_split(m, 0) > 1;
+        /* v18 at batch 1 and G8 is v7 */
+        if ((kind == GQ_GEMV_MMA_V18 || kind == GQ_GEMV_DENSE_W4_MMA_V18) && (B == 1 || G == 8))
+            same_as[kind] = kind == GQ_GEMV_MMA_V18 ? GQ_GEMV_ROW_V3 : GQ_GEMV_DENSE_W4_V3;
+        if (kind == GQ_GEMV_MMA_V18 && B > 1 && G >= 16) n_v18_mma++;
         const int ref_kind = same_as[kind];
         if (ref_kind >= 0 && (!yk[ref_kind] || memcmp(y1, yk[ref_kind], ybytes))) {
             printf("FAIL %s: differs from %s N=%d K=%d G=%d B=%d\n", gq_gemv_kind_name((gq_gemv_kind)kind),
@@ -338,6 +343,33 @@ static void test_v17_splits(void **st) {
     assert_int_equal(fails, 0);
 }
 
+/* v18 (tensor cores, batch 2..16): both batch octets, full and partial (B 2, 8, 9, 16); tiles cut by N (1, 15,
+ * 17 rows; the last tile partial); every G it has a kernel for; uneven rows (heavy runs of full rows beside
+ * sparse ones: masks from full to single rows), S97 (tiles with no entry, warps with no block), nothing kept,
+ * dense W4 (every mask full); exact data (the products are exact and every partial sum fits fp32, so the tensor
+ * core's fp32 sums must give the reference's bits) and random data (the common tolerance). */
+static void test_v18_configs(void **st) {
+    (void)st;
+    if (!have_gpu()) return;
+    const int Gs[] = {16, 32, 64, 128, 16}, Bs[] = {2, 8, 9, 16, 5};
+    const int Ns[] = {1, 15, 17, 300, 4096, 2048};
+    const double sps[] = {0.5, 0.0, 0.97, 0.5, 1.0, 0.3};
+    int fails = 0, n = 0;
+    n_v18_mma = 0;
+    for (int i = 0; i < 30; i++, n++) {
+        gcase c;
+        memset(&c, 0, sizeof c);
+        c.G = Gs[i % 5], c.B = Bs[(i / 5) % 5], c.N = Ns[i % 6], c.sp = sps[(i / 2) % 6];
+        c.pat = c.sp == 0.0 ? GQ_DENSITY_ROW : (gq_density)(i % 3);
+        c.K = i % 4 == 3 ? 11008 / c.G * c.G : 256 * (1 + i % 8);
+        c.exact = i % 2, c.y_fp32 = (i / 3) % 2;
+        fails += run_case(&c, 8300 + (uint64_t)i);
+    }
+    printf("v18 (batch 2-16): %d configurations, %d failures, %d with the tensor-core kernel\n", n, fails, n_v18_mma);
+    assert_true(n_v18_mma >= 20);
+    assert_int_equal(fails, 0);
+}
+
 /* Argument errors come back as statuses (no launch). */
 static void test_bad_args(void **st) {
     (void)st;
@@ -480,6 +512,7 @@ int main(void) {
         cmocka_unit_test(test_v13_configs),
         cmocka_unit_test(test_v16_configs),
         cmocka_unit_test(test_v17_splits),
+        cmocka_unit_test(test_v18_configs),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_prepare_capture),
     };

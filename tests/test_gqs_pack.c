@@ -648,6 +648,101 @@ static void test_stream_layout(void **state) {
     stream_case(3, 16384, 16, 0.1, GQ_DENSITY_ROW, 0, 42);                 /* long rows */
 }
 
+/* The v18 tile stream (gq_gqs_tiles_build), read back the way the tensor-core kernel reads it (gq_gqs_tiles_emulate:
+ * each lane's A fragment from its code chunks and scale|min words, mma.m16n8k16's register placement, the
+ * lanes' x fragments and stores, the tile split between S warps) must give the dense product of the expanded
+ * matrix (float64, summation order aside); and the stream must hold exactly the kept groups: as many (row,
+ * group) pairs as the source keeps, entries ascending by column within a tile, tiles padded to whole blocks,
+ * data bytes the sum of the entries' sizes. */
+static void tiles_case(int N, int K, int G, double sp, gq_density pat, int S, int B, uint64_t seed) {
+    gq_gqs g;
+    gq_gqs_dev d;
+    assert_int_equal(gq_gqs_random(&g, N, K, G, 4, sp, pat, 0, seed), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "tiles", &d), GQ_OK);
+    gq_gqs_tiles t;
+    assert_int_equal(gq_gqs_tiles_build(&d, &t), GQ_OK);
+    assert_int_equal(t.ntiles, (N + 15) / 16);
+    assert_int_equal(t.kept, (int64_t)g.nnz);
+    int64_t words = 0, kept = 0;
+    for (int tt = 0; tt < t.ntiles; tt++) {
+        assert_true(t.tblk[tt + 1] >= t.tblk[tt]);
+        int last = -1;
+        for (int64_t e = (int64_t)t.tblk[tt] * GQ_TILE_BLK; e < (int64_t)t.tblk[tt + 1] * GQ_TILE_BLK; e++) {
+            const uint32_t mask = t.meta[e] & 0xFFFF;
+            if (e % GQ_TILE_BLK == 0) assert_int_equal(t.boff[e / GQ_TILE_BLK], words);
+            if (!mask) { /* padding: only at the end of the tile's last block */
+                assert_int_equal(t.meta[e], 0);
+                assert_true(e >= (int64_t)(t.tblk[tt + 1] - 1) * GQ_TILE_BLK);
+                continue;
+            }
+            assert_true((int)(t.meta[e] >> 16) > last); /* ascending columns, none twice */
+            last = (int)(t.meta[e] >> 16);
+            assert_true(last < K / G);
+            assert_true(mask >> (N - 16 * tt < 16 ? N - 16 * tt : 16) == 0); /* no row past N */
+            words += gq_tile_entry_bytes(G, __builtin_popcount(mask)) / 4;
+            kept += __builtin_popcount(mask);
+        }
+    }
+    assert_int_equal(4 * words, t.data_bytes);
+    assert_int_equal(kept, t.kept);
+    float *w = malloc((size_t)N * K * sizeof(float)), *x = malloc((size_t)B * K * sizeof(float));
+    double *y = malloc((size_t)B * N * sizeof(double));
+    gq_gqs_dev_expand(&d, w);
+    gq_rng rng;
+    gq_rng_seed(&rng, seed * 3 + 1);
+    for (int i = 0; i < B * K; i++) x[i] = (float)gq_rng_normal(&rng);
+    for (int i = 0; i < B * N; i++) y[i] = NAN;
+    assert_int_equal(gq_gqs_tiles_emulate(&t, S, x, B, y), GQ_OK);
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < N; r++) {
+            double want = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+                want += (double)w[(size_t)r * K + k] * x[(size_t)b * K + k];
+                mag += fabs((double)w[(size_t)r * K + k] * x[(size_t)b * K + k]);
+            }
+            const double got = y[(size_t)b * N + r];
+            if (!(fabs(got - want) <= 1e-12 * mag + 1e-300))
+                fail_msg("tiles N=%d K=%d G=%d S=%d B=%d: y[%d][%d] = %.17g, want %.17g", N, K, G, S, B, b, r, got, want);
+        }
+    free(w), free(x), free(y);
+    gq_gqs_tiles_free(&t);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+}
+
+static void test_tiles_layout(void **state) {
+    (void)state;
+    const int Gs[] = {16, 32, 64, 128};
+    for (int gi = 0; gi < 4; gi++) {
+        const int G = Gs[gi];
+        tiles_case(37, 1024, G, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 10 + gi);  /* a partial last tile */
+        tiles_case(48, 2048, G, 0.3, GQ_DENSITY_LAYER, 4, 9, 20 + gi);   /* two octets, the second partial */
+        tiles_case(16, 1536, G, 0.0, GQ_DENSITY_ROW, 3, 16, 30 + gi);    /* dense: every mask full */
+        tiles_case(70, 512, G, 0.97, GQ_DENSITY_UNEVEN, 16, 5, 40 + gi); /* empty tiles, warps with no block */
+    }
+    tiles_case(5, 4096, 16, 1.0, GQ_DENSITY_ROW, 2, 3, 50); /* nothing kept: y = 0 */
+    tiles_case(33, 11008, 16, 0.5, GQ_DENSITY_LAYER, 8, 8, 51);
+    /* G8 is refused; the warps per tile */
+    gq_gqs g;
+    gq_gqs_dev d;
+    gq_gqs_tiles t;
+    assert_int_equal(gq_gqs_random(&g, 16, 256, 8, 4, 0.5, GQ_DENSITY_ROW, 0, 1), GQ_OK);
+    assert_int_equal(gq_gqs_pack(&g, "g8", &d), GQ_OK);
+    assert_int_equal(gq_gqs_tiles_build(&d, &t), GQ_ERR_UNSUPPORTED);
+    gq_gqs_dev_free(&d);
+    gq_gqs_free(&g);
+    memset(&t, 0, sizeof t);
+    t.ntiles = 512, t.nblk = 512 * 64;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 16); /* 8192 rows at S50 G16: 512 tiles */
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4096), 8);
+    t.nblk = 512 * 3;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 2); /* no more warps than blocks */
+    t.ntiles = 1376, t.nblk = 1376 * 32;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 8);
+    t.ntiles = 0;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 1);
+}
+
 /* The v13 split (gq_gqs_stream_split), checked the way the kernel uses it: the warps' ranges partition the
  * tokens in order; mode 0 cuts no row and mode 1 gives each warp its byte share to within one round; and
  * the fix-up protocol, run with the warps arriving in a random order and a random value per token (the
@@ -798,6 +893,7 @@ int main(void) {
         cmocka_unit_test(test_round_split),
         cmocka_unit_test(test_stream_layout),
         cmocka_unit_test(test_stream_split),
+        cmocka_unit_test(test_tiles_layout),
         cmocka_unit_test(test_rows_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

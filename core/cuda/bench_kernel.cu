@@ -765,7 +765,7 @@ struct Shape { int N, K; const char *label; };
 gq_status run_family(Bench &bn, Mat &m, bool dense, int B, const char *pat, double sp, int skip = -1) {
     for (int k = 0; k < GQ_GEMV_NKINDS; k++)
         if ((gq_gemv_kind_is_dense((gq_gemv_kind)k) != 0) == dense && k != skip &&
-            B <= gq_gemv_kind_max_batch((gq_gemv_kind)k))
+            B <= gq_gemv_kind_max_batch((gq_gemv_kind)k) && B >= gq_gemv_kind_min_batch((gq_gemv_kind)k))
             GQ_TRY(run_gqs(bn, m, (gq_gemv_kind)k, B, pat, sp));
     return GQ_OK;
 }
@@ -904,6 +904,13 @@ gq_status store_rows(Bench &bn) {
  * make it, not a strawman). */
 void print_targets(const Bench &bn) {
     printf("\ntargets (device copy bandwidth %.0f GB/s):\n", bn.dev.copy_gbs);
+    for (int B = 2; B <= 16; B *= 2) { /* small batches (no target; v18, PERF.md): the best of each family */
+        const Row *g = best_family(bn, false, 8192, 8192, B, 16, 0.5, "layer"), *f = find_row(bn, "cublas_fp16", 8192, 8192, B, -1, -1, NULL);
+        const Row *w = best_family(bn, true, 8192, 8192, B, 128, -1, NULL);
+        if (g && f)
+            printf("  info  batch %d, W4S50 G16 8192x8192: best GQS %s %.2f us, %.2fx cuBLAS FP16, %.2fx the fastest dense W4 G128 (%s)\n",
+                   B, g->kernel, g->time_us, f->time_us / g->time_us, w ? w->time_us / g->time_us : NAN, w ? w->kernel : "-");
+    }
     const Row *best = best_family(bn, false, 8192, 8192, 1, 16, 0.5, "layer");
     const Row *fp = find_row(bn, "cublas_fp16", 8192, 8192, 1, -1, -1, NULL);
     const Row *w128 = best_family(bn, true, 8192, 8192, 1, 128, -1, NULL);

@@ -96,6 +96,15 @@ struct gq_gqs_gpu {
      * and the rule's choice for stream [dense], made when the stream is built (gq_gemv_v11_setup) */
     int v17_split;
     int v17_r[2];
+    /* v18 (gqs_mma.h): the tile stream (gqs_pack.h "v18 tile stream") on the device and its warps per tile;
+     * built by gq_gqs_gpu_prepare for the _V18 kinds (gq_gemv_v18_setup) */
+    struct gq_v18_tiles {
+        int32_t *tblk;
+        uint32_t *meta, *boff;
+        uint8_t *data;
+        int ntiles, S;
+        int64_t bytes;     /* meta + boff + data + tblk */
+    } tiles;
 };
 
 struct gq_gemv_args {
@@ -126,6 +135,9 @@ struct gq_gemv_args {
     int ws_pieces;            /* v16: bulk copies per slot (1..32), one per producer lane */
     int ws_wait;              /* v16: how the mbarrier waits wait (tma.cuh gq_mbar_wait_ns) */
     int ws_lane0_wait;        /* v16: lane 0 alone waits on a slot, the warp follows through __syncwarp (else every lane) */
+    const int32_t *tblk;      /* v18: the tile stream (gqs_mma.h) */
+    const uint32_t *tmeta, *tboff;
+    const uint8_t *tdata;
 };
 
 /* The kernel arguments for y [B, N] = x [B, K] W^T on m (the fields every design reads; launchers add
@@ -681,6 +693,14 @@ static inline gq_gemv_args gq_v16_args(const gq_gqs_gpu *m, bool dense, gq_gemv_
 }
 gq_status gq_gemv_v13_setup(gq_gqs_gpu *m, int idx);
 void gq_gemv_v13_free(gq_gqs_gpu *m);
+/* The device format of m back on the host (d's arrays malloc'd; free them with gq_gqs_dev_free), for the
+ * re-layouts built at prepare (the v11 row stream, the v18 tile stream). */
+gq_status gq_gemv_download_format(const gq_gqs_gpu *m, gq_gqs_dev *d);
+/* v18 (gqs_mma.h, gqs_gemv_v18.cu): the tile stream's build (synchronous: never inside graph capture), its
+ * launcher (batch 2..16, G >= 16: the caller runs v7 otherwise) and free. */
+gq_status gq_gemv_v18_setup(gq_gqs_gpu *m);
+gq_status gq_gemv_launch_v18(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
+void gq_gemv_v18_free(gq_gqs_gpu *m);
 gq_status gq_gemv_launch_v13(int idx, gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t stream);
 
 #endif

@@ -160,6 +160,15 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
     gq_gemv_args a = gq_gemv_args_of(m, x_dev, B, y_dev, y_fp32);
     cudaStream_t st = static_cast<cudaStream_t>(stream);
     const int bt = gq_batch_tmpl(B);
+    if (kind == GQ_GEMV_MMA_V18 || kind == GQ_GEMV_DENSE_W4_MMA_V18) {
+        const bool dense = kind == GQ_GEMV_DENSE_W4_MMA_V18;
+        if (dense && !m->dense) return not_dense(m);
+        if (B > 1 && m->G >= 16) {
+            if (!m->tiles.meta) GQ_TRY(gq_gqs_gpu_prepare(m, kind, stream));
+            return gq_gemv_launch_v18(m, a, st);
+        }
+        kind = dense ? GQ_GEMV_DENSE_W4_V7 : GQ_GEMV_ROW_V7; /* v18 has no kernel for batch 1 or G8 */
+    }
     switch (kind) {
     case GQ_GEMV_ROW:
 #define CALL_FROW(G_, B_) gq_flat_launch<G_, B_, false, 0>(m, a, st)
@@ -265,6 +274,9 @@ extern "C" gq_status gq_gqs_gpu_gemv(gq_gqs_gpu *m, gq_gemv_kind kind, const voi
         if (!m->dense) return not_dense(m);
         a.pf = kind == GQ_GEMV_DENSE_W4_V5;
         return gq_w4_gemv_launch(m, a, m->G, dense_version(kind), st);
+    case GQ_GEMV_MMA_V18: /* launched or mapped to v7 above */
+    case GQ_GEMV_DENSE_W4_MMA_V18:
+        break;
     }
     return gq_errf(GQ_ERR_ARG, "gqs_gemv: unsupported kind %d / G %d", (int)kind, m->G);
 }
@@ -288,6 +300,7 @@ extern "C" void gq_gqs_gpu_free(gq_gqs_gpu *m) {
     for (int i = 0; i < 2; i++) cudaFree(m->stream[i]), cudaFree(m->srow[i]);
     gq_gemv_v13_free(m);
     gq_gemv_v16_free(m);
+    gq_gemv_v18_free(m);
     free(m);
 }
 
@@ -411,16 +424,18 @@ extern "C" gq_status gq_gqs_gpu_prepare(gq_gqs_gpu *m, gq_gemv_kind kind, void *
     const int v11 = gq_gemv_kind_stream(kind); /* m->stream[v11] */
     const int v13 = gq_v13_split_index(kind);   /* m->v13[v13] */
     const int v16 = gq_v16_index(kind);         /* m->v16[v16] */
+    const bool v18 = (kind == GQ_GEMV_MMA_V18 || kind == GQ_GEMV_DENSE_W4_MMA_V18) && m->G >= 16; /* m->tiles */
     const bool needed = (kind == GQ_GEMV_TASK_V10 && !m->pready) || (v11 >= 0 && !m->stream[v11]) ||
-                        (v13 >= 0 && !m->v13[v13].wstart) || (v16 >= 0 && !m->v16[v16].wstart);
+                        (v13 >= 0 && !m->v13[v13].wstart) || (v16 >= 0 && !m->v16[v16].wstart) || (v18 && !m->tiles.meta);
     if (!needed) return GQ_OK;
-    if (v11 == 1 && !m->dense) return not_dense(m);
+    if ((v11 == 1 || kind == GQ_GEMV_DENSE_W4_MMA_V18) && !m->dense) return not_dense(m);
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(stream), &cs));
     if (cs != cudaStreamCaptureStatusNone)
         return gq_errf(GQ_ERR_ARG, "gqs_gemv %s: the %s is built by synchronous copies, not inside graph capture "
                                    "(HINT: call gq_gqs_gpu_prepare before capturing)", gq_gemv_kind_name(kind),
-                       v13 >= 0 || v16 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : "round split");
+                       v13 >= 0 || v16 >= 0 ? "stream split" : v11 >= 0 ? "row stream" : v18 ? "tile stream" : "round split");
+    if (v18) return gq_gemv_v18_setup(m);
     if (v13 >= 0) return gq_gemv_v13_setup(m, v13);
     if (v16 >= 0) return gq_gemv_v16_setup(m, v16 == 1);
     return v11 >= 0 ? gq_gemv_v11_setup(m, v11 == 1) : gq_gemv_v10_setup(m, 0);

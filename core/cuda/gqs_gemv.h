@@ -51,7 +51,9 @@ extern "C" {
  * each warp's next rounds prefetched into L2 (batch 1), _V16 warp-specialised: per CTA one producer warp
  * streaming a range of whole rows (equal bytes per CTA) through a CTA-wide bulk-copy ring, 31 consumer warps
  * taking its rows one by one (gqs_ws.h; batch 1), _V17 v11 with R warps per row (R = 2 or 4 where the matrix
- * has too few rows to fill the GPU, gq_gqs_rows_split; batch 1; R = 1 and other batches: v11). v6 equals v1,
+ * has too few rows to fill the GPU, gq_gqs_rows_split; batch 1; R = 1 and other batches: v11), _V18 tensor cores
+ * (mma.sync) over tiles of 16 rows, each kept column group a dense 16 x 16 tile with pruned rows as zeros
+ * (gqs_mma.h; batch 2..16 and G >= 16; v7 at batch 1 and G8). v6 equals v1,
  * and v7, v8, v9, v11, v12, gqs_row_v13, gqs_row_v14, v15, v16 and v17 at R = 1 equal v3, bit for bit
  * (tests/test_cuda_gemv.c). */
 typedef enum {
@@ -92,15 +94,17 @@ typedef enum {
     GQ_GEMV_ROW_V16 = 34,   /* warp-specialised: per CTA one producer warp streams whole rows through a bulk-copy ring (gqs_ws.h) */
     GQ_GEMV_DENSE_W4_V16 = 35,
     GQ_GEMV_ROW_V17 = 36,   /* v11 with R warps per row where the matrix has too few rows to fill the GPU (gqs_stream.h R) */
-    GQ_GEMV_DENSE_W4_V17 = 37
+    GQ_GEMV_DENSE_W4_V17 = 37,
+    GQ_GEMV_MMA_V18 = 38,   /* tensor cores over 16-row tiles, batch 2..16, G >= 16 (gqs_mma.h); v7 at batch 1 and G8 */
+    GQ_GEMV_DENSE_W4_MMA_V18 = 39
 } gq_gemv_kind;
-#define GQ_GEMV_NKINDS 38
+#define GQ_GEMV_NKINDS 40
 static inline int gq_gemv_kind_is_dense(gq_gemv_kind k) {
     return k == GQ_GEMV_DENSE_W4 || k == GQ_GEMV_DENSE_W4_V1 || k == GQ_GEMV_DENSE_W4_V3 || k == GQ_GEMV_DENSE_W4_V5 ||
            k == GQ_GEMV_DENSE_W4_V6 || k == GQ_GEMV_DENSE_W4_V7 || k == GQ_GEMV_DENSE_W4_V8 ||
            k == GQ_GEMV_DENSE_W4_V9 || k == GQ_GEMV_DENSE_W4_V11 ||
            k == GQ_GEMV_DENSE_W4_V12 || k == GQ_GEMV_DENSE_W4_V13 || k == GQ_GEMV_DENSE_W4_V14 || k == GQ_GEMV_DENSE_W4_V15 ||
-           k == GQ_GEMV_DENSE_W4_V16 || k == GQ_GEMV_DENSE_W4_V17;
+           k == GQ_GEMV_DENSE_W4_V16 || k == GQ_GEMV_DENSE_W4_V17 || k == GQ_GEMV_DENSE_W4_MMA_V18;
 }
 /* The row stream a kind reads (gq_gqs_gpu's stream[]: 0 with columns, 1 dense), -1 for the kinds that read
  * the device format. */
@@ -119,6 +123,11 @@ static inline int gq_gemv_kind_max_batch(gq_gemv_kind k) {
     return (k == GQ_GEMV_TASK_V10 || k == GQ_GEMV_ROW_V12 || k == GQ_GEMV_DENSE_W4_V12 || k >= GQ_GEMV_TASK_V13) ? 1
            : (k == GQ_GEMV_ROW_V9 || k == GQ_GEMV_DENSE_W4_V9)                          ? 2
                                                                                          : 16;
+}
+/* The smallest batch a kind has its own kernel for (v18: 2; below it runs v7), so the benchmark does not time
+ * it there. */
+static inline int gq_gemv_kind_min_batch(gq_gemv_kind k) {
+    return k == GQ_GEMV_MMA_V18 || k == GQ_GEMV_DENSE_W4_MMA_V18 ? 2 : 1;
 }
 static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     switch (k) {
@@ -160,6 +169,8 @@ static inline const char *gq_gemv_kind_name(gq_gemv_kind k) {
     case GQ_GEMV_DENSE_W4_V16: return "w4_dense_v16";
     case GQ_GEMV_ROW_V17: return "gqs_row_v17";
     case GQ_GEMV_DENSE_W4_V17: return "w4_dense_v17";
+    case GQ_GEMV_MMA_V18: return "gqs_mma_v18";
+    case GQ_GEMV_DENSE_W4_MMA_V18: return "w4_dense_mma_v18";
     }
     return "?";
 }

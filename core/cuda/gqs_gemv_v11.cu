@@ -107,27 +107,40 @@ gq_status gq_gemv_launch_v12(bool dense, gq_gqs_gpu *m, gq_gemv_args a, cudaStre
     return gq_errf(GQ_ERR_ARG, "gqs_gemv v12: unsupported group size %d", m->G);
 }
 
+gq_status gq_gemv_download_format(const gq_gqs_gpu *m, gq_gqs_dev *d) {
+    memset(d, 0, sizeof *d);
+    if (!m->codes) return gq_errf(GQ_ERR_ARG, "gqs_gemv: the device format was freed (gq_gqs_gpu_keep_only)");
+    d->N = m->N, d->K = m->K, d->G = m->G, d->bits = 4, d->n_units = m->U, d->n_slots = m->S;
+    const size_t nu = (size_t)m->U, ns = (size_t)m->S;
+    d->row_unit = (int32_t *)malloc((size_t)(m->N + 1) * 4);
+    d->codes = (uint8_t *)malloc(nu * 16 + 16);
+    d->col = (uint16_t *)malloc(ns * 2 + 16);
+    d->sm = (uint32_t *)malloc(ns * 4 + 16);
+    if (!d->row_unit || !d->codes || !d->col || !d->sm) {
+        gq_gqs_dev_free(d);
+        return gq_errf(GQ_ERR_NOMEM, "gqs_gemv: out of host memory for the device format (%lld units)", (long long)m->U);
+    }
+    cudaError_t ce = cudaMemcpy(d->row_unit, m->row_unit, (size_t)(m->N + 1) * 4, cudaMemcpyDeviceToHost);
+    if (ce == cudaSuccess) ce = cudaMemcpy(d->codes, m->codes, nu * 16, cudaMemcpyDeviceToHost);
+    if (ce == cudaSuccess) ce = cudaMemcpy(d->col, m->col, ns * 2, cudaMemcpyDeviceToHost);
+    if (ce == cudaSuccess) ce = cudaMemcpy(d->sm, m->sm, ns * 4, cudaMemcpyDeviceToHost);
+    if (ce != cudaSuccess) {
+        cudaGetLastError();
+        gq_gqs_dev_free(d);
+        return gq_errf(GQ_ERR_NOMEM, "gqs_gemv: device format to the host: %s", cudaGetErrorString(ce));
+    }
+    return GQ_OK;
+}
+
 gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
     cudaFree(m->stream[dense]), cudaFree(m->srow[dense]);
     m->stream[dense] = NULL, m->srow[dense] = NULL, m->stream_bytes[dense] = 0;
-    /* the device format back on the host, as gq_gqs_stream_layout reads it */
-    gq_gqs_dev d;
-    memset(&d, 0, sizeof d);
-    d.N = m->N, d.K = m->K, d.G = m->G, d.bits = 4, d.n_units = m->U, d.n_slots = m->S;
-    const size_t nu = (size_t)m->U, ns = (size_t)m->S;
-    d.row_unit = (int32_t *)malloc((size_t)(m->N + 1) * 4);
-    d.codes = (uint8_t *)malloc(nu * 16 + 16);
-    d.col = (uint16_t *)malloc(ns * 2 + 16);
-    d.sm = (uint32_t *)malloc(ns * 4 + 16);
+    gq_gqs_dev d; /* the device format back on the host, as gq_gqs_stream_layout reads it */
+    GQ_TRY(gq_gemv_download_format(m, &d));
     int32_t *srow = (int32_t *)malloc((size_t)(m->N ? m->N : 1) * 8);
     uint8_t *host = NULL;
-    gq_status s = GQ_OK;
+    gq_status s = srow ? GQ_OK : gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: out of host memory");
     cudaError_t ce = cudaSuccess;
-    if (!d.row_unit || !d.codes || !d.col || !d.sm || !srow) s = gq_errf(GQ_ERR_NOMEM, "gqs v11 stream: out of host memory");
-    if (s == GQ_OK) ce = cudaMemcpy(d.row_unit, m->row_unit, (size_t)(m->N + 1) * 4, cudaMemcpyDeviceToHost);
-    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.codes, m->codes, nu * 16, cudaMemcpyDeviceToHost);
-    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.col, m->col, ns * 2, cudaMemcpyDeviceToHost);
-    if (s == GQ_OK && ce == cudaSuccess) ce = cudaMemcpy(d.sm, m->sm, ns * 4, cudaMemcpyDeviceToHost);
     int64_t bytes = 0;
     if (s == GQ_OK && ce == cudaSuccess) s = gq_gqs_stream_layout(&d, dense, srow, NULL, &bytes);
     if (s == GQ_OK && ce == cudaSuccess) {
@@ -154,7 +167,8 @@ gq_status gq_gemv_v11_setup(gq_gqs_gpu *m, bool dense) {
         m->v17_r[dense] = v17_rule(m, dense, srow);
     }
     else cudaFree(ds), cudaFree(dr);
-    free(d.row_unit), free(d.codes), free(d.col), free(d.sm), free(srow), free(host);
+    gq_gqs_dev_free(&d);
+    free(srow), free(host);
     return s;
 }
 

@@ -20,6 +20,8 @@
 #            Nsight Compute of v16's engine and of bulk_read)
 #   v17      the GEMV tests, the batch-1 kernel table of all four shapes with the v17 study (v17_r1/2/4), and
 #            decode with v11 (the defaults) beside v17 (GQS and dense W4)
+#   v18      the batch 2-16 kernel table of all four shapes (v18, tensor cores, beside v7/v11 and cuBLAS FP16):
+#            run after v17 (whose GEMV tests include test_v18_configs)
 #   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
@@ -154,6 +156,12 @@ v17)
     timeout 70 gqsa bench decode --shape llama2-7b --formats fp16,w4,gqs-s50 --lengths 128,1024 $f --csv "$O/decode_$v.csv" > "$O/decode_$v.log" 2>&1
     echo "decode $v rc=$? ($(( $(date +%s) - s0 )) s)"; grep -E "^engine|^fp16|^w4|^gqs" "$O/decode_$v.log" | grep -v "memory:"
   done ;;
+v18)
+  # the v18 call (PERF.md "v18"): batches 2, 4, 8, 16 of every shape, every kind that has a kernel there
+  s0=$(date +%s); timeout 300 gqsa bench kernel --batches 2,4,8,16 --csv "$O/kernel_b2_16.csv" > "$O/kernel_b2_16.log" 2>&1
+  echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
+  grep -E "^(gqs_mma_v18|w4_dense_mma_v18|gqs_row_v(7|11)|w4_dense_v(7|8|11)|cublas_fp16) " "$O/kernel_b2_16.log" | awk '{print $1, $2, $3, $4, $5, $7, $8, $11, $12}' | head -120
+  grep -E "info  batch|CHECK FAILED|correctness" "$O/kernel_b2_16.log" | head -12 ;;
 probe)
   # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
   # in `gqsa bench kernel --quick --only 8192` (the correctness pass), then the summary sections
