@@ -168,14 +168,14 @@ int64_t gq_gqs_stream_rounds(const int32_t *srow, int N);
 
 /* ---- v18 tile stream: the tensor-core small-batch layout of core/cuda/gqs_mma.h (core/gqs_tiles.c) -----
  * Tensor cores multiply a 16 x 16 weight tile by x only when the tile's 16 rows share its 16 columns; GQS
- * rows keep different groups. So rows are taken 16 at a time (tile T = rows 16 T .. 16 T + 15, the last
- * one partial) and each column group that any of them keeps becomes one entry, computed as a dense
- * 16-row tile (mma.sync m16n8k16, rows on M, the batch on N) in which the rows that pruned the group are
- * zeros — while only the kept rows' bytes are stored and read. An entry's kept rows are found from its
- * mask by popcount, so no byte of a pruned group is stored.
- *   meta  [E]   uint32  bits 0-15: mask (bit i: row 16 T + i keeps the group), bits 16-31: column group.
- *                       A tile's entries ascend by column group and are padded with empty entries (mask 0)
- *                       to a multiple of GQ_TILE_BLK.
+ * rows keep different groups. So rows are taken 32 at a time (tile T = rows 32 T .. 32 T + 31, the last one
+ * partial; two m16 halves that share each x fragment) and each column group that any of them keeps becomes
+ * one entry, computed as dense 16 x 16 tiles (mma.sync m16n8k16, rows on M, the batch on N) in which the rows
+ * that pruned the group are zeros — while only the kept rows' bytes are stored and read. An entry's kept rows
+ * are found from its mask by popcount, so no byte of a pruned group is stored.
+ *   meta  [E]   uint32  the mask: bit i = row 32 T + i keeps the group. A tile's entries ascend by column
+ *                       group and are padded with empty entries (mask 0) to a multiple of GQ_TILE_BLK.
+ *   col   [E]   uint16  the entry's column group (0 for padding)
  *   data        entry e at 4 doff(e) bytes, doff the running sum of the entries' sizes in 4-byte units
  *               (gq_tile_entry_bytes: kept rows x (G/2 + 4) bytes, rounded up to max(4, G/8)):
  *                 codes  kept row i (the i-th set bit of mask) at i G/2; in it, the G/8 bytes of thread
@@ -188,14 +188,15 @@ int64_t gq_gqs_stream_rounds(const int32_t *srow, int N);
  *                       between the warps of its CTA).
  * A dense matrix (the W4 baseline) is the same with every mask full. G = 8 is not laid out (an mma step
  * covers 16 columns, two G8 groups: GQ_ERR_UNSUPPORTED). */
-#define GQ_TILE_ROWS 16
+#define GQ_TILE_ROWS 32
 #define GQ_TILE_BLK 8
 typedef struct {
     int N, K, G, ntiles;
     int64_t nent, nblk, data_bytes; /* entries (padding included), blocks, data bytes */
     int64_t kept;                   /* kept (row, group) pairs: the GQS groups */
     int32_t *tblk;                  /* [ntiles + 1] */
-    uint32_t *meta;                 /* [nent] */
+    uint32_t *meta;                 /* [nent] row masks */
+    uint16_t *col;                  /* [nent] column groups */
     uint32_t *boff;                 /* [nblk] */
     uint8_t *data;                  /* [data_bytes] */
 } gq_gqs_tiles;

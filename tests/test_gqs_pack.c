@@ -661,24 +661,24 @@ static void tiles_case(int N, int K, int G, double sp, gq_density pat, int S, in
     assert_int_equal(gq_gqs_pack(&g, "tiles", &d), GQ_OK);
     gq_gqs_tiles t;
     assert_int_equal(gq_gqs_tiles_build(&d, &t), GQ_OK);
-    assert_int_equal(t.ntiles, (N + 15) / 16);
+    assert_int_equal(t.ntiles, (N + GQ_TILE_ROWS - 1) / GQ_TILE_ROWS);
     assert_int_equal(t.kept, (int64_t)g.nnz);
     int64_t words = 0, kept = 0;
     for (int tt = 0; tt < t.ntiles; tt++) {
         assert_true(t.tblk[tt + 1] >= t.tblk[tt]);
         int last = -1;
         for (int64_t e = (int64_t)t.tblk[tt] * GQ_TILE_BLK; e < (int64_t)t.tblk[tt + 1] * GQ_TILE_BLK; e++) {
-            const uint32_t mask = t.meta[e] & 0xFFFF;
+            const uint32_t mask = t.meta[e];
             if (e % GQ_TILE_BLK == 0) assert_int_equal(t.boff[e / GQ_TILE_BLK], words);
             if (!mask) { /* padding: only at the end of the tile's last block */
-                assert_int_equal(t.meta[e], 0);
+                assert_int_equal(t.col[e], 0);
                 assert_true(e >= (int64_t)(t.tblk[tt + 1] - 1) * GQ_TILE_BLK);
                 continue;
             }
-            assert_true((int)(t.meta[e] >> 16) > last); /* ascending columns, none twice */
-            last = (int)(t.meta[e] >> 16);
+            assert_true((int)t.col[e] > last); /* ascending columns, none twice */
+            last = (int)t.col[e];
             assert_true(last < K / G);
-            assert_true(mask >> (N - 16 * tt < 16 ? N - 16 * tt : 16) == 0); /* no row past N */
+            if (N - GQ_TILE_ROWS * tt < GQ_TILE_ROWS) assert_true(mask >> (N - GQ_TILE_ROWS * tt) == 0); /* no row past N */
             words += gq_tile_entry_bytes(G, __builtin_popcount(mask)) / 4;
             kept += __builtin_popcount(mask);
         }
@@ -715,10 +715,11 @@ static void test_tiles_layout(void **state) {
     const int Gs[] = {16, 32, 64, 128};
     for (int gi = 0; gi < 4; gi++) {
         const int G = Gs[gi];
-        tiles_case(37, 1024, G, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 10 + gi);  /* a partial last tile */
-        tiles_case(48, 2048, G, 0.3, GQ_DENSITY_LAYER, 4, 9, 20 + gi);   /* two octets, the second partial */
-        tiles_case(16, 1536, G, 0.0, GQ_DENSITY_ROW, 3, 16, 30 + gi);    /* dense: every mask full */
-        tiles_case(70, 512, G, 0.97, GQ_DENSITY_UNEVEN, 16, 5, 40 + gi); /* empty tiles, warps with no block */
+            tiles_case(37, 1024, G, 0.5, GQ_DENSITY_UNEVEN, 1, 1, 10 + gi);  /* a partial last tile (5 rows) */
+        tiles_case(96, 2048, G, 0.3, GQ_DENSITY_LAYER, 4, 9, 20 + gi);   /* two octets, the second partial */
+        tiles_case(32, 1536, G, 0.0, GQ_DENSITY_ROW, 3, 16, 30 + gi);    /* dense: every mask full */
+        tiles_case(20, 1536, G, 0.0, GQ_DENSITY_ROW, 2, 8, 35 + gi);     /* dense, one partial tile: half 1 empty */
+        tiles_case(150, 512, G, 0.97, GQ_DENSITY_UNEVEN, 16, 5, 40 + gi); /* empty tiles, warps with no block */
     }
     tiles_case(5, 4096, 16, 1.0, GQ_DENSITY_ROW, 2, 3, 50); /* nothing kept: y = 0 */
     tiles_case(33, 11008, 16, 0.5, GQ_DENSITY_LAYER, 8, 8, 51);
@@ -732,13 +733,13 @@ static void test_tiles_layout(void **state) {
     gq_gqs_dev_free(&d);
     gq_gqs_free(&g);
     memset(&t, 0, sizeof t);
-    t.ntiles = 512, t.nblk = 512 * 64;
-    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 16); /* 8192 rows at S50 G16: 512 tiles */
-    assert_int_equal(gq_gqs_tiles_warps(&t, 4096), 8);
-    t.nblk = 512 * 3;
-    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 2); /* no more warps than blocks */
-    t.ntiles = 1376, t.nblk = 1376 * 32;
-    assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 8);
+    t.ntiles = 256, t.nblk = 256 * 64;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 16); /* 8192 rows at S50 G16: 256 tiles of 64 blocks */
+    assert_int_equal(gq_gqs_tiles_warps(&t, 2048), 8);
+    t.nblk = 256 * 3;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 2); /* no more warps than blocks */
+    t.ntiles = 688, t.nblk = 688 * 32;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 8);
     t.ntiles = 0;
     assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 1);
 }

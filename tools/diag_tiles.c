@@ -1,5 +1,5 @@
 /* diag_tiles.c — the v18 tile stream (gqs_pack.h) of the benchmark's matrices, counted on the CPU: entries (the
- * tensor-core kernel's work: one 16 x 16 tile product per entry and 16-column step), blocks, warps per tile, and
+ * tensor-core kernel's work: two 16 x 16 tile products per entry and 16-column step, one per half of its 32 rows), blocks, warps per tile, and
  * bytes against the device format's. `make build/diag_tiles && build/diag_tiles` (PERF.md "v18"). */
 #include <stdio.h>
 
@@ -29,9 +29,9 @@ int main(void) {
                     }
                     const int64_t real = t.nent - (t.nblk * GQ_TILE_BLK - t.nent); /* padding counted below */
                     int64_t pad = 0;
-                    for (int64_t e = 0; e < t.nent; e++) pad += (t.meta[e] & 0xFFFF) == 0;
+                    for (int64_t e = 0; e < t.nent; e++) pad += t.meta[e] == 0;
                     (void)real;
-                    const double tb = (double)t.data_bytes + 4.0 * t.nent + 4.0 * t.nblk + 4.0 * (t.ntiles + 1);
+                    const double tb = (double)t.data_bytes + 6.0 * t.nent + 4.0 * t.nblk + 4.0 * (t.ntiles + 1);
                     printf("%6d %6d %4d %5.2f %-7s %9lld %7.1f%% %6.1f %3d %10.2f %10.2f %9.2f\n", N, K, G, sp,
                            gq_density_name((gq_density)p), (long long)(t.nent - pad), 100.0 * (t.nent - pad) / ((double)t.ntiles * (K / G)),
                            (double)t.nblk / t.ntiles, gq_gqs_tiles_warps(&t, 132 * 32), tb / 1e6, gq_gqs_dev_bytes(&d, 0) / 1e6,

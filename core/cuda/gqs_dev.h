@@ -101,6 +101,7 @@ struct gq_gqs_gpu {
     struct gq_v18_tiles {
         int32_t *tblk;
         uint32_t *meta, *boff;
+        uint16_t *col;
         uint8_t *data;
         int ntiles, S;
         int64_t bytes;     /* meta + boff + data + tblk */
@@ -137,6 +138,7 @@ struct gq_gemv_args {
     int ws_lane0_wait;        /* v16: lane 0 alone waits on a slot, the warp follows through __syncwarp (else every lane) */
     const int32_t *tblk;      /* v18: the tile stream (gqs_mma.h) */
     const uint32_t *tmeta, *tboff;
+    const uint16_t *tcol;
     const uint8_t *tdata;
 };
 

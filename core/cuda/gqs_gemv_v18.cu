@@ -13,7 +13,7 @@
 
 void gq_gemv_v18_free(gq_gqs_gpu *m) {
     gq_gqs_gpu::gq_v18_tiles &t = m->tiles;
-    cudaFree(t.tblk), cudaFree(t.meta), cudaFree(t.boff), cudaFree(t.data);
+    cudaFree(t.tblk), cudaFree(t.meta), cudaFree(t.col), cudaFree(t.boff), cudaFree(t.data);
     memset(&t, 0, sizeof t);
 }
 
@@ -30,22 +30,24 @@ gq_status gq_gemv_v18_setup(gq_gqs_gpu *m) {
     const size_t nt = (size_t)t.ntiles + 1, ne = (size_t)(t.nent ? t.nent : 1), nb = (size_t)(t.nblk ? t.nblk : 1);
     cudaError_t ce = cudaMalloc(&dt.tblk, nt * 4);
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.meta, ne * 4);
+    if (ce == cudaSuccess) ce = cudaMalloc(&dt.col, ne * 2);
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.boff, nb * 4);
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.data, (size_t)t.data_bytes + 16); /* 16: a G128 lane's last load */
     if (ce == cudaSuccess) ce = cudaMemcpy(dt.tblk, t.tblk, nt * 4, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess && t.nent) ce = cudaMemcpy(dt.meta, t.meta, (size_t)t.nent * 4, cudaMemcpyHostToDevice);
+    if (ce == cudaSuccess && t.nent) ce = cudaMemcpy(dt.col, t.col, (size_t)t.nent * 2, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess && t.nblk) ce = cudaMemcpy(dt.boff, t.boff, (size_t)t.nblk * 4, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess && t.data_bytes) ce = cudaMemcpy(dt.data, t.data, (size_t)t.data_bytes, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess) ce = cudaDeviceSynchronize(); /* pageable copies: landed before any stream launches */
     if (ce != cudaSuccess) {
         cudaGetLastError();
         s = gq_errf(GQ_ERR_NOMEM, "gqs v18 tiles: %s", cudaGetErrorString(ce));
-        cudaFree(dt.tblk), cudaFree(dt.meta), cudaFree(dt.boff), cudaFree(dt.data);
+        cudaFree(dt.tblk), cudaFree(dt.meta), cudaFree(dt.col), cudaFree(dt.boff), cudaFree(dt.data);
     } else {
         dt.ntiles = t.ntiles;
         /* 32 resident warps per SM as the target (the kernel's registers allow more; a CTA is one tile) */
         dt.S = gq_gqs_tiles_warps(&t, (int64_t)m->sm_count * 32);
-        dt.bytes = (int64_t)nt * 4 + t.nent * 4 + t.nblk * 4 + t.data_bytes;
+        dt.bytes = (int64_t)nt * 4 + t.nent * 6 + t.nblk * 4 + t.data_bytes;
         m->tiles = dt;
     }
     gq_gqs_tiles_free(&t);
@@ -61,7 +63,7 @@ template <int G, int NO> static gq_status launch18(const gq_gqs_gpu *m, const gq
 gq_status gq_gemv_launch_v18(gq_gqs_gpu *m, gq_gemv_args a, cudaStream_t st) {
     if (!m->tiles.meta) return gq_errf(GQ_ERR_INTERNAL, "gqs_gemv v18: the tile stream was not built");
     if (m->tiles.ntiles == 0) return GQ_OK; /* N = 0 */
-    a.tblk = m->tiles.tblk, a.tmeta = m->tiles.meta, a.tboff = m->tiles.boff, a.tdata = m->tiles.data;
+    a.tblk = m->tiles.tblk, a.tmeta = m->tiles.meta, a.tcol = m->tiles.col, a.tboff = m->tiles.boff, a.tdata = m->tiles.data;
     const bool two = a.nb > 8;
 #define V18_G(G_, X_) return two ? launch18<G_, 2>(m, a, st) : launch18<G_, 1>(m, a, st);
     switch (m->G) {

@@ -7,15 +7,17 @@
  * (33.9 us), for 29.5 MB of weights that a copy moves in ~8 us. A tensor core multiplies a 16 x 16 weight
  * tile by a 16 x 8 block of x in one instruction, with x read once per tile instead of once per row.
  *
- * One CTA per tile of 16 rows, S warps (blockDim.x / 32, gq_gqs_tiles_warps) splitting the tile's blocks of
- * entries in contiguous shares. Per entry (a column group kept by at least one of the 16 rows) and 16-column
- * step, lane (g = lane / 4, q = lane % 4) builds the A fragment of mma.m16n8k16 (rows g and g + 8, columns
- * 2q, 2q + 1, 2q + 8, 2q + 9): the two rows' 16-bit code chunks (found from the mask by popcount; a pruned
- * row's chunk and scale|min are 0, so its weights are 0) are interleaved by one byte_perm so that v7's two
- * LOP3 masks give each register's two codes as fp16 1024 + q / 1024 + 16 q, dequantized as fma(q, scale,
- * min) in fp16 (v3's weights, bit for bit); B is x [8 o + g][column + 2q ..] for batch octet o; C stays in
- * fp32 registers. The S partial tiles meet in shared memory, warp 0 adds them in warp order
- * (deterministic) and stores. Not v3's bits: products are exact and summed in fp32 by the tensor core.
+ * One CTA per tile of 32 rows (two m16 halves sharing each x fragment), S warps (blockDim.x / 32,
+ * gq_gqs_tiles_warps) splitting the tile's blocks of entries in contiguous shares. Per entry (a column group kept
+ * by at least one of the 32 rows) and 16-column step, lane (g = lane / 4, q = lane % 4) builds for each half h
+ * the A fragment of mma.m16n8k16 (rows 16 h + g and 16 h + g + 8, columns 2q, 2q + 1, 2q + 8, 2q + 9): the two
+ * rows' 16-bit code chunks (found from the mask by popcount; a pruned row's chunk and scale|min are 0, so its
+ * weights are 0) are interleaved by one byte_perm so that v7's two LOP3 masks give each register's two codes
+ * as fp16 1024 + q / 1024 + 16 q, dequantized as fma(q, scale, min) in fp16 (v3's weights, bit for bit); B is
+ * x [8 o + g][column + 2q ..] for batch octet o, loaded once for both halves; C stays in fp32 registers. The S
+ * partial tiles meet in shared memory, warp 0 adds them in warp order (deterministic) and stores. Not v3's
+ * bits: products are exact and summed in fp32 by the tensor core. SASS (PERF.md "v18"): 130 instructions per
+ * 32-row entry at G16 and batch 16 (86 per 16-row entry when a tile was 16 rows).
  * Must not: read x before gq_pdl_wait() (the meta words and block offsets may be read before it), read x
  * with ld.global.nc (x is what the previous kernel writes), or let a lane skip an mma (mma.sync is warp-wide:
  * every branch around one is warp-uniform).
@@ -26,7 +28,9 @@
 #include "gqs_dev.h"
 
 #define GQ_MMA_MAX_WARPS 16 /* S <= 16: a CTA of at most 512 threads */
-#define GQ_MMA_UNROLL 8     /* entries in flight per warp (divides GQ_TILE_BLK): 4 took more instructions per entry (SASS) */
+/* Entries in flight per warp (divides GQ_TILE_BLK): 8 at G16 (4 took more instructions per entry; SASS), fewer
+ * for larger groups, whose entries hold G/16 steps each (at 8 the G32-G128 kernels spilled 144-356 bytes). */
+template <int G> struct gq_mma_unroll { static constexpr int value = G == 16 ? 8 : 1; };
 
 /* A coherent 4-byte load (ld.global, not .nc): ordered after griddepcontrol.wait. */
 __device__ __forceinline__ uint32_t gq_ld_coherent_u32(const void *p) {
@@ -85,68 +89,86 @@ __device__ __forceinline__ void gq_mma_dequant(uint32_t cg, uint32_t cg8, uint32
     for (int i = 0; i < 4; i++) memcpy(&a[i], &h[i], 4);
 }
 
-/* NO: batch octets (1: B <= 8, 2: B <= 16). */
+/* NO: batch octets (1: B <= 8, 2: B <= 16). A tile is GQ_TILE_ROWS = 32 rows: two halves of 16 (H), each an
+ * m16 A fragment, sharing the entry's shuffles and x fragments. */
 template <int G, int NO>
 __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(const gq_gemv_args a) {
-    __shared__ float part[GQ_MMA_MAX_WARPS - 1][NO * 4][32]; /* warps 1..S-1's C fragments */
+    constexpr int H = GQ_TILE_ROWS / 16;
+    __shared__ float part[GQ_MMA_MAX_WARPS - 1][H * NO * 4][32]; /* warps 1..S-1's C fragments */
     const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, S = blockDim.x >> 5;
     const int g = lane >> 2, q = lane & 3;
     const int T = blockIdx.x, b0 = a.tblk[T], nb = a.tblk[T + 1] - b0;
     const int eb = b0 + wp * nb / S, ee = b0 + (wp + 1) * nb / S; /* this warp's blocks */
     int e = eb * GQ_TILE_BLK;
     const int eend = ee * GQ_TILE_BLK;
-    uint32_t off = eb < ee ? a.tboff[eb] : 0;                  /* the data offset of entry e, 4-byte units */
-    uint32_t me = e + lane < eend ? a.tmeta[e + lane] : 0u;   /* weights only before the wait */
+    uint32_t off = eb < ee ? a.tboff[eb] : 0;                 /* the data offset of entry e, 4-byte units */
+    uint32_t me = e + lane < eend ? a.tmeta[e + lane] : 0u;  /* weights only before the wait */
+    uint32_t mc = e + lane < eend ? a.tcol[e + lane] : 0u;
     gq_pdl_wait();
     gq_pdl_trigger();
-    float c[NO][4];
+    float c[H][NO][4];
 #pragma unroll
-    for (int o = 0; o < NO; o++) c[o][0] = c[o][1] = c[o][2] = c[o][3] = 0.f;
+    for (int h = 0; h < H; h++)
+#pragma unroll
+        for (int o = 0; o < NO; o++) c[h][o][0] = c[h][o][1] = c[h][o][2] = c[h][o][3] = 0.f;
     /* x rows of this lane's B fragments: batch 8 o + g, 0 past the batch */
     const __half *xr[NO];
     bool hx[NO];
 #pragma unroll
     for (int o = 0; o < NO; o++) hx[o] = 8 * o + g < a.nb, xr[o] = a.x + (size_t)(hx[o] ? 8 * o + g : 0) * a.K + 2 * q;
-    const uint32_t below_g = (1u << g) - 1, below_g8 = (1u << (g + 8)) - 1;
     for (; e < eend; e += 32) {
-        const uint32_t mine = me;
+        const uint32_t mine = me, mcol = mc;
         me = e + 32 + lane < eend ? a.tmeta[e + 32 + lane] : 0u; /* the next 32 entries' words, in flight */
+        mc = e + 32 + lane < eend ? a.tcol[e + 32 + lane] : 0u;
         /* entry offsets: an exclusive scan of the 32 entries' sizes */
-        const uint32_t sz = gq_mma_entry_words<G>(__popc(mine & 0xFFFFu));
+        const uint32_t sz = gq_mma_entry_words<G>(__popc(mine));
         uint32_t incl = sz;
 #pragma unroll
         for (int d = 1; d < 32; d <<= 1) {
             const uint32_t v = __shfl_up_sync(0xFFFFFFFFu, incl, d);
             if (lane >= d) incl += v;
         }
-        const uint32_t myoff = off + incl - sz;
+        const uint32_t myoff = off + incl - sz, mykept = (uint32_t)__popc(mine);
         off += __shfl_sync(0xFFFFFFFFu, incl, 31);
         /* n is a whole number of blocks (8 entries): the loop runs in eights with no remainder, and an entry
          * with no row (padding, or past n: mine = 0 there) runs with every load off and A = 0 instead of a
          * branch, so the eight entries' loads can all be in flight before the first mma */
         const int n = eend - e < 32 ? eend - e : 32;
-        for (int i0 = 0; i0 < n; i0 += GQ_MMA_UNROLL) {
+        for (int i0 = 0; i0 < n; i0 += gq_mma_unroll<G>::value) {
 #pragma unroll
-            for (int u = 0; u < GQ_MMA_UNROLL; u++) {
-                const uint32_t mi = __shfl_sync(0xFFFFFFFFu, mine, i0 + u), oi = __shfl_sync(0xFFFFFFFFu, myoff, i0 + u);
-                const uint32_t mask = mi & 0xFFFFu;
+            for (int u = 0; u < gq_mma_unroll<G>::value; u++) {
+                const uint32_t mask = __shfl_sync(0xFFFFFFFFu, mine, i0 + u), oi = __shfl_sync(0xFFFFFFFFu, myoff, i0 + u);
+                const int kept = (int)__shfl_sync(0xFFFFFFFFu, mykept, i0 + u);
+                const int col = (int)__shfl_sync(0xFFFFFFFFu, mcol, i0 + u) * G;
                 const uint8_t *ent = a.tdata + 4 * (size_t)oi;
-                const int kept = __popc(mask), ig = __popc(mask & below_g), ig8 = __popc(mask & below_g8);
-                const bool pg = (mask >> g) & 1u, pg8 = (mask >> (g + 8)) & 1u;
-                const gq_mma_codes<G> cg = gq_mma_load_codes<G>(ent + ig * (G / 2) + q * (G / 8), pg);
-                const gq_mma_codes<G> cg8 = gq_mma_load_codes<G>(ent + ig8 * (G / 2) + q * (G / 8), pg8);
-                const uint32_t sg = pg ? gq_ld_stream_u32(ent + kept * (G / 2) + 4 * ig) : 0u;
-                const uint32_t sg8 = pg8 ? gq_ld_stream_u32(ent + kept * (G / 2) + 4 * ig8) : 0u;
-                const int col = (int)(mi >> 16) * G;
+                const uint8_t *sms = ent + kept * (G / 2);
+                gq_mma_codes<G> cw[H][2];
+                uint32_t sw[H][2];
+#pragma unroll
+                for (int h = 0; h < H; h++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) { /* rows 16 h + g + 8 j */
+                        const int row = 16 * h + g + 8 * j;
+                        const bool p = (mask >> row) & 1u;
+                        const int idx = __popc(mask & ((1u << row) - 1u));
+                        cw[h][j] = gq_mma_load_codes<G>(ent + idx * (G / 2) + q * (G / 8), p);
+                        sw[h][j] = p ? gq_ld_stream_u32(sms + 4 * idx) : 0u;
+                    }
 #pragma unroll
                 for (int s = 0; s < G / 16; s++) {
-                    uint32_t af[4];
-                    gq_mma_dequant((cg.w[s >> 1] >> (16 * (s & 1))) & 0xFFFFu, (cg8.w[s >> 1] >> (16 * (s & 1))) & 0xFFFFu, sg, sg8, af);
+                    uint32_t xf[NO][2];
 #pragma unroll
                     for (int o = 0; o < NO; o++) {
-                        const uint32_t x0 = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s) : 0u;
-                        const uint32_t x1 = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s + 8) : 0u;
-                        gq_mma16816(c[o], af, x0, x1);
+                        xf[o][0] = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s) : 0u;
+                        xf[o][1] = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s + 8) : 0u;
+                    }
+#pragma unroll
+                    for (int h = 0; h < H; h++) {
+                        uint32_t af[4];
+                        gq_mma_dequant((cw[h][0].w[s >> 1] >> (16 * (s & 1))) & 0xFFFFu,
+                                       (cw[h][1].w[s >> 1] >> (16 * (s & 1))) & 0xFFFFu, sw[h][0], sw[h][1], af);
+#pragma unroll
+                        for (int o = 0; o < NO; o++) gq_mma16816(c[h][o], af, xf[o][0], xf[o][1]);
                     }
                 }
             }
@@ -155,28 +177,34 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
     if (S > 1) { /* every warp reaches the barrier, with or without blocks */
         if (wp > 0)
 #pragma unroll
-            for (int o = 0; o < NO; o++)
+            for (int h = 0; h < H; h++)
 #pragma unroll
-                for (int r = 0; r < 4; r++) part[wp - 1][4 * o + r][lane] = c[o][r];
+                for (int o = 0; o < NO; o++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++) part[wp - 1][(h * NO + o) * 4 + r][lane] = c[h][o][r];
         __syncthreads();
         if (wp > 0) return;
         for (int w = 1; w < S; w++)
 #pragma unroll
-            for (int o = 0; o < NO; o++)
+            for (int h = 0; h < H; h++)
 #pragma unroll
-                for (int r = 0; r < 4; r++) c[o][r] += part[w - 1][4 * o + r][lane];
+                for (int o = 0; o < NO; o++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++) c[h][o][r] += part[w - 1][(h * NO + o) * 4 + r][lane];
     }
-    /* c[o][r]: row 16 T + g + 8 (r >> 1), batch 8 o + 2 q + (r & 1) */
+    /* c[h][o][r]: row 32 T + 16 h + g + 8 (r >> 1), batch 8 o + 2 q + (r & 1) */
 #pragma unroll
-    for (int o = 0; o < NO; o++)
+    for (int h = 0; h < H; h++)
 #pragma unroll
-        for (int r = 0; r < 4; r++) {
-            const int row = GQ_TILE_ROWS * T + g + 8 * (r >> 1), b = 8 * o + 2 * q + (r & 1);
-            if (row < a.N && b < a.nb) {
-                if (a.y_fp32) static_cast<float *>(a.y)[(size_t)b * a.N + row] = c[o][r];
-                else static_cast<__half *>(a.y)[(size_t)b * a.N + row] = __float2half_rn(c[o][r]);
+        for (int o = 0; o < NO; o++)
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const int row = GQ_TILE_ROWS * T + 16 * h + g + 8 * (r >> 1), b = 8 * o + 2 * q + (r & 1);
+                if (row < a.N && b < a.nb) {
+                    if (a.y_fp32) static_cast<float *>(a.y)[(size_t)b * a.N + row] = c[h][o][r];
+                    else static_cast<__half *>(a.y)[(size_t)b * a.N + row] = __float2half_rn(c[h][o][r]);
+                }
             }
-        }
 }
 
 #endif
