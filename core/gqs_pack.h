@@ -206,7 +206,7 @@ static inline int64_t gq_tile_entry_bytes(int G, int kept) {
     return (b + a - 1) / a * a;
 }
 /* Lay d out as a tile stream (arrays owned by *t, free with gq_gqs_tiles_free). GQ_ERR_UNSUPPORTED for
- * G < 16, GQ_ERR_ARG when a count overflows the format's fields (16 GB of data, 65536 column groups). */
+ * G < 16, GQ_ERR_ARG when a count overflows the format's fields (4 GB of data, 65536 column groups). */
 gq_status gq_gqs_tiles_build(const gq_gqs_dev *d, gq_gqs_tiles *t);
 void gq_gqs_tiles_free(gq_gqs_tiles *t);
 /* y [B, N] (float64) = W_hat x [B, K] read from the tile stream as the kernel reads it: for every entry

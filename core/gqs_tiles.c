@@ -77,10 +77,10 @@ gq_status gq_gqs_tiles_build(const gq_gqs_dev *d, gq_gqs_tiles *t) {
             }
             for (; (e - e0) % GQ_TILE_BLK; e++) /* padding entries (no bytes) end the tile's last block */
                 if (pass) t->meta[e] = 0, t->col[e] = 0;
-            if (w > UINT32_MAX) {
+            if (4 * w > (int64_t)UINT32_MAX - 128) { /* the kernel adds 32-bit byte offsets */
                 free(slot);
                 gq_gqs_tiles_free(t);
-                return gq_errf(GQ_ERR_ARG, "gqs tiles: data past 16 GB at tile %d (offsets are uint32 4-byte units)", tt);
+                return gq_errf(GQ_ERR_ARG, "gqs tiles: data past 4 GB at tile %d (the kernel's byte offsets are 32-bit)", tt);
             }
         }
         if (!pass) {

@@ -32,7 +32,9 @@ gq_status gq_gemv_v18_setup(gq_gqs_gpu *m) {
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.meta, ne * 4);
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.col, ne * 2);
     if (ce == cudaSuccess) ce = cudaMalloc(&dt.boff, nb * 4);
-    if (ce == cudaSuccess) ce = cudaMalloc(&dt.data, (size_t)t.data_bytes + 16); /* 16: a G128 lane's last load */
+    /* + 128: a pruned row's code load (unpredicated, gqs_mma.h) may read up to G/2 bytes past the last entry */
+    if (ce == cudaSuccess) ce = cudaMalloc(&dt.data, (size_t)t.data_bytes + 128);
+    if (ce == cudaSuccess) ce = cudaMemset(dt.data, 0, (size_t)t.data_bytes + 128);
     if (ce == cudaSuccess) ce = cudaMemcpy(dt.tblk, t.tblk, nt * 4, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess && t.nent) ce = cudaMemcpy(dt.meta, t.meta, (size_t)t.nent * 4, cudaMemcpyHostToDevice);
     if (ce == cudaSuccess && t.nent) ce = cudaMemcpy(dt.col, t.col, (size_t)t.nent * 2, cudaMemcpyHostToDevice);

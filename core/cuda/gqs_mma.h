@@ -16,8 +16,9 @@
  * as fp16 1024 + q / 1024 + 16 q, dequantized as fma(q, scale, min) in fp16 (v3's weights, bit for bit); B is
  * x [8 o + g][column + 2q ..] for batch octet o, loaded once for both halves; C stays in fp32 registers. The S
  * partial tiles meet in shared memory, warp 0 adds them in warp order (deterministic) and stores. Not v3's
- * bits: products are exact and summed in fp32 by the tensor core. SASS (PERF.md "v18"): 130 instructions per
- * 32-row entry at G16 and batch 16 (86 per 16-row entry when a tile was 16 rows).
+ * bits: products are exact and summed in fp32 by the tensor core. SASS (PERF.md "v18"): 99 instructions per
+ * 32-row entry at G16 and batch 16 (86 per 16-row entry when a tile was 16 rows; 130 with 64-bit pointers and
+ * predicated code and x loads).
  * Must not: read x before gq_pdl_wait() (the meta words and block offsets may be read before it), read x
  * with ld.global.nc (x is what the previous kernel writes), or let a lane skip an mma (mma.sync is warp-wide:
  * every branch around one is warp-uniform).
@@ -52,22 +53,20 @@ __device__ __forceinline__ void gq_mma16816(float (&c)[4], const uint32_t (&a)[4
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-/* The lane's G/8 code bytes of one kept row (present) as G/16 16-bit chunks, chunk s in word s / 2. */
+/* The lane's G/8 code bytes of one row as G/16 16-bit chunks, chunk s in word s / 2. Loaded whether or not the
+ * row keeps the group: a pruned row's scale|min word is 0, so fma(q, 0, 0) = 0 whatever its codes (the address
+ * stays inside the entry or the data's tail padding). */
 template <int G> struct gq_mma_codes { uint32_t w[G >= 32 ? G / 32 : 1]; };
-template <int G> __device__ __forceinline__ gq_mma_codes<G> gq_mma_load_codes(const uint8_t *p, bool present) {
+template <int G> __device__ __forceinline__ gq_mma_codes<G> gq_mma_load_codes(const uint8_t *p) {
     gq_mma_codes<G> c;
-#pragma unroll
-    for (int i = 0; i < (G >= 32 ? G / 32 : 1); i++) c.w[i] = 0;
-    if (present) {
-        if constexpr (G == 16) c.w[0] = gq_ld_stream_u16(p);
-        else if constexpr (G == 32) c.w[0] = gq_ld_stream_u32(p);
-        else if constexpr (G == 64) {
-            const uint2 v = gq_ld_stream_v2(p);
-            c.w[0] = v.x, c.w[1] = v.y;
-        } else {
-            const uint4 v = gq_ld_stream_v4(p);
-            c.w[0] = v.x, c.w[1] = v.y, c.w[2] = v.z, c.w[3] = v.w;
-        }
+    if constexpr (G == 16) c.w[0] = gq_ld_stream_u16(p);
+    else if constexpr (G == 32) c.w[0] = gq_ld_stream_u32(p);
+    else if constexpr (G == 64) {
+        const uint2 v = gq_ld_stream_v2(p);
+        c.w[0] = v.x, c.w[1] = v.y;
+    } else {
+        const uint4 v = gq_ld_stream_v4(p);
+        c.w[0] = v.x, c.w[1] = v.y, c.w[2] = v.z, c.w[3] = v.w;
     }
     return c;
 }
@@ -112,10 +111,12 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
 #pragma unroll
         for (int o = 0; o < NO; o++) c[h][o][0] = c[h][o][1] = c[h][o][2] = c[h][o][3] = 0.f;
     /* x rows of this lane's B fragments: batch 8 o + g, 0 past the batch */
-    const __half *xr[NO];
-    bool hx[NO];
+    /* 32-bit offsets (in halfs) from a.x: one 64-bit add per load instead of rebuilding 64-bit pointers. A lane
+     * past the batch reads the last row instead (no predicate, no zeroing): it feeds only C columns past the
+     * batch, which are never stored. */
+    uint32_t xo[NO];
 #pragma unroll
-    for (int o = 0; o < NO; o++) hx[o] = 8 * o + g < a.nb, xr[o] = a.x + (size_t)(hx[o] ? 8 * o + g : 0) * a.K + 2 * q;
+    for (int o = 0; o < NO; o++) xo[o] = (uint32_t)((8 * o + g < a.nb ? 8 * o + g : a.nb - 1) * a.K + 2 * q);
     for (; e < eend; e += 32) {
         const uint32_t mine = me, mcol = mc;
         me = e + 32 + lane < eend ? a.tmeta[e + 32 + lane] : 0u; /* the next 32 entries' words, in flight */
@@ -140,8 +141,7 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
                 const uint32_t mask = __shfl_sync(0xFFFFFFFFu, mine, i0 + u), oi = __shfl_sync(0xFFFFFFFFu, myoff, i0 + u);
                 const int kept = (int)__shfl_sync(0xFFFFFFFFu, mykept, i0 + u);
                 const int col = (int)__shfl_sync(0xFFFFFFFFu, mcol, i0 + u) * G;
-                const uint8_t *ent = a.tdata + 4 * (size_t)oi;
-                const uint8_t *sms = ent + kept * (G / 2);
+                const uint32_t eo = 4u * oi, so = eo + (uint32_t)kept * (G / 2); /* byte offsets: data < 4 GB */
                 gq_mma_codes<G> cw[H][2];
                 uint32_t sw[H][2];
 #pragma unroll
@@ -149,18 +149,18 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
 #pragma unroll
                     for (int j = 0; j < 2; j++) { /* rows 16 h + g + 8 j */
                         const int row = 16 * h + g + 8 * j;
-                        const bool p = (mask >> row) & 1u;
-                        const int idx = __popc(mask & ((1u << row) - 1u));
-                        cw[h][j] = gq_mma_load_codes<G>(ent + idx * (G / 2) + q * (G / 8), p);
-                        sw[h][j] = p ? gq_ld_stream_u32(sms + 4 * idx) : 0u;
+                        const uint32_t idx = (uint32_t)__popc(mask & ((1u << row) - 1u));
+                        cw[h][j] = gq_mma_load_codes<G>(a.tdata + (eo + idx * (G / 2) + q * (G / 8)));
+                        sw[h][j] = (mask >> row) & 1u ? gq_ld_stream_u32(a.tdata + (so + 4 * idx)) : 0u;
                     }
 #pragma unroll
                 for (int s = 0; s < G / 16; s++) {
                     uint32_t xf[NO][2];
 #pragma unroll
                     for (int o = 0; o < NO; o++) {
-                        xf[o][0] = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s) : 0u;
-                        xf[o][1] = hx[o] ? gq_ld_coherent_u32(xr[o] + col + 16 * s + 8) : 0u;
+                        const __half *xp = a.x + (xo[o] + (uint32_t)col + 16 * s);
+                        xf[o][0] = gq_ld_coherent_u32(xp);
+                        xf[o][1] = gq_ld_coherent_u32(xp + 8);
                     }
 #pragma unroll
                     for (int h = 0; h < H; h++) {

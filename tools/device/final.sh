@@ -143,7 +143,7 @@ v16)
 v17)
   # the v17 call (PERF.md "v17"): the GEMV tests, the batch-1 table of every shape (full: S30-S70, G8-G64) with the
   # v17 study, then the decode table with the defaults (v11 / w4 v8) and with v17 for both formats
-  s0=$(date +%s); timeout 170 /tmp/gq/wrap/test_cuda_gemv > "$O/test_cuda_gemv.log" 2>&1; echo "test_cuda_gemv rc=$? ($(( $(date +%s) - s0 )) s)"
+  s0=$(date +%s); timeout 300 /tmp/gq/wrap/test_cuda_gemv > "$O/test_cuda_gemv.log" 2>&1; echo "test_cuda_gemv rc=$? ($(( $(date +%s) - s0 )) s)"
   grep -E "PASSED|FAILED|configurations|FAIL " "$O/test_cuda_gemv.log" | tail -7
   s0=$(date +%s); timeout 240 gqsa bench kernel --batches 1 --csv "$O/kernel.csv" > "$O/kernel.log" 2>&1
   echo "kernel rc=$? ($(( $(date +%s) - s0 )) s)"
