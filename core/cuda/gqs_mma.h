@@ -110,10 +110,9 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
     for (int h = 0; h < H; h++)
 #pragma unroll
         for (int o = 0; o < NO; o++) c[h][o][0] = c[h][o][1] = c[h][o][2] = c[h][o][3] = 0.f;
-    /* x rows of this lane's B fragments: batch 8 o + g, 0 past the batch */
-    /* 32-bit offsets (in halfs) from a.x: one 64-bit add per load instead of rebuilding 64-bit pointers. A lane
-     * past the batch reads the last row instead (no predicate, no zeroing): it feeds only C columns past the
-     * batch, which are never stored. */
+    /* the x rows of this lane's B fragments (batch 8 o + g) as 32-bit offsets in halfs from a.x: one 64-bit add
+     * per load instead of rebuilding 64-bit pointers. A lane past the batch reads the last row instead (no
+     * predicate, no zeroing): it feeds only C columns past the batch, which are never stored. */
     uint32_t xo[NO];
 #pragma unroll
     for (int o = 0; o < NO; o++) xo[o] = (uint32_t)((8 * o + g < a.nb ? 8 * o + g : a.nb - 1) * a.K + 2 * q);
@@ -132,8 +131,8 @@ __global__ void __launch_bounds__(32 * GQ_MMA_MAX_WARPS, 2) gq_gemv_mma_kernel(c
         const uint32_t myoff = off + incl - sz, mykept = (uint32_t)__popc(mine);
         off += __shfl_sync(0xFFFFFFFFu, incl, 31);
         /* n is a whole number of blocks (8 entries): the loop runs in eights with no remainder, and an entry
-         * with no row (padding, or past n: mine = 0 there) runs with every load off and A = 0 instead of a
-         * branch, so the eight entries' loads can all be in flight before the first mma */
+         * with no row (padding) runs with its scale|min loads off, so A = 0, instead of a branch: the eight
+         * entries' loads can all be in flight before the first mma */
         const int n = eend - e < 32 ? eend - e : 32;
         for (int i0 = 0; i0 < n; i0 += gq_mma_unroll<G>::value) {
 #pragma unroll
