@@ -22,7 +22,7 @@
 #            decode with v11 (the defaults) beside v17 (GQS and dense W4)
 #   v18      the batch 2-16 kernel table of all four shapes (v18, tensor cores, beside v7/v11 and cuBLAS FP16):
 #            run after v17 (whose GEMV tests include test_v18_configs)
-#   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch 1
+#   probe K.. Nsight Compute (--set full) of the named (mangled) kernels at 8192^2, batch GQ_PROBE_BATCH (1)
 #   table8q  configs/smollm2_table8_quick.yaml (W4S50, W4S60, W2 at 32 windows, calibrate on the GPU),
 #            reports, then SmolLM2 real decoding
 set -u
@@ -163,14 +163,16 @@ v18)
   grep -E "^(gqs_mma_v18|w4_dense_mma_v18|gqs_row_v(7|11)|w4_dense_v(7|8|11)|cublas_fp16) " "$O/kernel_b2_16.log" | awk '{print $1, $2, $3, $4, $5, $7, $8, $11, $12}' | head -120
   grep -E "info  batch|CHECK FAILED|correctness" "$O/kernel_b2_16.log" | head -12 ;;
 probe)
-  # Nsight Compute on the batch-1 8192^2 kernels named after the phase (mangled), each at its first launch
-  # in `gqsa bench kernel --quick --only 8192` (the correctness pass), then the summary sections
+  # Nsight Compute on the 8192^2 kernels named after the phase (mangled), each at its first launch in `gqsa bench
+  # kernel --quick --only 8192` (the correctness pass), then the summary sections; batch GQ_PROBE_BATCH (1;
+  # v18: GQ_PROBE_BATCH=16 ... probe _Z18gq_gemv_mma_kernelILi16ELi2EEv12gq_gemv_args, first launched on the
+  # dense W4 G16 matrix: the same kernel with every mask full)
   shift
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
   for k in "$@"; do
     s0=$(date +%s); kf=${k//[^A-Za-z0-9_]/_} # a file name without ncu's "regex:" colon
     timeout 120 "$ncu_bin" --clock-control none --kernel-name-base mangled --kernel-name "$k" --launch-count 1 --kill yes \
-      --set full env LD_LIBRARY_PATH=/tmp/gq/lib /tmp/gq/bin/gqsa bench kernel --quick --only 8192 --batches 1 --reps 20 > "$O/ncu_$kf.txt" 2>&1
+      --set full env LD_LIBRARY_PATH=/tmp/gq/lib /tmp/gq/bin/gqsa bench kernel --quick --only 8192 --batches "${GQ_PROBE_BATCH:-1}" --reps 20 > "$O/ncu_$kf.txt" 2>&1
     echo "ncu $k rc=$? ($(( $(date +%s) - s0 )) s)"
     grep -E "^    (DRAM Throughput|Duration|Achieved Occupancy|Registers Per Thread|L1/TEX Cache Throughput|L2 Cache Throughput|Warp Cycles Per Issued Instruction|Issued Ipc Active|Executed Instructions  |Block Limit)" "$O/ncu_$kf.txt" | head -16
     grep -iE "stall|smsp__pcsamp" "$O/ncu_$kf.txt" | head -8
