@@ -216,8 +216,9 @@ void gq_gqs_tiles_free(gq_gqs_tiles *t);
  * Weights in float (q scale + min, as gq_gqs_dev_expand), so y equals the dense product up to summation
  * order: a test of the layout and of the kernel's fragment arithmetic, not of its rounding. */
 gq_status gq_gqs_tiles_emulate(const gq_gqs_tiles *t, int S, const float *x, int B, double *y);
-/* Warps per tile of the v18 kernel for `slots` resident warps: the power of two in 1..16 that brings
- * ntiles x S to at least `slots`, no more than the mean blocks per tile (a warp with no block idles). */
+/* Warps per tile of the v18 kernel for `slots` resident warps: the largest power of two in 1..16 with ntiles x S
+ * <= slots (one wave: a grid of 1.3 waves leaves its second wave 70% idle) and no more than the mean blocks per
+ * tile (a warp with no block idles); 1 when even S = 1 takes more than a wave. */
 int gq_gqs_tiles_warps(const gq_gqs_tiles *t, int64_t slots);
 
 /* Bytes the kernel must read for the weights: codes + col + sm + row_unit (dense = 1: no col, no

@@ -107,8 +107,8 @@ gq_status gq_gqs_tiles_build(const gq_gqs_dev *d, gq_gqs_tiles *t) {
 int gq_gqs_tiles_warps(const gq_gqs_tiles *t, int64_t slots) {
     if (t->ntiles == 0) return 1;
     const int64_t per_tile = t->nblk / t->ntiles; /* mean blocks per tile */
-    int S = 1;
-    while (S < 16 && (int64_t)t->ntiles * S < slots && 2 * S <= per_tile) S *= 2;
+    int S = 1; /* double while the grid still fits one wave and every warp keeps a block */
+    while (S < 16 && (int64_t)t->ntiles * 2 * S <= slots && 2 * S <= per_tile) S *= 2;
     return S;
 }
 

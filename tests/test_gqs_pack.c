@@ -738,8 +738,12 @@ static void test_tiles_layout(void **state) {
     assert_int_equal(gq_gqs_tiles_warps(&t, 2048), 8);
     t.nblk = 256 * 3;
     assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 2); /* no more warps than blocks */
-    t.ntiles = 688, t.nblk = 688 * 32;
+    t.ntiles = 344, t.nblk = 344 * 32; /* 11008 rows: 16 would be 1.3 waves */
     assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 8);
+    t.ntiles = 688, t.nblk = 688 * 32;
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 4);
+    t.ntiles = 8192, t.nblk = 8192 * 64; /* more tiles than slots: one warp each */
+    assert_int_equal(gq_gqs_tiles_warps(&t, 4224), 1);
     t.ntiles = 0;
     assert_int_equal(gq_gqs_tiles_warps(&t, 8448), 1);
 }
