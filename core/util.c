@@ -28,7 +28,9 @@ gq_status gq_errf(gq_status st, const char *fmt, ...) {
 gq_status gq_err_prefix(gq_status st, const char *fmt, ...) {
     char prefix[1024], old[sizeof g_errmsg];
 #pragma GCC diagnostic push
+#ifndef __clang__ /* a GCC-only warning; clang warns about the unknown name */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
